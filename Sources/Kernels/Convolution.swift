@@ -1,0 +1,186 @@
+import Foundation
+
+// Convolutions over channels-last (NHWC) tensors: a pixel's channels are contiguous, so a 1x1
+// convolution is a plain GEMM and depthwise filters vectorize across channels.
+
+/// 1x1 convolution: `out[m, :] = activation(in[m, :] · weightᵀ + bias (+ residual[m, :]))`.
+/// - input: [rows, inChannels] (rows = batch · height · width)
+/// - weight: [outChannels, inChannels] (PyTorch's [out, in, 1, 1] with BatchNorm folded in)
+/// - output: [rows, outChannels]
+public func pointwiseConvolution(
+    input: UnsafePointer<Float>, rows: Int, inChannels: Int,
+    weight: UnsafePointer<Float>, bias: UnsafePointer<Float>, outChannels: Int,
+    activation: Activation, residual: UnsafePointer<Float>? = nil,
+    output: UnsafeMutablePointer<Float>, threads: Int
+) {
+    BLAS.sgemm(transposeB: true, m: rows, n: outChannels, k: inChannels,
+               a: input, lda: inChannels, b: weight, ldb: inChannels, c: output, ldc: outChannels)
+    biasActivation(output, rows: rows, columns: outChannels, bias: bias, activation: activation,
+                   residual: residual, threads: threads)
+}
+
+/// Geometry of a 2-D convolution over NHWC input with explicit (TF 'SAME' or other) padding.
+public struct ConvolutionGeometry: Sendable, Equatable {
+    public var batch: Int
+    public var height: Int
+    public var width: Int
+    public var channels: Int
+    public var kernel: Int
+    public var stride: Int
+    public var padTop: Int
+    public var padLeft: Int
+    public var outHeight: Int
+    public var outWidth: Int
+
+    /// TF 'SAME' padding, as EfficientNet uses.
+    public init(batch: Int, height: Int, width: Int, channels: Int, kernel: Int, stride: Int) {
+        let vertical = SamePadding(input: height, kernel: kernel, stride: stride)
+        let horizontal = SamePadding(input: width, kernel: kernel, stride: stride)
+        self.init(batch: batch, height: height, width: width, channels: channels, kernel: kernel, stride: stride,
+                  padTop: vertical.before, padLeft: horizontal.before,
+                  outHeight: vertical.output, outWidth: horizontal.output)
+    }
+
+    public init(batch: Int, height: Int, width: Int, channels: Int, kernel: Int, stride: Int,
+                padTop: Int, padLeft: Int, outHeight: Int, outWidth: Int) {
+        self.batch = batch
+        self.height = height
+        self.width = width
+        self.channels = channels
+        self.kernel = kernel
+        self.stride = stride
+        self.padTop = padTop
+        self.padLeft = padLeft
+        self.outHeight = outHeight
+        self.outWidth = outWidth
+    }
+
+    public var outputCount: Int { batch * outHeight * outWidth * channels }
+
+    /// Taps `k` in 0..<kernel whose input coordinate `o * stride - pad + k` lies inside 0..<size.
+    @inline(__always)
+    func validTaps(output o: Int, pad: Int, size: Int) -> Range<Int> {
+        let origin = o * stride - pad
+        return max(0, -origin)..<min(kernel, size - origin)
+    }
+}
+
+/// Depthwise convolution (one kernel×kernel filter per channel) with bias and activation.
+/// - input: [batch, height, width, channels]
+/// - weight: [kernel, kernel, channels] (taps outer, channels inner, so each tap is a contiguous vector)
+/// - output: [batch, outHeight, outWidth, channels]
+public func depthwiseConvolution(
+    input: UnsafePointer<Float>, geometry g: ConvolutionGeometry,
+    weight: UnsafePointer<Float>, bias: UnsafePointer<Float>, activation: Activation,
+    output: UnsafeMutablePointer<Float>, threads: Int
+) {
+    let channels = g.channels
+    let vectorEnd = channels & ~15
+    parallelFor(g.batch * g.outHeight, threads: threads) { range in
+        for row in range {
+            let n = row / g.outHeight, oy = row % g.outHeight
+            let taps_y = g.validTaps(output: oy, pad: g.padTop, size: g.height)
+            let inputImage = input + n * g.height * g.width * channels
+            for ox in 0..<g.outWidth {
+                let taps_x = g.validTaps(output: ox, pad: g.padLeft, size: g.width)
+                let iy0 = oy * g.stride - g.padTop, ix0 = ox * g.stride - g.padLeft
+                let out = output + ((row * g.outWidth) + ox) * channels
+                var c = 0
+                while c < vectorEnd {
+                    var acc = UnsafeRawPointer(bias + c).loadUnaligned(as: SIMD16<Float>.self)
+                    for ky in taps_y {
+                        let inRow = inputImage + ((iy0 + ky) * g.width) * channels + c
+                        let wRow = weight + ky * g.kernel * channels + c
+                        for kx in taps_x {
+                            let x = UnsafeRawPointer(inRow + (ix0 + kx) * channels).loadUnaligned(as: SIMD16<Float>.self)
+                            let w = UnsafeRawPointer(wRow + kx * channels).loadUnaligned(as: SIMD16<Float>.self)
+                            acc.addProduct(x, w)
+                        }
+                    }
+                    UnsafeMutableRawPointer(out + c).storeBytes(of: activation.apply(acc), as: SIMD16<Float>.self)
+                    c += 16
+                }
+                while c < channels {
+                    var acc = bias[c]
+                    for ky in taps_y {
+                        for kx in taps_x {
+                            acc += inputImage[((iy0 + ky) * g.width + ix0 + kx) * channels + c]
+                                * weight[(ky * g.kernel + kx) * channels + c]
+                        }
+                    }
+                    out[c] = activation.apply(acc)
+                    c += 1
+                }
+            }
+        }
+    }
+}
+
+/// Dense 2-D convolution via im2col + GEMM, for layers with few input channels (the stem).
+/// - input: [batch, height, width, channels]
+/// - weight: [outChannels, kernel, kernel, channels]
+/// - columns: scratch of at least `batch · outHeight · outWidth · kernel² · channels` floats
+/// - output: [batch, outHeight, outWidth, outChannels]
+public func convolution(
+    input: UnsafePointer<Float>, geometry g: ConvolutionGeometry,
+    weight: UnsafePointer<Float>, bias: UnsafePointer<Float>, outChannels: Int, activation: Activation,
+    columns: UnsafeMutablePointer<Float>, output: UnsafeMutablePointer<Float>, threads: Int
+) {
+    let patch = g.kernel * g.kernel * g.channels
+    let rows = g.batch * g.outHeight * g.outWidth
+    parallelFor(g.batch * g.outHeight, threads: threads) { range in
+        for row in range {
+            let n = row / g.outHeight, oy = row % g.outHeight
+            let inputImage = input + n * g.height * g.width * g.channels
+            for ox in 0..<g.outWidth {
+                let column = columns + (row * g.outWidth + ox) * patch
+                for ky in 0..<g.kernel {
+                    let iy = oy * g.stride - g.padTop + ky
+                    for kx in 0..<g.kernel {
+                        let ix = ox * g.stride - g.padLeft + kx
+                        let dst = column + (ky * g.kernel + kx) * g.channels
+                        if iy >= 0 && iy < g.height && ix >= 0 && ix < g.width {
+                            dst.update(from: inputImage + (iy * g.width + ix) * g.channels, count: g.channels)
+                        } else {
+                            dst.update(repeating: 0, count: g.channels)
+                        }
+                    }
+                }
+            }
+        }
+    }
+    pointwiseConvolution(input: columns, rows: rows, inChannels: patch, weight: weight, bias: bias,
+                         outChannels: outChannels, activation: activation, output: output, threads: threads)
+}
+
+/// Mean over the spatial positions: [batch, positions, channels] -> [batch, channels].
+public func globalAveragePool(
+    input: UnsafePointer<Float>, batch: Int, positions: Int, channels: Int, output: UnsafeMutablePointer<Float>
+) {
+    let scale = 1 / Float(positions)
+    for n in 0..<batch {
+        let out = output + n * channels
+        out.update(repeating: 0, count: channels)
+        for p in 0..<positions {
+            let src = input + (n * positions + p) * channels
+            for c in 0..<channels { out[c] += src[c] }
+        }
+        for c in 0..<channels { out[c] *= scale }
+    }
+}
+
+/// Numerically stable softmax over each row of [rows, columns], in place.
+public func softmaxRows(_ x: UnsafeMutablePointer<Float>, rows: Int, columns: Int) {
+    for r in 0..<rows {
+        let row = x + r * columns
+        var peak = -Float.infinity
+        for c in 0..<columns { peak = max(peak, row[c]) }
+        var sum: Float = 0
+        for c in 0..<columns {
+            row[c] = expf(row[c] - peak)
+            sum += row[c]
+        }
+        let inverse = 1 / sum
+        for c in 0..<columns { row[c] *= inverse }
+    }
+}
