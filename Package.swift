@@ -32,10 +32,12 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
+        // Golden-file paths and a .npy reader shared by the test targets.
+        .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "KernelsTests", dependencies: ["Kernels"]),
         .testTarget(name: "ImagingTests", dependencies: ["Imaging"], resources: [.copy("Resources")]),
         .testTarget(name: "WeightsTests", dependencies: ["Weights"]),
-        .testTarget(name: "ModelsTests", dependencies: ["Models", "Weights", "Kernels"], resources: [.copy("Resources")]),
-        .testTarget(name: "HeadTuneTests", dependencies: ["HeadTune"]),
+        .testTarget(name: "ModelsTests", dependencies: ["Models", "Weights", "Kernels", "TestSupport"]),
+        .testTarget(name: "HeadTuneTests", dependencies: ["HeadTune", "TestSupport"]),
     ]
 )

@@ -1,0 +1,332 @@
+// EfficientNet-Lite (Tan & Le, "EfficientNet: Rethinking Model Scaling for CNNs", ICML 2019; the Lite
+// variants of the TensorFlow TPU repository: no squeeze-excite, ReLU6, fixed stem and head) for the
+// lukemelas-style PyTorch checkpoint `efficientnet-lite0-57934424.pth`. Matches the reference in
+// shared/reference/python/effnet_lite.py: TF 'SAME' padding, BatchNorm eps 1e-3, bias-free convolutions.
+//
+// Activations are channels-last (NHWC) throughout, so 1x1 convolutions are plain GEMMs.
+
+import Foundation
+import Kernels
+
+/// Architecture hyper-parameters of an EfficientNet-Lite network.
+public struct EfficientNetLiteConfiguration: Codable, Sendable, Equatable {
+    /// One stage of MBConv blocks (EfficientNet-B0 block arguments).
+    public struct Stage: Codable, Sendable, Equatable {
+        public var repeats: Int
+        public var kernel: Int
+        public var stride: Int
+        public var expandRatio: Int
+        public var inChannels: Int
+        public var outChannels: Int
+    }
+
+    public var stemChannels: Int
+    public var stages: [Stage]
+    public var headChannels: Int
+    public var numClasses: Int
+    public var batchNormEpsilon: Double
+    public var inputSize: Int
+
+    public static let lite0 = EfficientNetLiteConfiguration(
+        stemChannels: 32,
+        stages: [
+            Stage(repeats: 1, kernel: 3, stride: 1, expandRatio: 1, inChannels: 32, outChannels: 16),
+            Stage(repeats: 2, kernel: 3, stride: 2, expandRatio: 6, inChannels: 16, outChannels: 24),
+            Stage(repeats: 2, kernel: 5, stride: 2, expandRatio: 6, inChannels: 24, outChannels: 40),
+            Stage(repeats: 3, kernel: 3, stride: 2, expandRatio: 6, inChannels: 40, outChannels: 80),
+            Stage(repeats: 3, kernel: 5, stride: 1, expandRatio: 6, inChannels: 80, outChannels: 112),
+            Stage(repeats: 4, kernel: 5, stride: 2, expandRatio: 6, inChannels: 112, outChannels: 192),
+            Stage(repeats: 1, kernel: 3, stride: 1, expandRatio: 6, inChannels: 192, outChannels: 320),
+        ],
+        headChannels: 1280, numClasses: 1000, batchNormEpsilon: 1e-3, inputSize: 224)
+
+    /// The blocks the stages expand to, in checkpoint order (`_blocks.0` ...).
+    public var blocks: [BlockArguments] {
+        stages.flatMap { stage in
+            (0..<stage.repeats).map { j in
+                BlockArguments(kernel: stage.kernel, stride: j == 0 ? stage.stride : 1, expandRatio: stage.expandRatio,
+                               inChannels: j == 0 ? stage.inChannels : stage.outChannels,
+                               outChannels: stage.outChannels)
+            }
+        }
+    }
+
+    public struct BlockArguments: Sendable, Equatable {
+        public var kernel: Int
+        public var stride: Int
+        public var expandRatio: Int
+        public var inChannels: Int
+        public var outChannels: Int
+        public var expandedChannels: Int { inChannels * expandRatio }
+        public var hasResidual: Bool { stride == 1 && inChannels == outChannels }
+    }
+}
+
+/// A convolution with BatchNorm folded in: `y = conv(x, weight) + bias`.
+struct FoldedConvolution: Sendable {
+    /// Layout depends on the use: [out, in] for 1x1, [out, k, k, in] for dense, [k, k, channels] for depthwise.
+    var weight: [Float]
+    var bias: [Float]
+}
+
+/// EfficientNet-Lite forward pass: images -> pooled features and class logits, in one pass.
+public struct EfficientNetLite: Sendable {
+    public let configuration: EfficientNetLiteConfiguration
+    let stem: FoldedConvolution
+    let blocks: [Block]
+    let head: FoldedConvolution
+    /// Classifier [numClasses, headChannels] and bias [numClasses].
+    let classifier: FoldedConvolution
+
+    struct Block: Sendable {
+        let arguments: EfficientNetLiteConfiguration.BlockArguments
+        let expand: FoldedConvolution?
+        let depthwise: FoldedConvolution
+        let project: FoldedConvolution
+    }
+
+    public var featureCount: Int { configuration.headChannels }
+    public var classCount: Int { configuration.numClasses }
+
+    /// Strict load from a lukemelas-style state dict: every tensor must be present with its exact shape,
+    /// and no other tensor may be there (BatchNorm's `num_batches_tracked` counters are allowed).
+    public init(configuration: EfficientNetLiteConfiguration = .lite0, weights: some TensorSource) throws(ModelsError) {
+        self.configuration = configuration
+        let c = configuration
+        var expected = Set<String>()
+        func batchNormKeys(_ prefix: String) -> [String] {
+            ["weight", "bias", "running_mean", "running_var"].map { "\(prefix).\($0)" }
+        }
+        expected.formUnion(["_conv_stem.weight", "_conv_head.weight", "_fc.weight", "_fc.bias"])
+        expected.formUnion(batchNormKeys("_bn0") + batchNormKeys("_bn1"))
+        for (i, block) in c.blocks.enumerated() {
+            let p = "_blocks.\(i)"
+            if block.expandRatio != 1 { expected.formUnion(["\(p)._expand_conv.weight"] + batchNormKeys("\(p)._bn0")) }
+            expected.formUnion(["\(p)._depthwise_conv.weight", "\(p)._project_conv.weight"])
+            expected.formUnion(batchNormKeys("\(p)._bn1") + batchNormKeys("\(p)._bn2"))
+        }
+        try weights.requireExactly(expected, ignoring: { $0.hasSuffix(".num_batches_tracked") })
+
+        func fold(_ convKey: String, _ bnKey: String, shape: [Int]) throws(ModelsError) -> FoldedConvolution {
+            let out = shape[0]
+            var weight = try weights.floats(convKey, shape: shape)
+            let gamma = try weights.floats("\(bnKey).weight", shape: [out])
+            let beta = try weights.floats("\(bnKey).bias", shape: [out])
+            let mean = try weights.floats("\(bnKey).running_mean", shape: [out])
+            let variance = try weights.floats("\(bnKey).running_var", shape: [out])
+            var bias = [Float](repeating: 0, count: out)
+            let perOutput = weight.count / out
+            for o in 0..<out {
+                // Folded in double precision so the fp32 weights carry no extra rounding.
+                let scale = Double(gamma[o]) / (Double(variance[o]) + c.batchNormEpsilon).squareRoot()
+                for i in 0..<perOutput { weight[o * perOutput + i] = Float(Double(weight[o * perOutput + i]) * scale) }
+                bias[o] = Float(Double(beta[o]) - Double(mean[o]) * scale)
+            }
+            return FoldedConvolution(weight: weight, bias: bias)
+        }
+
+        // Stem: PyTorch [out, in, k, k] -> [out, k, k, in] to match im2col's channels-last patches.
+        var stem = try fold("_conv_stem.weight", "_bn0", shape: [c.stemChannels, 3, 3, 3])
+        stem.weight = Self.permuteOIHWtoOHWI(stem.weight, out: c.stemChannels, in: 3, kernel: 3)
+        self.stem = stem
+
+        var blocks: [Block] = []
+        for (i, arguments) in c.blocks.enumerated() {
+            let p = "_blocks.\(i)"
+            let mid = arguments.expandedChannels, k = arguments.kernel
+            let expand = arguments.expandRatio == 1
+                ? nil : try fold("\(p)._expand_conv.weight", "\(p)._bn0", shape: [mid, arguments.inChannels, 1, 1])
+            var depthwise = try fold("\(p)._depthwise_conv.weight", "\(p)._bn1", shape: [mid, 1, k, k])
+            depthwise.weight = Self.permuteDepthwise(depthwise.weight, channels: mid, kernel: k)
+            let project = try fold("\(p)._project_conv.weight", "\(p)._bn2", shape: [arguments.outChannels, mid, 1, 1])
+            blocks.append(Block(arguments: arguments, expand: expand, depthwise: depthwise, project: project))
+        }
+        self.blocks = blocks
+        let lastChannels = c.stages.last?.outChannels ?? c.stemChannels
+        head = try fold("_conv_head.weight", "_bn1", shape: [c.headChannels, lastChannels, 1, 1])
+        classifier = FoldedConvolution(
+            weight: try weights.floats("_fc.weight", shape: [c.numClasses, c.headChannels]),
+            bias: try weights.floats("_fc.bias", shape: [c.numClasses]))
+    }
+
+    static func permuteOIHWtoOHWI(_ w: [Float], out: Int, in inChannels: Int, kernel: Int) -> [Float] {
+        var result = [Float](repeating: 0, count: w.count)
+        for o in 0..<out {
+            for i in 0..<inChannels {
+                for t in 0..<(kernel * kernel) {
+                    result[(o * kernel * kernel + t) * inChannels + i] = w[(o * inChannels + i) * kernel * kernel + t]
+                }
+            }
+        }
+        return result
+    }
+
+    /// [channels, 1, k, k] -> [k, k, channels]: each tap becomes a contiguous vector over channels.
+    static func permuteDepthwise(_ w: [Float], channels: Int, kernel: Int) -> [Float] {
+        var result = [Float](repeating: 0, count: w.count)
+        for ch in 0..<channels {
+            for t in 0..<(kernel * kernel) { result[t * channels + ch] = w[ch * kernel * kernel + t] }
+        }
+        return result
+    }
+
+    /// Runs the network.
+    /// - input: [batch, height, width, 3] normalized pixels (channels-last)
+    /// - features: receives [batch, headChannels] pooled features
+    /// - logits: receives [batch, numClasses] when non-nil
+    public func forward(
+        input: UnsafePointer<Float>, workspace: EfficientNetLiteWorkspace,
+        features: UnsafeMutablePointer<Float>, logits: UnsafeMutablePointer<Float>?
+    ) {
+        let plan = workspace.plan
+        let batch = plan.batch, threads = workspace.threads
+        BLAS.threads = threads
+        var current = workspace.activationA.baseAddress!
+        var next = workspace.activationB.baseAddress!
+        let expanded = workspace.expanded.baseAddress!
+        let filtered = workspace.filtered.baseAddress!
+
+        // [batch, H, W, 3] -> [batch, H/2, W/2, stemChannels]
+        convolution(input: input, geometry: plan.stem, weight: stem.weight, bias: stem.bias,
+                    outChannels: configuration.stemChannels, activation: .relu6,
+                    columns: workspace.columns.baseAddress!, output: current, threads: threads)
+
+        for (block, geometry) in zip(blocks, plan.blocks) {
+            let a = block.arguments
+            let inRows = batch * geometry.height * geometry.width
+            // [rows, in] -> [rows, mid]
+            var depthwiseInput = UnsafePointer(current)
+            if let expand = block.expand {
+                pointwiseConvolution(input: current, rows: inRows, inChannels: a.inChannels, weight: expand.weight,
+                                     bias: expand.bias, outChannels: a.expandedChannels, activation: .relu6,
+                                     output: expanded, threads: threads)
+                depthwiseInput = UnsafePointer(expanded)
+            }
+            // [batch, H, W, mid] -> [batch, H/s, W/s, mid]
+            depthwiseConvolution(input: depthwiseInput, geometry: geometry, weight: block.depthwise.weight,
+                                 bias: block.depthwise.bias, activation: .relu6, output: filtered, threads: threads)
+            // [rows', mid] -> [rows', out] (+ block input)
+            let outRows = batch * geometry.outHeight * geometry.outWidth
+            pointwiseConvolution(input: filtered, rows: outRows, inChannels: a.expandedChannels,
+                                 weight: block.project.weight, bias: block.project.bias, outChannels: a.outChannels,
+                                 activation: .identity, residual: a.hasResidual ? UnsafePointer(current) : nil,
+                                 output: next, threads: threads)
+            swap(&current, &next)
+        }
+
+        // [rows, 320] -> [rows, 1280] -> mean over positions -> [batch, 1280]
+        let positions = plan.finalHeight * plan.finalWidth
+        let lastChannels = blocks.last?.arguments.outChannels ?? configuration.stemChannels
+        pointwiseConvolution(input: current, rows: batch * positions, inChannels: lastChannels, weight: head.weight,
+                             bias: head.bias, outChannels: configuration.headChannels, activation: .relu6,
+                             output: expanded, threads: threads)
+        globalAveragePool(input: expanded, batch: batch, positions: positions, channels: configuration.headChannels,
+                          output: features)
+        if let logits {
+            // [batch, 1280] -> [batch, 1000]
+            pointwiseConvolution(input: features, rows: batch, inChannels: configuration.headChannels,
+                                 weight: classifier.weight, bias: classifier.bias, outChannels: configuration.numClasses,
+                                 activation: .identity, output: logits, threads: 1)
+        }
+    }
+
+    /// Convenience for tests and one-off calls; steady-state callers reuse a workspace.
+    /// - input: [batch, height, width, 3] channels-last
+    public func forward(_ input: [Float], batch: Int, height: Int, width: Int, threads: Int = 1)
+        throws(ModelsError) -> (features: [Float], logits: [Float])
+    {
+        guard input.count == batch * height * width * 3 else {
+            throw .invalidInput(reason: "expected \(batch)x\(height)x\(width)x3 values, got \(input.count)")
+        }
+        let workspace = makeWorkspace(batch: batch, height: height, width: width, threads: threads)
+        var features = [Float](repeating: 0, count: batch * featureCount)
+        var logits = [Float](repeating: 0, count: batch * classCount)
+        input.withUnsafeBufferPointer { input in
+            features.withUnsafeMutableBufferPointer { f in
+                logits.withUnsafeMutableBufferPointer { l in
+                    forward(input: input.baseAddress!, workspace: workspace, features: f.baseAddress!, logits: l.baseAddress!)
+                }
+            }
+        }
+        return (features, logits)
+    }
+
+    /// Buffers for one input geometry, planned once and reused across calls.
+    public func makeWorkspace(batch: Int, height: Int? = nil, width: Int? = nil, threads: Int = 1) -> EfficientNetLiteWorkspace {
+        EfficientNetLiteWorkspace(plan: EfficientNetLitePlan(configuration: configuration, batch: batch,
+                                                             height: height ?? configuration.inputSize,
+                                                             width: width ?? configuration.inputSize),
+                                  threads: threads)
+    }
+}
+
+/// Per-layer geometry and buffer sizes for one batch size and input size.
+public struct EfficientNetLitePlan: Sendable, Equatable {
+    public let batch: Int
+    let stem: ConvolutionGeometry
+    /// Depthwise geometry of each block (input size = the block's input size).
+    let blocks: [ConvolutionGeometry]
+    let finalHeight: Int
+    let finalWidth: Int
+    /// Floats per buffer.
+    let activationCount: Int
+    let expandedCount: Int
+    let filteredCount: Int
+    let columnsCount: Int
+
+    init(configuration c: EfficientNetLiteConfiguration, batch: Int, height: Int, width: Int) {
+        self.batch = batch
+        stem = ConvolutionGeometry(batch: batch, height: height, width: width, channels: 3, kernel: 3, stride: 2)
+        var h = stem.outHeight, w = stem.outWidth
+        var activation = h * w * c.stemChannels, expanded = 0, filtered = 0
+        var blocks: [ConvolutionGeometry] = []
+        for a in c.blocks {
+            let g = ConvolutionGeometry(batch: batch, height: h, width: w, channels: a.expandedChannels,
+                                        kernel: a.kernel, stride: a.stride)
+            blocks.append(g)
+            expanded = max(expanded, h * w * a.expandedChannels)
+            filtered = max(filtered, g.outHeight * g.outWidth * a.expandedChannels)
+            h = g.outHeight
+            w = g.outWidth
+            activation = max(activation, h * w * a.outChannels)
+        }
+        self.blocks = blocks
+        finalHeight = h
+        finalWidth = w
+        expanded = max(expanded, h * w * c.headChannels)
+        activationCount = batch * activation
+        expandedCount = batch * expanded
+        filteredCount = batch * filtered
+        columnsCount = batch * stem.outHeight * stem.outWidth * 9 * 3
+    }
+}
+
+/// Scratch memory for `EfficientNetLite.forward`. Not shared between concurrent calls.
+public final class EfficientNetLiteWorkspace {
+    public let plan: EfficientNetLitePlan
+    public let threads: Int
+    let activationA: UnsafeMutableBufferPointer<Float>
+    let activationB: UnsafeMutableBufferPointer<Float>
+    let expanded: UnsafeMutableBufferPointer<Float>
+    let filtered: UnsafeMutableBufferPointer<Float>
+    let columns: UnsafeMutableBufferPointer<Float>
+
+    init(plan: EfficientNetLitePlan, threads: Int) {
+        self.plan = plan
+        self.threads = max(1, threads)
+        func buffer(_ count: Int) -> UnsafeMutableBufferPointer<Float> {
+            let b = UnsafeMutableBufferPointer<Float>.allocate(capacity: count)
+            b.initialize(repeating: 0)
+            return b
+        }
+        activationA = buffer(plan.activationCount)
+        activationB = buffer(plan.activationCount)
+        expanded = buffer(plan.expandedCount)
+        filtered = buffer(plan.filteredCount)
+        columns = buffer(plan.columnsCount)
+    }
+
+    deinit {
+        for b in [activationA, activationB, expanded, filtered, columns] { b.deallocate() }
+    }
+}

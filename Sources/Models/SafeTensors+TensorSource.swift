@@ -1,0 +1,5 @@
+import Weights
+
+extension SafeTensors: TensorSource {
+    public var sourceName: String { path }
+}
