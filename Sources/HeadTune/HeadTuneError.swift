@@ -1,0 +1,17 @@
+import Foundation
+
+/// Errors of the library layer shared by the CLI and the service.
+public enum HeadTuneError: Error, LocalizedError, Equatable {
+    case missingResource(String)
+    case noInputs(searched: [String])
+    case outputFailed(path: String, reason: String)
+
+    public var errorDescription: String? {
+        switch self {
+        case .missingResource(let what): return "missing bundled resource: \(what)"
+        case .noInputs(let searched):
+            return "no images (.jpg, .jpeg, .png) found in \(searched.joined(separator: ", "))"
+        case .outputFailed(let path, let reason): return "\(path): cannot write output (\(reason))"
+        }
+    }
+}

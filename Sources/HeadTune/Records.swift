@@ -1,0 +1,49 @@
+import Kernels
+
+/// One class with its probability, as every classifier output reports it.
+public struct Prediction: Codable, Sendable, Equatable {
+    public var label: String
+    public var index: Int
+    public var score: Float
+
+    public init(label: String, index: Int, score: Float) {
+        self.label = label
+        self.index = index
+        self.score = score
+    }
+}
+
+/// The JSON-lines contract: one record per input, in input order, `path` exactly as given;
+/// either `predictions` or `error` is present.
+public struct ClassificationRecord: Codable, Sendable, Equatable {
+    public var path: String
+    public var predictions: [Prediction]?
+    public var error: String?
+
+    public init(path: String, predictions: [Prediction]? = nil, error: String? = nil) {
+        self.path = path
+        self.predictions = predictions
+        self.error = error
+    }
+}
+
+/// The `k` highest entries of `probabilities`, highest first (ties: lower index first).
+public func largestEntries(_ probabilities: UnsafeBufferPointer<Float>, k: Int) -> [(index: Int, score: Float)] {
+    let k = min(k, probabilities.count)
+    var best: [(index: Int, score: Float)] = []
+    best.reserveCapacity(k + 1)
+    for (i, p) in probabilities.enumerated() {
+        if best.count == k, let last = best.last, !(p > last.score) { continue }
+        let position = best.firstIndex { p > $0.score } ?? best.count
+        best.insert((i, p), at: position)
+        if best.count > k { best.removeLast() }
+    }
+    return best
+}
+
+/// Softmax of one row of logits.
+public func probabilities(fromLogits logits: [Float]) -> [Float] {
+    var result = logits
+    result.withUnsafeMutableBufferPointer { softmaxRows($0.baseAddress!, rows: 1, columns: $0.count) }
+    return result
+}

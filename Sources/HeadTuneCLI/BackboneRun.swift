@@ -1,0 +1,46 @@
+import ArgumentParser
+import Foundation
+import HeadTune
+
+/// Runs the backbone over the inputs with a progress bar, reporting failed files on stderr.
+/// `emit` writes each result, in input order. Returns the number of failed inputs.
+func runBackbone(
+    backbone: Backbone, options: BackboneOptions, inputs: [String], forceProgress: Bool, computeLogits: Bool,
+    emit: (String, Result<BackboneOutput, Error>) throws -> Void
+) throws -> Int {
+    let runner = BatchRunner(backbone: backbone, batchSize: options.batchSize, threads: options.threads,
+                             computeLogits: computeLogits)
+    let progress = ProgressBar(total: inputs.count, force: forceProgress)
+    var failures = 0
+    try runner.run(paths: inputs) { index, result in
+        if case .failure(let error) = result {
+            failures += 1
+            progress.clear()
+            printError("headtune: \(errorMessage(error, path: inputs[index]))")
+        }
+        try emit(inputs[index], result)
+        progress.advance()
+    }
+    progress.finish()
+    return failures
+}
+
+/// An error's message, with the path in front unless the error already names it.
+func errorMessage(_ error: Error, path: String) -> String {
+    let text = (error as? LocalizedError)?.errorDescription ?? "\(error)"
+    return text.hasPrefix(path) ? text : "\(path): \(text)"
+}
+
+/// Finishes a command: commits or discards the output and maps failures to the exit status.
+func finish(_ sink: OutputSink, failures: Int, total: Int) throws {
+    try sink.commit()
+    if failures > 0 {
+        printError("headtune: \(failures) of \(total) input(s) failed")
+        throw ExitCode(1)
+    }
+}
+
+/// Writes a line to stderr.
+func printError(_ message: String) {
+    FileHandle.standardError.write(Data((message + "\n").utf8))
+}

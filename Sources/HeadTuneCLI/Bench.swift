@@ -1,0 +1,85 @@
+import ArgumentParser
+import Foundation
+import HeadTune
+import Kernels
+
+struct Bench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Measure inference speed (network only, on synthetic input; decoding excluded).",
+        subcommands: [BenchBackbone.self])
+}
+
+struct BenchBackbone: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "backbone",
+        abstract: "Images per second of the backbone at a batch size, after warm-up.",
+        discussion: """
+            Prints {"batch": N, "threads": T, "images_per_s": ..., "ms_per_batch_p50": ..., \
+            "ms_per_batch_p90": ..., "peak_rss_mb": ...} with --format json.
+            """)
+
+    enum Format: String, ExpressibleByArgument, CaseIterable { case json, text }
+
+    @Option(help: "Images per batch.") var batch: Int = 1
+    @Option(help: "Seconds to measure (after warm-up).") var seconds: Double = 5
+    @Option(help: "Seconds of warm-up.") var warmup: Double = 1
+    @Option(help: "Threads (default: all cores).") var threads: Int = ProcessInfo.processInfo.activeProcessorCount
+    @Option(help: "json or text.") var format: Format = .text
+    @Option(help: "Directory with the converted weights.", completion: .directory) var weights: String?
+
+    func validate() throws {
+        guard batch >= 1, threads >= 1, seconds > 0, warmup >= 0 else {
+            throw ValidationError("--batch and --threads must be >= 1, --seconds > 0")
+        }
+    }
+
+    func run() throws {
+        let backbone = try Backbone.efficientNetLite0(weightsDirectory: weights.map { URL(fileURLWithPath: $0) })
+        let model = backbone.model
+        let size = backbone.inputSize
+        // Deterministic values in [-1, 1], like normalized pixels.
+        var state: UInt32 = 12345
+        let input = (0..<(batch * size * size * 3)).map { _ -> Float in
+            state = state &* 1_664_525 &+ 1_013_904_223
+            return Float(state >> 8) / Float(1 << 23) - 1
+        }
+        let workspace = model.makeWorkspace(batch: batch, threads: threads)
+        var features = [Float](repeating: 0, count: batch * model.featureCount)
+        var logits = [Float](repeating: 0, count: batch * model.classCount)
+        func once() -> Double {
+            let start = DispatchTime.now().uptimeNanoseconds
+            input.withUnsafeBufferPointer { x in
+                features.withUnsafeMutableBufferPointer { f in
+                    logits.withUnsafeMutableBufferPointer { l in
+                        model.forward(input: x.baseAddress!, workspace: workspace, features: f.baseAddress!,
+                                      logits: l.baseAddress!)
+                    }
+                }
+            }
+            return Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6
+        }
+        var elapsed = 0.0
+        repeat { elapsed += once() } while elapsed < warmup * 1000
+        var times: [Double] = []
+        elapsed = 0
+        repeat {
+            let t = once()
+            times.append(t)
+            elapsed += t
+        } while elapsed < seconds * 1000 || times.count < 3
+        times.sort()
+        let p50 = times[times.count / 2], p90 = times[min(times.count - 1, Int(Double(times.count) * 0.9))]
+        let imagesPerSecond = Double(batch * times.count) / (elapsed / 1000)
+        var usage = rusage()
+        getrusage(__rusage_who_t(RUSAGE_SELF.rawValue), &usage)
+        let peakMB = Double(usage.ru_maxrss) / 1024
+        switch format {
+        case .json:
+            print(String(format: "{\"batch\": %d, \"threads\": %d, \"images_per_s\": %.2f, \"ms_per_batch_p50\": %.3f, \"ms_per_batch_p90\": %.3f, \"batches\": %d, \"peak_rss_mb\": %.1f, \"blas_core\": \"%@\"}",
+                         batch, threads, imagesPerSecond, p50, p90, times.count, peakMB, BLAS.coreName))
+        case .text:
+            print(String(format: "batch %d, %d thread(s): %.1f images/s, %.2f ms/batch p50, %.2f p90 (%d batches), peak RSS %.0f MB, OpenBLAS %@",
+                         batch, threads, imagesPerSecond, p50, p90, times.count, peakMB, BLAS.coreName))
+        }
+    }
+}

@@ -1,0 +1,14 @@
+import ArgumentParser
+
+@main
+struct HeadTuneCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "headtune",
+        abstract: "Transfer-learning image classification on CPU with a frozen pretrained backbone.",
+        discussion: """
+            The backbone is EfficientNet-Lite0 (ImageNet), run by headtune's own Swift code from the \
+            converted pretrained weights in weights/ (fetch them with `make weights`).
+            Machine-readable results go to stdout, progress and per-file errors to stderr.
+            """,
+        subcommands: [Classify.self, Embed.self, Bench.self, Info.self])
+}

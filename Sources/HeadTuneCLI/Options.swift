@@ -1,0 +1,57 @@
+import ArgumentParser
+import Foundation
+import HeadTune
+import Imaging
+
+/// Options every command that runs the backbone shares.
+struct BackboneOptions: ParsableArguments {
+    @Option(help: "Images per network batch.")
+    var batchSize: Int = 16
+
+    @Option(help: "Threads for inference (default: all cores).")
+    var threads: Int = ProcessInfo.processInfo.activeProcessorCount
+
+    @Option(help: ArgumentHelp("Directory with the converted weights.", discussion: "Default: $HEADTUNE_WEIGHTS, then ./weights and its parents."),
+            completion: .directory)
+    var weights: String?
+
+    @Option(help: "Refuse images whose header declares more pixels than this (decompression bombs).")
+    var maxPixels: Int = DecodeOptions().maxPixels
+
+    func validate() throws {
+        guard batchSize >= 1 && batchSize <= 1024 else { throw ValidationError("--batch-size must be in 1...1024") }
+        guard threads >= 1 else { throw ValidationError("--threads must be at least 1") }
+        guard maxPixels >= 1 else { throw ValidationError("--max-pixels must be positive") }
+    }
+
+    func loadBackbone() throws -> Backbone {
+        try Backbone.efficientNetLite0(weightsDirectory: weights.map { URL(fileURLWithPath: $0) }, maxPixels: maxPixels)
+    }
+}
+
+/// Input paths: files, directories (walked), or `-` for a list of paths on stdin.
+struct InputOptions: ParsableArguments {
+    @Argument(help: ArgumentHelp("Image files or directories (walked recursively, sorted; non-images skipped). `-` reads paths from stdin, one per line.", valueName: "path"),
+              completion: .file())
+    var paths: [String] = []
+
+    @Flag(help: "Show a progress bar on stderr even when it is not a terminal.")
+    var progress = false
+
+    func validate() throws {
+        guard !paths.isEmpty else { throw ValidationError("give at least one image file or directory") }
+    }
+
+    func collect() throws -> [String] {
+        let inputs = try InputCollector.collect(paths)
+        guard !inputs.isEmpty else { throw HeadTuneError.noInputs(searched: paths) }
+        return inputs
+    }
+}
+
+/// Where machine-readable output goes.
+struct OutputOptions: ParsableArguments {
+    @Option(name: [.short, .long], help: "Write to this file (atomically: a failed run leaves the previous file intact) instead of stdout.",
+            completion: .file())
+    var output: String?
+}
