@@ -9,6 +9,7 @@ demo: assets build
 	$(BIN) classify --imagenet --top-k 3 samples/
 
 test: assets
+	$(PYTHON) -m unittest discover -s scripts -p 'test_*.py'
 	$(SWIFT) test
 
 build: deps

@@ -23,7 +23,7 @@ struct BenchBackbone: ParsableCommand {
     @Option(help: "Images per batch.") var batch: Int = 1
     @Option(help: "Seconds to measure (after warm-up).") var seconds: Double = 5
     @Option(help: "Seconds of warm-up.") var warmup: Double = 1
-    @Option(help: "Threads (default: all cores).") var threads: Int = ProcessInfo.processInfo.activeProcessorCount
+    @Option(help: "Threads.") var threads: Int = ProcessInfo.processInfo.activeProcessorCount
     @Option(help: "json or text.") var format: Format = .text
     @Option(help: "Directory with the converted weights.", completion: .directory) var weights: String?
 

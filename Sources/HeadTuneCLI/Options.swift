@@ -8,7 +8,7 @@ struct BackboneOptions: ParsableArguments {
     @Option(help: "Images per network batch.")
     var batchSize: Int = 16
 
-    @Option(help: "Threads for inference (default: all cores).")
+    @Option(help: "Threads for inference.")
     var threads: Int = ProcessInfo.processInfo.activeProcessorCount
 
     @Option(help: ArgumentHelp("Directory with the converted weights.", discussion: "Default: $HEADTUNE_WEIGHTS, then ./weights and its parents."),
