@@ -10,6 +10,7 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
     ],
     targets: [
         // System libraries (Debian: libjpeg-dev, libpng-dev, libopenblas-dev).
@@ -25,7 +26,11 @@ let package = Package(
         .target(name: "Imaging", dependencies: ["CImageCodecs"]),
         .target(name: "Weights"),
         .target(name: "Models", dependencies: ["Kernels", "Weights"]),
-        .target(name: "HeadTune", dependencies: ["Kernels", "Imaging", "Weights", "Models"],
+        // Heads, losses, optimizers, metrics, datasets and the feature cache.
+        .target(name: "Training", dependencies: ["Kernels", "Models", "Weights",
+                                                 .product(name: "GRDB", package: "GRDB.swift")]),
+        .target(name: "HeadTune", dependencies: ["Kernels", "Imaging", "Weights", "Models", "Training",
+                                                 .product(name: "GRDB", package: "GRDB.swift")],
                 resources: [.copy("Resources/imagenet_classes.txt")]),
         .executableTarget(name: "HeadTuneCLI", dependencies: [
             "HeadTune",
@@ -38,6 +43,7 @@ let package = Package(
         .testTarget(name: "ImagingTests", dependencies: ["Imaging"], resources: [.copy("Resources")]),
         .testTarget(name: "WeightsTests", dependencies: ["Weights"]),
         .testTarget(name: "ModelsTests", dependencies: ["Models", "Weights", "Kernels", "TestSupport"]),
+        .testTarget(name: "TrainingTests", dependencies: ["Training", "TestSupport"]),
         .testTarget(name: "HeadTuneTests", dependencies: ["HeadTune", "TestSupport"]),
     ]
 )
