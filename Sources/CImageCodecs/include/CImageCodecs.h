@@ -1,0 +1,70 @@
+#ifndef HEADTUNE_CIMAGECODECS_H
+#define HEADTUNE_CIMAGECODECS_H
+
+// Thin C layer over libjpeg(-turbo) and libpng. Both libraries report errors by longjmp, which
+// Swift cannot survive, so every library call happens here and errors come back as a status and
+// a message. The output is always 8-bit interleaved RGB (HWC); the Swift module `Imaging` wraps it.
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum {
+    HC_OK = 0,
+    /// Truncated or malformed data; `message` holds the library's reason.
+    HC_CORRUPT = 1,
+    /// A valid file of a kind we do not decode (12-bit JPEG, 2-channel JPEG, ...).
+    HC_UNSUPPORTED = 2,
+    /// The declared pixel count exceeds `max_pixels`; `source_width`/`source_height` are set.
+    HC_TOO_LARGE = 3,
+    /// The header declares a zero width or height.
+    HC_ZERO_SIZE = 4,
+    /// malloc failed (or the byte count overflowed size_t).
+    HC_OUT_OF_MEMORY = 5,
+} hc_status;
+
+typedef struct {
+    /// Refuse images whose header declares more pixels than this (checked before any
+    /// pixel-sized allocation). Values <= 0 mean "no limit" (not recommended).
+    int64_t max_pixels;
+    /// JPEG only: decode at the smallest DCT scale 1/8, 1/4, 1/2 or 1/1 whose output keeps both
+    /// sides >= minimum_side. 0 = full size.
+    int32_t minimum_side;
+} hc_decode_options;
+
+typedef struct {
+    hc_status status;
+    /// Size declared in the file header (before DCT scaling).
+    uint32_t source_width;
+    uint32_t source_height;
+    /// Size of `pixels` (after DCT scaling; EXIF orientation is NOT applied here).
+    uint32_t width;
+    uint32_t height;
+    /// DCT scale used: the image was decoded at 1/scale_denominator (1 for PNG).
+    uint32_t scale_denominator;
+    /// malloc'd, width * height * 3 bytes, RGB; NULL unless status == HC_OK.
+    uint8_t *pixels;
+    /// malloc'd TIFF-structured EXIF data (JPEG APP1 after "Exif\0\0", or PNG eXIf), or NULL.
+    uint8_t *exif;
+    size_t exif_size;
+    /// NUL-terminated reason when status != HC_OK.
+    char message[256];
+} hc_image;
+
+/// Decodes a JPEG held in memory. Always fills `out` (call hc_image_release afterwards).
+void hc_decode_jpeg(const void *bytes, size_t size, hc_decode_options options, hc_image *out);
+
+/// Decodes a PNG held in memory. Always fills `out` (call hc_image_release afterwards).
+void hc_decode_png(const void *bytes, size_t size, hc_decode_options options, hc_image *out);
+
+/// Frees `pixels` and `exif` and sets them to NULL.
+void hc_image_release(hc_image *image);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,209 @@
+#include "codec_common.h"
+
+#include <stdlib.h>
+
+#include <png.h>
+
+typedef struct {
+    const uint8_t *data;
+    size_t size;
+    size_t offset;
+} hc_png_reader;
+
+static void hc_png_read(png_structp png, png_bytep dst, size_t length) {
+    hc_png_reader *reader = (hc_png_reader *)png_get_io_ptr(png);
+    if (length > reader->size - reader->offset) png_error(png, "unexpected end of file");
+    memcpy(dst, reader->data + reader->offset, length);
+    reader->offset += length;
+}
+
+static void hc_png_error(png_structp png, png_const_charp message) {
+    hc_image *out = (hc_image *)png_get_error_ptr(png);
+    if (out->status == HC_OK) hc_fail(out, HC_CORRUPT, "%s", message);
+    png_longjmp(png, 1);
+}
+
+static void hc_png_warning(png_structp png, png_const_charp message) {
+    (void)png;
+    (void)message;
+}
+
+static uint32_t hc_be32(const uint8_t *p) {
+    return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | (uint32_t)p[3];
+}
+
+/// Alpha-composites an RGBA row onto white: (a*c + (255-a)*255) / 255, rounded like Pillow's
+/// paste(mask=alpha) onto a white RGB image.
+static void hc_rgba_row_on_white(const uint8_t *in, uint8_t *out, size_t width) {
+    for (size_t x = 0; x < width; x++, in += 4, out += 3) {
+        int a = in[3];
+        int white = (255 - a) * 255;
+        for (int c = 0; c < 3; c++) out[c] = (uint8_t)hc_div255(a * in[c] + white);
+    }
+}
+
+void hc_decode_png(const void *bytes, size_t size, hc_decode_options options, hc_image *out) {
+    hc_image_reset(out);
+    const uint8_t *data = (const uint8_t *)bytes;
+
+    // Look at IHDR ourselves first (it must be the first chunk): this classifies zero-sized and
+    // oversized images precisely, before libpng allocates anything that depends on the width.
+    if (size >= 24 && memcmp(data + 12, "IHDR", 4) == 0) {
+        uint32_t w = hc_be32(data + 16), h = hc_be32(data + 20);
+        out->source_width = w;
+        out->source_height = h;
+        if (w == 0 || h == 0) {
+            hc_fail(out, HC_ZERO_SIZE, "IHDR declares zero width or height");
+            return;
+        }
+        if (hc_exceeds_limit(w, h, options.max_pixels)) {
+            hc_fail(out, HC_TOO_LARGE, "declared size exceeds the pixel limit");
+            return;
+        }
+    }
+
+    png_structp png = png_create_read_struct(PNG_LIBPNG_VER_STRING, out, hc_png_error, hc_png_warning);
+    if (png == NULL) {
+        hc_fail(out, HC_OUT_OF_MEMORY, "cannot create libpng reader");
+        return;
+    }
+    png_infop info = png_create_info_struct(png);
+    if (info == NULL) {
+        png_destroy_read_struct(&png, NULL, NULL);
+        hc_fail(out, HC_OUT_OF_MEMORY, "cannot create libpng info");
+        return;
+    }
+
+    hc_png_reader reader = {data, size, 0};
+    // Both are changed after setjmp and read after a longjmp, hence volatile.
+    uint8_t *volatile scratch = NULL;
+    volatile int pixels_complete = 0;
+
+    if (setjmp(png_jmpbuf(png))) {
+        free(scratch);
+        if (pixels_complete) {
+            // Damage after the last image row (a missing IEND, a bad trailing chunk) does not
+            // affect the pixels; keep them, drop whatever trailing EXIF was being read.
+            out->status = HC_OK;
+            out->message[0] = 0;
+            free(out->exif);
+            out->exif = NULL;
+            out->exif_size = 0;
+        } else {
+            hc_image_release(out);
+            out->width = out->height = 0;
+        }
+        png_destroy_read_struct(&png, &info, NULL);
+        return;
+    }
+
+    png_set_read_fn(png, &reader, hc_png_read);
+    // Second guard behind the IHDR check above: libpng itself refuses wider/taller images.
+    png_uint_32 dimension_limit = PNG_UINT_31_MAX;
+    if (options.max_pixels > 0 && (uint64_t)options.max_pixels < dimension_limit) {
+        dimension_limit = (png_uint_32)options.max_pixels;
+    }
+    png_set_user_limits(png, dimension_limit, dimension_limit);
+    png_set_chunk_malloc_max(png, 8u << 20);  // caps ancillary chunk (e.g. zTXt bomb) memory
+    // Text, ICC and palette-suggestion chunks are never used: skip them without inflating them.
+    static const png_byte ignored[] = {
+        'i', 'C', 'C', 'P', 0, 'i', 'T', 'X', 't', 0, 's', 'P', 'L', 'T', 0,
+        't', 'E', 'X', 't', 0, 'z', 'T', 'X', 't', 0,
+    };
+    png_set_keep_unknown_chunks(png, PNG_HANDLE_CHUNK_NEVER, ignored, (int)(sizeof(ignored) / 5));
+
+    png_read_info(png, info);
+
+    png_uint_32 width = 0, height = 0;
+    int bit_depth = 0, color_type = 0, interlace = 0;
+    png_get_IHDR(png, info, &width, &height, &bit_depth, &color_type, &interlace, NULL, NULL);
+    out->source_width = width;
+    out->source_height = height;
+    if (hc_exceeds_limit(width, height, options.max_pixels)) {
+        hc_fail(out, HC_TOO_LARGE, "declared size exceeds the pixel limit");
+        png_longjmp(png, 1);
+    }
+
+    // 16 -> 8 bits by png_set_scale_16: round(v * 255 / 65535) == (v * 255 + 32895) >> 16.
+    // (Pillow instead keeps the high byte for RGB(A) and clips 16-bit grey; we scale.)
+    if (bit_depth == 16) png_set_scale_16(png);
+    if (color_type == PNG_COLOR_TYPE_PALETTE) png_set_palette_to_rgb(png);
+    if (color_type == PNG_COLOR_TYPE_GRAY && bit_depth < 8) png_set_expand_gray_1_2_4_to_8(png);
+    if (png_get_valid(png, info, PNG_INFO_tRNS)) png_set_tRNS_to_alpha(png);
+    if (color_type == PNG_COLOR_TYPE_GRAY || color_type == PNG_COLOR_TYPE_GRAY_ALPHA) {
+        png_set_gray_to_rgb(png);
+    }
+    const int passes = png_set_interlace_handling(png);
+    png_read_update_info(png, info);
+
+    const int channels = png_get_channels(png, info);
+    const size_t row_bytes = png_get_rowbytes(png, info);
+    if ((channels != 3 && channels != 4) || png_get_bit_depth(png, info) != 8 ||
+        row_bytes != (size_t)width * (size_t)channels) {
+        hc_fail(out, HC_UNSUPPORTED, "unexpected PNG layout after conversion");
+        png_longjmp(png, 1);
+    }
+
+    const size_t stride = (size_t)width * 3;
+    size_t pixel_bytes = hc_byte_count(width, height, 3);
+    if (pixel_bytes == 0) {
+        hc_fail(out, HC_OUT_OF_MEMORY, "pixel buffer size overflows");
+        png_longjmp(png, 1);
+    }
+    out->pixels = malloc(pixel_bytes);
+    if (out->pixels == NULL) {
+        hc_fail(out, HC_OUT_OF_MEMORY, "no memory for pixels");
+        png_longjmp(png, 1);
+    }
+
+    if (channels == 3) {
+        // With interlace handling, each pass merges its pixels into the same full rows.
+        for (int pass = 0; pass < passes; pass++) {
+            for (png_uint_32 y = 0; y < height; y++) png_read_row(png, out->pixels + (size_t)y * stride, NULL);
+        }
+    } else if (passes == 1) {
+        scratch = malloc(row_bytes);
+        if (scratch == NULL) {
+            hc_fail(out, HC_OUT_OF_MEMORY, "no memory for a row");
+            png_longjmp(png, 1);
+        }
+        for (png_uint_32 y = 0; y < height; y++) {
+            png_read_row(png, scratch, NULL);
+            hc_rgba_row_on_white(scratch, out->pixels + (size_t)y * stride, width);
+        }
+    } else {
+        // Interlaced RGBA: passes revisit every row, so the whole RGBA image must be kept.
+        size_t rgba_bytes = hc_byte_count(width, height, 4);
+        scratch = rgba_bytes == 0 ? NULL : malloc(rgba_bytes);
+        if (scratch == NULL) {
+            hc_fail(out, HC_OUT_OF_MEMORY, "no memory for interlaced rows");
+            png_longjmp(png, 1);
+        }
+        for (int pass = 0; pass < passes; pass++) {
+            for (png_uint_32 y = 0; y < height; y++) png_read_row(png, scratch + (size_t)y * row_bytes, NULL);
+        }
+        for (png_uint_32 y = 0; y < height; y++) {
+            hc_rgba_row_on_white(scratch + (size_t)y * row_bytes, out->pixels + (size_t)y * stride, width);
+        }
+    }
+    free(scratch);
+    scratch = NULL;
+    out->width = width;
+    out->height = height;
+    pixels_complete = 1;
+
+    // eXIf may follow the image data; errors from here on keep the pixels (see setjmp above).
+    png_read_end(png, info);
+#ifdef PNG_eXIf_SUPPORTED
+    png_uint_32 exif_size = 0;
+    png_bytep exif = NULL;
+    if (png_get_eXIf_1(png, info, &exif_size, &exif) != 0 && exif != NULL && exif_size > 0) {
+        out->exif = malloc(exif_size);
+        if (out->exif != NULL) {
+            memcpy(out->exif, exif, exif_size);
+            out->exif_size = exif_size;
+        }
+    }
+#endif
+    png_destroy_read_struct(&png, &info, NULL);
+}
