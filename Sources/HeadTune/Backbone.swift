@@ -43,20 +43,19 @@ public final class Backbone: Sendable {
     /// Decodes the file at `path` (DCT-scaled where the geometry allows) and writes the normalized
     /// [size, size, 3] input to `destination`.
     public func prepare(path: String, into destination: UnsafeMutablePointer<Float>) throws(ImagingError) {
-        var options = DecodeOptions()
-        options.maxPixels = maxPixels
-        options.minimumSide = preprocessor.policy.minimumDecodeSide(forOutput: preprocessor.size)
-        let image = try ImageDecoder.decode(fileAt: path, options: options)
-        preprocessor.normalize(preprocessor.inputPixels(image), into: destination)
+        preprocessor.preprocess(try ImageDecoder.decode(fileAt: path, options: decodeOptions), into: destination)
     }
 
     /// Decodes in-memory image bytes (the service's request bodies). `name` only labels errors.
     public func prepare(bytes: [UInt8], name: String, into destination: UnsafeMutablePointer<Float>) throws(ImagingError) {
-        var options = DecodeOptions()
+        preprocessor.preprocess(try ImageDecoder.decode(bytes: bytes, name: name, options: decodeOptions), into: destination)
+    }
+
+    /// DCT-scaled decoding where the geometry allows, with this backbone's pixel limit.
+    public var decodeOptions: DecodeOptions {
+        var options = preprocessor.decodeOptions
         options.maxPixels = maxPixels
-        options.minimumSide = preprocessor.policy.minimumDecodeSide(forOutput: preprocessor.size)
-        let image = try ImageDecoder.decode(bytes: bytes, name: name, options: options)
-        preprocessor.normalize(preprocessor.inputPixels(image), into: destination)
+        return options
     }
 }
 
