@@ -7,6 +7,9 @@ public enum ModelsError: Error, LocalizedError, Equatable {
     case shapeMismatch(file: String, key: String, expected: [Int], found: [Int])
     case unreadableTensor(file: String, key: String, reason: String)
     case invalidInput(reason: String)
+    case unreadableFile(file: String, reason: String)
+    case invalidVocabulary(file: String, reason: String)
+    case invalidConfiguration(file: String, reason: String)
 
     public var errorDescription: String? {
         switch self {
@@ -21,6 +24,12 @@ public enum ModelsError: Error, LocalizedError, Equatable {
             return "\(file): cannot read tensor \(key): \(reason)"
         case .invalidInput(let reason):
             return "invalid model input: \(reason)"
+        case .unreadableFile(let file, let reason):
+            return "\(file): cannot read (\(reason))"
+        case .invalidVocabulary(let file, let reason):
+            return "\(file): not a WordPiece vocabulary (\(reason))"
+        case .invalidConfiguration(let file, let reason):
+            return "\(file): unusable model configuration (\(reason))"
         }
     }
 

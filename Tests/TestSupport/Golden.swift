@@ -23,6 +23,31 @@ public enum Golden {
         public let top5: [Top]
     }
 
+    public static let miniLM = repositoryRoot.appendingPathComponent("Tests/Golden/minilm")
+
+    /// One sentence of `minilm/golden_minilm.json` (sentence-transformers all-MiniLM-L6-v2 reference).
+    public struct Sentence: Decodable, Sendable {
+        public let index: Int
+        public let text: String
+        public let input_ids: [Int32]
+        /// Absent (null) for the long sentences.
+        public let tokens: [String]?
+        public let truncated: Bool
+        /// e.g. "minilm/emb_0.npy": the 384-d normalized embedding.
+        public let npy: String
+    }
+
+    public static func miniLMSentences() throws -> [Sentence] {
+        struct File: Decodable { let sentences: [Sentence] }
+        let data = try Data(contentsOf: miniLM.appendingPathComponent("golden_minilm.json"))
+        return try JSONDecoder().decode(File.self, from: data).sentences
+    }
+
+    /// The reference embedding of `sentence`, [384].
+    public static func miniLMEmbedding(_ sentence: Sentence) throws -> [Float] {
+        try NumpyArray(contentsOf: miniLM.appendingPathComponent((sentence.npy as NSString).lastPathComponent)).floats()
+    }
+
     public static func efficientNetSamples() throws -> [Sample] {
         struct File: Decodable { let samples: [Sample] }
         let data = try Data(contentsOf: efficientNetLite0.appendingPathComponent("golden.json"))
