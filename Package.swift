@@ -20,7 +20,9 @@ let package = Package(
         // picks its kernels once, in its load-time constructor, before any Swift code could run.
         .target(name: "COpenBLAS", linkerSettings: [.linkedLibrary("dl")]),
 
-        .target(name: "Kernels", dependencies: ["COpenBLAS"]),
+        // Vectorized loops, optimized even in debug builds so the golden tests stay quick.
+        .target(name: "CKernels", cSettings: [.unsafeFlags(["-O3"])]),
+        .target(name: "Kernels", dependencies: ["COpenBLAS", "CKernels"]),
         // setjmp/longjmp error handling of libjpeg and libpng must live in C.
         .target(name: "CImageCodecs", dependencies: ["CJPEG", "CPNG"]),
         .target(name: "Imaging", dependencies: ["CImageCodecs"]),

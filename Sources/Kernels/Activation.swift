@@ -5,14 +5,6 @@ public enum Activation: Sendable, Equatable {
     case relu6
 
     @inline(__always)
-    func apply(_ x: SIMD16<Float>) -> SIMD16<Float> {
-        switch self {
-        case .identity: return x
-        case .relu6: return x.clamped(lowerBound: SIMD16(repeating: 0), upperBound: SIMD16(repeating: 6))
-        }
-    }
-
-    @inline(__always)
     func apply(_ x: Float) -> Float {
         switch self {
         case .identity: return x

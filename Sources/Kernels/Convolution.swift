@@ -1,3 +1,4 @@
+import CKernels
 import Foundation
 
 // Convolutions over channels-last (NHWC) tensors: a pixel's channels are contiguous, so a 1x1
@@ -56,13 +57,6 @@ public struct ConvolutionGeometry: Sendable, Equatable {
     }
 
     public var outputCount: Int { batch * outHeight * outWidth * channels }
-
-    /// Taps `k` in 0..<kernel whose input coordinate `o * stride - pad + k` lies inside 0..<size.
-    @inline(__always)
-    func validTaps(output o: Int, pad: Int, size: Int) -> Range<Int> {
-        let origin = o * stride - pad
-        return max(0, -origin)..<min(kernel, size - origin)
-    }
 }
 
 /// Depthwise convolution (one kernel×kernel filter per channel) with bias and activation.
@@ -74,45 +68,9 @@ public func depthwiseConvolution(
     weight: UnsafePointer<Float>, bias: UnsafePointer<Float>, activation: Activation,
     output: UnsafeMutablePointer<Float>, threads: Int
 ) {
-    let channels = g.channels
-    let vectorEnd = channels & ~15
     parallelFor(g.batch * g.outHeight, threads: threads) { range in
-        for row in range {
-            let n = row / g.outHeight, oy = row % g.outHeight
-            let taps_y = g.validTaps(output: oy, pad: g.padTop, size: g.height)
-            let inputImage = input + n * g.height * g.width * channels
-            for ox in 0..<g.outWidth {
-                let taps_x = g.validTaps(output: ox, pad: g.padLeft, size: g.width)
-                let iy0 = oy * g.stride - g.padTop, ix0 = ox * g.stride - g.padLeft
-                let out = output + ((row * g.outWidth) + ox) * channels
-                var c = 0
-                while c < vectorEnd {
-                    var acc = UnsafeRawPointer(bias + c).loadUnaligned(as: SIMD16<Float>.self)
-                    for ky in taps_y {
-                        let inRow = inputImage + ((iy0 + ky) * g.width) * channels + c
-                        let wRow = weight + ky * g.kernel * channels + c
-                        for kx in taps_x {
-                            let x = UnsafeRawPointer(inRow + (ix0 + kx) * channels).loadUnaligned(as: SIMD16<Float>.self)
-                            let w = UnsafeRawPointer(wRow + kx * channels).loadUnaligned(as: SIMD16<Float>.self)
-                            acc.addProduct(x, w)
-                        }
-                    }
-                    UnsafeMutableRawPointer(out + c).storeBytes(of: activation.apply(acc), as: SIMD16<Float>.self)
-                    c += 16
-                }
-                while c < channels {
-                    var acc = bias[c]
-                    for ky in taps_y {
-                        for kx in taps_x {
-                            acc += inputImage[((iy0 + ky) * g.width + ix0 + kx) * channels + c]
-                                * weight[(ky * g.kernel + kx) * channels + c]
-                        }
-                    }
-                    out[c] = activation.apply(acc)
-                    c += 1
-                }
-            }
-        }
+        hk_depthwise(input, g.height, g.width, g.channels, weight, bias, g.kernel, g.stride, g.padTop, g.padLeft,
+                     g.outHeight, g.outWidth, activation == .relu6 ? 1 : 0, output, range.lowerBound, range.upperBound)
     }
 }
 

@@ -1,0 +1,21 @@
+import Foundation
+
+/// `x = gelu(x + bias)` in place over a row-major [rows, columns] matrix, with the exact GELU of
+/// Hendrycks & Gimpel 2016, `0.5 · x · (1 + erf(x / √2))` (BERT's "gelu", PyTorch's default), not the
+/// tanh approximation: the reference embeddings are computed with erf.
+/// - bias: [columns]
+public func biasGELU(_ x: UnsafeMutablePointer<Float>, rows: Int, columns: Int, bias: UnsafePointer<Float>,
+                     threads: Int = 1) {
+    parallelFor(rows, threads: threads, minimumChunk: max(1, 16_384 / max(columns, 1))) { range in
+        for r in range {
+            let row = x + r * columns
+            for c in 0..<columns { row[c] = gelu(row[c] + bias[c]) }
+        }
+    }
+}
+
+/// Exact (erf) GELU of one value.
+@inline(__always)
+public func gelu(_ x: Float) -> Float {
+    0.5 * x * (1 + erff(x * 0.70710678118654752440))
+}
