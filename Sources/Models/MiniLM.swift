@@ -1,0 +1,286 @@
+// MiniLM sentence encoder: a BERT encoder (Devlin et al. 2019) with MiniLM's small shape (Wang et al.
+// 2020, "MiniLM: Deep Self-Attention Distillation"), as fine-tuned by sentence-transformers into
+// all-MiniLM-L6-v2 (Reimers & Gurevych 2019). Matches Hugging Face transformers' BertModel (post-norm
+// layers, exact-erf GELU, absolute position embeddings, token type 0) followed by sentence-transformers'
+// Pooling(mean) and Normalize modules; the reference is shared/reference/python/golden_minilm.py.
+//
+// Activations are token rows, [batch · sequence, hidden], so every projection is one GEMM over all tokens.
+
+import Foundation
+import Kernels
+
+/// BERT hyper-parameters, read from the checkpoint's config.json (its own key names).
+public struct MiniLMConfiguration: Decodable, Sendable, Equatable {
+    public var vocabularySize: Int
+    public var hiddenSize: Int
+    public var layerCount: Int
+    public var headCount: Int
+    public var intermediateSize: Int
+    public var maxPositions: Int
+    public var tokenTypeCount: Int
+    public var layerNormEpsilon: Double
+    public var hiddenActivation: String
+
+    enum CodingKeys: String, CodingKey {
+        case vocabularySize = "vocab_size"
+        case hiddenSize = "hidden_size"
+        case layerCount = "num_hidden_layers"
+        case headCount = "num_attention_heads"
+        case intermediateSize = "intermediate_size"
+        case maxPositions = "max_position_embeddings"
+        case tokenTypeCount = "type_vocab_size"
+        case layerNormEpsilon = "layer_norm_eps"
+        case hiddenActivation = "hidden_act"
+    }
+
+    public var headDimension: Int { hiddenSize / headCount }
+
+    /// sentence-transformers/all-MiniLM-L6-v2.
+    public static let allMiniLML6v2 = MiniLMConfiguration(
+        vocabularySize: 30522, hiddenSize: 384, layerCount: 6, headCount: 12, intermediateSize: 1536,
+        maxPositions: 512, tokenTypeCount: 2, layerNormEpsilon: 1e-12, hiddenActivation: "gelu")
+
+    /// Reads config.json and checks that this implementation can run it.
+    public static func load(contentsOf url: URL) throws(ModelsError) -> MiniLMConfiguration {
+        let configuration: MiniLMConfiguration
+        do {
+            configuration = try JSONDecoder().decode(MiniLMConfiguration.self, from: Data(contentsOf: url))
+        } catch {
+            throw .invalidConfiguration(file: url.path, reason: "\(error)")
+        }
+        try configuration.validate(source: url.path)
+        return configuration
+    }
+
+    func validate(source: String) throws(ModelsError) {
+        guard hiddenActivation == "gelu" else {
+            throw .invalidConfiguration(file: source, reason: "hidden_act \(hiddenActivation) (only exact \"gelu\" is implemented)")
+        }
+        guard headCount > 0, hiddenSize % headCount == 0 else {
+            throw .invalidConfiguration(file: source, reason: "hidden_size \(hiddenSize) is not a multiple of num_attention_heads \(headCount)")
+        }
+    }
+}
+
+/// A linear layer `y = x · weightᵀ + bias`, weight in PyTorch's [out, in] layout.
+struct Linear: Sendable {
+    var weight: [Float]
+    var bias: [Float]
+    var outputs: Int { bias.count }
+    var inputs: Int { weight.count / max(bias.count, 1) }
+
+    /// - input: [rows, inputs] -> output: [rows, outputs]
+    func callAsFunction(_ input: UnsafePointer<Float>, rows: Int, output: UnsafeMutablePointer<Float>, threads: Int) {
+        BLAS.sgemm(transposeB: true, m: rows, n: outputs, k: inputs, a: input, lda: inputs, b: weight, ldb: inputs,
+                   c: output, ldc: outputs)
+        biasActivation(output, rows: rows, columns: outputs, bias: bias, activation: .identity, threads: threads)
+    }
+}
+
+/// LayerNorm parameters.
+struct LayerNormWeights: Sendable {
+    var gamma: [Float]
+    var beta: [Float]
+}
+
+/// all-MiniLM-L6-v2 forward pass: token ids -> L2-normalized sentence embeddings.
+public struct MiniLM: Sendable {
+    public let configuration: MiniLMConfiguration
+    /// [vocabularySize, hidden], [maxPositions, hidden], and token type 0's row [hidden].
+    let wordEmbeddings: [Float]
+    let positionEmbeddings: [Float]
+    let tokenType0: [Float]
+    let embeddingNorm: LayerNormWeights
+    let layers: [Layer]
+
+    struct Layer: Sendable {
+        /// query, key and value stacked: [3 · hidden, hidden], so one GEMM makes all three.
+        let queryKeyValue: Linear
+        let attentionOutput: Linear
+        let attentionNorm: LayerNormWeights
+        let intermediate: Linear
+        let output: Linear
+        let outputNorm: LayerNormWeights
+    }
+
+    /// Sentence embedding size (384).
+    public var dimension: Int { configuration.hiddenSize }
+
+    /// Strict load from a Hugging Face BertModel state dict: every tensor present with its exact shape,
+    /// nothing else. The pooler (`pooler.dense.*`, a tanh layer over [CLS] that sentence-transformers' mean
+    /// pooling does not use) and the `embeddings.position_ids` buffer are expected but not read.
+    public init(configuration: MiniLMConfiguration = .allMiniLML6v2, weights: some TensorSource) throws(ModelsError) {
+        try configuration.validate(source: weights.sourceName)
+        self.configuration = configuration
+        let c = configuration, hidden = c.hiddenSize
+        let unused: Set<String> = ["pooler.dense.weight", "pooler.dense.bias", "embeddings.position_ids"]
+        var expected = unused.union([
+            "embeddings.word_embeddings.weight", "embeddings.position_embeddings.weight",
+            "embeddings.token_type_embeddings.weight", "embeddings.LayerNorm.weight", "embeddings.LayerNorm.bias",
+        ])
+        for i in 0..<c.layerCount {
+            let p = "encoder.layer.\(i)"
+            for name in ["attention.self.query", "attention.self.key", "attention.self.value", "attention.output.dense",
+                         "attention.output.LayerNorm", "intermediate.dense", "output.dense", "output.LayerNorm"] {
+                expected.formUnion(["\(p).\(name).weight", "\(p).\(name).bias"])
+            }
+        }
+        try weights.requireExactly(expected, ignoring: { _ in false })
+
+        func linear(_ name: String, out: Int, in inputs: Int) throws(ModelsError) -> Linear {
+            Linear(weight: try weights.floats("\(name).weight", shape: [out, inputs]),
+                   bias: try weights.floats("\(name).bias", shape: [out]))
+        }
+        func norm(_ name: String) throws(ModelsError) -> LayerNormWeights {
+            LayerNormWeights(gamma: try weights.floats("\(name).weight", shape: [hidden]),
+                             beta: try weights.floats("\(name).bias", shape: [hidden]))
+        }
+        wordEmbeddings = try weights.floats("embeddings.word_embeddings.weight", shape: [c.vocabularySize, hidden])
+        positionEmbeddings = try weights.floats("embeddings.position_embeddings.weight", shape: [c.maxPositions, hidden])
+        tokenType0 = Array(try weights.floats("embeddings.token_type_embeddings.weight",
+                                              shape: [c.tokenTypeCount, hidden]).prefix(hidden))
+        embeddingNorm = try norm("embeddings.LayerNorm")
+        var layers: [Layer] = []
+        for i in 0..<c.layerCount {
+            let p = "encoder.layer.\(i)"
+            let q = try linear("\(p).attention.self.query", out: hidden, in: hidden)
+            let k = try linear("\(p).attention.self.key", out: hidden, in: hidden)
+            let v = try linear("\(p).attention.self.value", out: hidden, in: hidden)
+            layers.append(Layer(
+                queryKeyValue: Linear(weight: q.weight + k.weight + v.weight, bias: q.bias + k.bias + v.bias),
+                attentionOutput: try linear("\(p).attention.output.dense", out: hidden, in: hidden),
+                attentionNorm: try norm("\(p).attention.output.LayerNorm"),
+                intermediate: try linear("\(p).intermediate.dense", out: c.intermediateSize, in: hidden),
+                output: try linear("\(p).output.dense", out: hidden, in: c.intermediateSize),
+                outputNorm: try norm("\(p).output.LayerNorm")))
+        }
+        self.layers = layers
+    }
+
+    /// Runs the encoder and pools.
+    /// - inputIDs: [batch, sequence] token ids (pad with anything valid, e.g. 0, where the mask is 0)
+    /// - attentionMask: [batch, sequence], 1 = real token (attended to and pooled), 0 = padding
+    /// - embeddings: receives [batch, hidden] L2-normalized sentence embeddings
+    /// Requires `batch · sequence <= workspace.tokenCapacity` and `sequence <= maxPositions`.
+    public func forward(
+        inputIDs: UnsafePointer<Int32>, attentionMask: UnsafePointer<UInt8>, batch: Int, sequence: Int,
+        workspace: MiniLMWorkspace, embeddings: UnsafeMutablePointer<Float>
+    ) {
+        let c = configuration, hidden = c.hiddenSize, rows = batch * sequence
+        precondition(rows <= workspace.tokenCapacity && sequence <= c.maxPositions, "workspace too small")
+        let threads = workspace.threads
+        BLAS.threads = threads
+        let state = workspace.hidden.baseAddress!
+        let qkv = workspace.queryKeyValue.baseAddress!
+        let context = workspace.context.baseAddress!
+        let projected = workspace.projected.baseAddress!
+        let intermediate = workspace.intermediate.baseAddress!
+
+        // [batch, sequence] ids -> [rows, hidden]: word + position + token type 0, then LayerNorm.
+        wordEmbeddings.withUnsafeBufferPointer { words in
+            positionEmbeddings.withUnsafeBufferPointer { positions in
+                for r in 0..<rows {
+                    let id = min(max(Int(inputIDs[r]), 0), c.vocabularySize - 1)
+                    let word = words.baseAddress! + id * hidden
+                    let position = positions.baseAddress! + (r % sequence) * hidden
+                    let out = state + r * hidden
+                    for d in 0..<hidden { out[d] = word[d] + position[d] + tokenType0[d] }
+                }
+            }
+        }
+        layerNorm(input: state, rows: rows, columns: hidden, gamma: embeddingNorm.gamma, beta: embeddingNorm.beta,
+                  epsilon: Float(c.layerNormEpsilon), output: state, threads: threads)
+
+        for layer in layers {
+            // [rows, hidden] -> [rows, 3 · hidden] -> attention -> [rows, hidden]
+            layer.queryKeyValue(state, rows: rows, output: qkv, threads: threads)
+            multiHeadAttention(query: qkv, key: qkv + hidden, value: qkv + 2 * hidden, rowStride: 3 * hidden,
+                               batch: batch, sequence: sequence, heads: c.headCount, headDimension: c.headDimension,
+                               keyMask: attentionMask, scale: 1 / Float(c.headDimension).squareRoot(),
+                               output: context, threads: threads)
+            layer.attentionOutput(context, rows: rows, output: projected, threads: threads)
+            layerNorm(input: projected, residual: state, rows: rows, columns: hidden, gamma: layer.attentionNorm.gamma,
+                      beta: layer.attentionNorm.beta, epsilon: Float(c.layerNormEpsilon), output: state, threads: threads)
+            // [rows, hidden] -> [rows, intermediate] -> [rows, hidden]
+            BLAS.sgemm(transposeB: true, m: rows, n: c.intermediateSize, k: hidden, a: state, lda: hidden,
+                       b: layer.intermediate.weight, ldb: hidden, c: intermediate, ldc: c.intermediateSize)
+            biasGELU(intermediate, rows: rows, columns: c.intermediateSize, bias: layer.intermediate.bias, threads: threads)
+            layer.output(intermediate, rows: rows, output: projected, threads: threads)
+            layerNorm(input: projected, residual: state, rows: rows, columns: hidden, gamma: layer.outputNorm.gamma,
+                      beta: layer.outputNorm.beta, epsilon: Float(c.layerNormEpsilon), output: state, threads: threads)
+        }
+
+        // [rows, hidden] -> [batch, hidden]
+        maskedMeanPool(input: state, mask: attentionMask, batch: batch, sequence: sequence, channels: hidden,
+                       output: embeddings)
+        normalizeRows(embeddings, rows: batch, columns: hidden)
+    }
+
+    /// Embeds token sequences of any lengths as one padded batch (each padded to the longest).
+    /// - returns: [sequences.count, hidden], row-major
+    public func embed(_ sequences: [[Int32]], workspace: MiniLMWorkspace) throws(ModelsError) -> [Float] {
+        guard !sequences.isEmpty else { return [] }
+        let sequence = sequences.map(\.count).max() ?? 0
+        guard sequence >= 1, sequence <= configuration.maxPositions else {
+            throw .invalidInput(reason: "sequence length \(sequence), expected 1...\(configuration.maxPositions)")
+        }
+        let batch = sequences.count
+        guard batch * sequence <= workspace.tokenCapacity else {
+            throw .invalidInput(reason: "\(batch)x\(sequence) tokens exceed the workspace's \(workspace.tokenCapacity)")
+        }
+        var ids = [Int32](repeating: 0, count: batch * sequence)
+        var mask = [UInt8](repeating: 0, count: batch * sequence)
+        for (b, tokens) in sequences.enumerated() {
+            for (t, id) in tokens.enumerated() {
+                guard id >= 0 && Int(id) < configuration.vocabularySize else {
+                    throw .invalidInput(reason: "token id \(id) outside the vocabulary of \(configuration.vocabularySize)")
+                }
+                ids[b * sequence + t] = id
+                mask[b * sequence + t] = 1
+            }
+        }
+        var out = [Float](repeating: 0, count: batch * dimension)
+        out.withUnsafeMutableBufferPointer { out in
+            forward(inputIDs: ids, attentionMask: mask, batch: batch, sequence: sequence, workspace: workspace,
+                    embeddings: out.baseAddress!)
+        }
+        return out
+    }
+
+    /// Buffers for up to `tokens` token rows (batch · padded sequence length), reused across calls.
+    public func makeWorkspace(tokens: Int, threads: Int = 1) -> MiniLMWorkspace {
+        MiniLMWorkspace(tokenCapacity: tokens, hidden: configuration.hiddenSize,
+                        intermediate: configuration.intermediateSize, threads: threads)
+    }
+}
+
+/// Scratch memory for `MiniLM.forward`. Not shared between concurrent calls.
+public final class MiniLMWorkspace {
+    public let tokenCapacity: Int
+    public let threads: Int
+    let hidden: UnsafeMutableBufferPointer<Float>
+    let queryKeyValue: UnsafeMutableBufferPointer<Float>
+    let context: UnsafeMutableBufferPointer<Float>
+    let projected: UnsafeMutableBufferPointer<Float>
+    let intermediate: UnsafeMutableBufferPointer<Float>
+
+    init(tokenCapacity: Int, hidden width: Int, intermediate intermediateWidth: Int, threads: Int) {
+        let capacity = max(1, tokenCapacity)
+        self.tokenCapacity = capacity
+        self.threads = max(1, threads)
+        func buffer(_ columns: Int) -> UnsafeMutableBufferPointer<Float> {
+            let b = UnsafeMutableBufferPointer<Float>.allocate(capacity: capacity * columns)
+            b.initialize(repeating: 0)
+            return b
+        }
+        hidden = buffer(width)
+        queryKeyValue = buffer(3 * width)
+        context = buffer(width)
+        projected = buffer(width)
+        intermediate = buffer(intermediateWidth)
+    }
+
+    deinit {
+        for b in [hidden, queryKeyValue, context, projected, intermediate] { b.deallocate() }
+    }
+}

@@ -1,0 +1,104 @@
+import Foundation
+import Testing
+@testable import Kernels
+
+/// Double-precision multi-head attention over separate q, k, v arrays of [batch, sequence, heads · dim].
+func naiveAttention(q: [Float], k: [Float], v: [Float], batch: Int, sequence: Int, heads: Int, dim: Int,
+                    mask: [UInt8]?, scale: Double) -> [Float] {
+    let width = heads * dim
+    var out = [Float](repeating: 0, count: batch * sequence * width)
+    for b in 0..<batch {
+        for h in 0..<heads {
+            for i in 0..<sequence {
+                let keys = (0..<sequence).filter { mask?[b * sequence + $0] != 0 }
+                var scores: [Double] = keys.map { j in
+                    var dot = 0.0
+                    for d in 0..<dim {
+                        let qi = (b * sequence + i) * width + h * dim + d
+                        let kj = (b * sequence + j) * width + h * dim + d
+                        dot += Double(q[qi]) * Double(k[kj])
+                    }
+                    return dot * scale
+                }
+                let peak = scores.max() ?? 0
+                scores = scores.map { exp($0 - peak) }
+                let total = scores.reduce(0, +)
+                for d in 0..<dim {
+                    var acc = 0.0
+                    for (n, j) in keys.enumerated() {
+                        let index = (b * sequence + j) * width + h * dim + d
+                        acc += scores[n] * Double(v[index])
+                    }
+                    let index = (b * sequence + i) * width + h * dim + d
+                    out[index] = keys.isEmpty ? 0 : Float(acc / total)
+                }
+            }
+        }
+    }
+    return out
+}
+
+@Suite struct AttentionTests {
+    /// q, k, v interleaved in one [tokens, 3 · width] buffer, as a fused projection produces them.
+    static func fused(_ q: [Float], _ k: [Float], _ v: [Float], tokens: Int, width: Int) -> [Float] {
+        var out: [Float] = []
+        for t in 0..<tokens {
+            let row = (t * width)..<((t + 1) * width)
+            out += q[row]
+            out += k[row]
+            out += v[row]
+        }
+        return out
+    }
+
+    @Test(arguments: [(batch: 2, sequence: 19, heads: 3, dim: 32), (batch: 1, sequence: 40, heads: 2, dim: 20),
+                      (batch: 3, sequence: 1, heads: 4, dim: 16)])
+    func matchesNaiveReferenceWithMask(shape: (batch: Int, sequence: Int, heads: Int, dim: Int)) {
+        var random = SeededValues(seed: 3)
+        let width = shape.heads * shape.dim, tokens = shape.batch * shape.sequence
+        let q = random.array(tokens * width).map { $0 * 2 }
+        let k = random.array(tokens * width).map { $0 * 2 }
+        let v = random.array(tokens * width)
+        // Each batch item keeps a different prefix of real tokens (at least one).
+        let mask: [UInt8] = (0..<tokens).map { t in
+            let position = t % shape.sequence, item = t / shape.sequence
+            return position < max(1, shape.sequence - 5 * item) ? 1 : 0
+        }
+        let scale = 1 / Double(shape.dim).squareRoot()
+        for useMask in [false, true] {
+            let expected = naiveAttention(q: q, k: k, v: v, batch: shape.batch, sequence: shape.sequence, heads: shape.heads,
+                                          dim: shape.dim, mask: useMask ? mask : nil, scale: scale)
+            let packed = Self.fused(q, k, v, tokens: tokens, width: width)
+            var out = [Float](repeating: .nan, count: tokens * width)
+            packed.withUnsafeBufferPointer { p in
+                multiHeadAttention(query: p.baseAddress!, key: p.baseAddress! + width, value: p.baseAddress! + 2 * width,
+                                   rowStride: 3 * width, batch: shape.batch, sequence: shape.sequence, heads: shape.heads,
+                                   headDimension: shape.dim, keyMask: useMask ? mask : nil, scale: Float(scale),
+                                   output: &out, threads: 2)
+            }
+            #expect(normalizedSquaredError(out, expected) < 1e-12, "mask \(useMask)")
+        }
+    }
+
+    @Test func paddingDoesNotChangeRealTokens() {
+        // One sequence of 5 alone, and the same 5 tokens padded to 9 with garbage keys/values.
+        var random = SeededValues(seed: 5)
+        let width = 32, real = 5, padded = 9
+        let alone = random.array(real * 3 * width)
+        let garbage = random.array((padded - real) * 3 * width).map { $0 * 100 }
+        var single = [Float](repeating: 0, count: real * width)
+        var batched = [Float](repeating: 0, count: padded * width)
+        alone.withUnsafeBufferPointer { p in
+            multiHeadAttention(query: p.baseAddress!, key: p.baseAddress! + width, value: p.baseAddress! + 2 * width,
+                               rowStride: 3 * width, batch: 1, sequence: real, heads: 2, headDimension: 16, keyMask: nil,
+                               scale: 0.25, output: &single)
+        }
+        let mask = [UInt8](repeating: 1, count: real) + [UInt8](repeating: 0, count: padded - real)
+        (alone + garbage).withUnsafeBufferPointer { p in
+            multiHeadAttention(query: p.baseAddress!, key: p.baseAddress! + width, value: p.baseAddress! + 2 * width,
+                               rowStride: 3 * width, batch: 1, sequence: padded, heads: 2, headDimension: 16, keyMask: mask,
+                               scale: 0.25, output: &batched)
+        }
+        #expect(Array(batched.prefix(real * width)) == single)
+    }
+}

@@ -1,0 +1,28 @@
+import Foundation
+import Testing
+@testable import Kernels
+
+@Suite struct GELUTests {
+    @Test func matchesErfDefinition() {
+        // Known values of x·Φ(x).
+        #expect(gelu(0) == 0)
+        #expect(abs(gelu(1) - 0.8413447) < 1e-6)
+        #expect(abs(gelu(-1) - -0.1586553) < 1e-6)
+        #expect(abs(gelu(3) - 2.9959502) < 1e-6)
+        #expect(gelu(-10) == 0 || abs(gelu(-10)) < 1e-20)
+    }
+
+    @Test func biasGELUMatchesNaiveReference() {
+        var random = SeededValues(seed: 11)
+        let rows = 7, columns = 45
+        let x = random.array(rows * columns).map { $0 * 4 }
+        let bias = random.array(columns)
+        var out = x
+        biasGELU(&out, rows: rows, columns: columns, bias: bias, threads: 2)
+        let expected = (0..<(rows * columns)).map { i -> Float in
+            let v = Double(x[i]) + Double(bias[i % columns])
+            return Float(0.5 * v * (1 + erf(v / 2.0.squareRoot())))
+        }
+        #expect(normalizedSquaredError(out, expected) < 1e-12)
+    }
+}
