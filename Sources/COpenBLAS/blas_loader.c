@@ -80,6 +80,9 @@ static void load(void) {
         snprintf(load_error, sizeof load_error, "the loaded BLAS library has no cblas_sgemm symbol");
         return;
     }
+    /* headtune splits work across threads itself; OpenBLAS's own workers would spin between
+       calls and compete with ours for the cores. */
+    if (set_threads_ptr != NULL) set_threads_ptr(1);
     load_status = 0;
 }
 

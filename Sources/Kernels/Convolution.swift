@@ -14,10 +14,21 @@ public func pointwiseConvolution(
     activation: Activation, residual: UnsafePointer<Float>? = nil,
     output: UnsafeMutablePointer<Float>, threads: Int
 ) {
-    BLAS.sgemm(transposeB: true, m: rows, n: outChannels, k: inChannels,
-               a: input, lda: inChannels, b: weight, ldb: inChannels, c: output, ldc: outChannels)
-    biasActivation(output, rows: rows, columns: outChannels, bias: bias, activation: activation,
-                   residual: residual, threads: threads)
+    // Row tiles small enough that the epilogue finds the GEMM's output still in cache; the threads
+    // split the tiles (OpenBLAS itself runs single-threaded, see BLAS.load).
+    let tileRows = max(16, (1 << 16) / max(outChannels, 1))
+    let tiles = (rows + tileRows - 1) / tileRows
+    parallelFor(tiles, threads: threads) { tileRange in
+        for tile in tileRange {
+            let first = tile * tileRows, count = min(tileRows, rows - first)
+            let out = output + first * outChannels
+            BLAS.sgemm(transposeB: true, m: count, n: outChannels, k: inChannels,
+                       a: input + first * inChannels, lda: inChannels, b: weight, ldb: inChannels,
+                       c: out, ldc: outChannels)
+            hk_bias_activation(out, 0, count, outChannels, bias, residual.map { $0 + first * outChannels },
+                               activation == .relu6 ? 1 : 0)
+        }
+    }
 }
 
 /// Geometry of a 2-D convolution over NHWC input with explicit (TF 'SAME' or other) padding.

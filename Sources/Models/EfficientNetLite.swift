@@ -180,7 +180,6 @@ public struct EfficientNetLite: Sendable {
     ) {
         let plan = workspace.plan
         let batch = plan.batch, threads = workspace.threads
-        BLAS.threads = threads
         var current = workspace.activationA.baseAddress!
         var next = workspace.activationB.baseAddress!
         let expanded = workspace.expanded.baseAddress!
