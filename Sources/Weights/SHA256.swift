@@ -1,6 +1,6 @@
-/// SHA-256 (FIPS 180-4), so the Weights module can check files against the manifest without a
-/// crypto dependency. Not constant-time; it only fingerprints files we are about to trust.
-struct SHA256 {
+/// SHA-256 (FIPS 180-4), so the Weights module can check files against the manifest (and the feature
+/// cache can key images by content) without a crypto dependency. Not constant-time; it only fingerprints files we are about to trust.
+public struct SHA256 {
     private static let k: [UInt32] = [
         0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5,
         0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe, 0x9bdc06a7, 0xc19bf174,
@@ -13,7 +13,7 @@ struct SHA256 {
     ]
 
     /// Lowercase hex digest of `bytes`.
-    static func hex(_ bytes: UnsafeRawBufferPointer) -> String {
+    public static func hex(_ bytes: UnsafeRawBufferPointer) -> String {
         var state: [UInt32] = [0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19]
         var schedule = [UInt32](repeating: 0, count: 64)
         let fullBlocks = bytes.count / 64
@@ -56,7 +56,7 @@ struct SHA256 {
     }
 
     /// Digest of a whole file, read through a memory map.
-    static func hex(fileAt path: String) throws -> String {
+    public static func hex(fileAt path: String) throws -> String {
         let file = try MappedFile(path: path)
         // The mapping lives only as long as `file`; without this it could be unmapped mid-hash.
         return withExtendedLifetime(file) { hex(file.bytes) }

@@ -1,0 +1,195 @@
+import Foundation
+import Weights
+
+/// A trained head as one self-describing safetensors file: the head's tensors and the
+/// standardization as F32 tensors, everything else as JSON in the `__metadata__` entry `headtune`.
+public struct HeadFile: Sendable {
+    /// The backbone a head was trained on; a head only makes sense on the same features.
+    public struct BackboneInfo: Codable, Sendable, Equatable {
+        /// e.g. "efficientnet-lite0@57934424d8f1".
+        public var id: String
+        public var weightsSHA256: String
+        public var featureCount: Int
+
+        public init(id: String, weightsSHA256: String, featureCount: Int) {
+            self.id = id
+            self.weightsSHA256 = weightsSHA256
+            self.featureCount = featureCount
+        }
+    }
+
+    /// How images become features for this head.
+    public struct Preprocessing: Codable, Sendable, Equatable {
+        /// Geometry policy ("center-crop", "resize", "letterbox").
+        public var policy: String
+        public var inputSize: Int
+        /// Average the features of the image and its mirror image at prediction time.
+        public var testTimeFlip: Bool
+        /// Extra training views (e.g. ["flip", "crop"]).
+        public var augment: [String]
+
+        public init(policy: String, inputSize: Int, testTimeFlip: Bool, augment: [String]) {
+            self.policy = policy
+            self.inputSize = inputSize
+            self.testTimeFlip = testTimeFlip
+            self.augment = augment
+        }
+    }
+
+    public struct DatasetSummary: Codable, Sendable, Equatable {
+        public var source: String
+        /// Images used per class (train + validation), in label order.
+        public var imagesPerClass: [Int]
+        public var trainImages: Int
+        public var validationImages: Int
+        /// Training rows including augmented views.
+        public var trainRows: Int
+        public var skippedFiles: Int
+
+        public init(source: String, imagesPerClass: [Int], trainImages: Int, validationImages: Int, trainRows: Int, skippedFiles: Int) {
+            self.source = source
+            self.imagesPerClass = imagesPerClass
+            self.trainImages = trainImages
+            self.validationImages = validationImages
+            self.trainRows = trainRows
+            self.skippedFiles = skippedFiles
+        }
+    }
+
+    public struct Metadata: Codable, Sendable, Equatable {
+        public var format = HeadFile.format
+        public var formatVersion = HeadFile.formatVersion
+        public var labels: [String]
+        public var backbone: BackboneInfo
+        public var preprocessing: Preprocessing
+        public var architecture: HeadArchitecture
+        public var training: TrainingConfiguration
+        public var bestEpoch: Int
+        public var dataset: DatasetSummary
+        /// Metrics on the validation split, when there was one.
+        public var validation: ClassificationReport?
+        /// ISO 8601, UTC.
+        public var createdAt: String
+        public var headtuneVersion: String
+
+        public init(labels: [String], backbone: BackboneInfo, preprocessing: Preprocessing, architecture: HeadArchitecture,
+                    training: TrainingConfiguration, bestEpoch: Int, dataset: DatasetSummary, validation: ClassificationReport?,
+                    createdAt: String, headtuneVersion: String) {
+            self.labels = labels
+            self.backbone = backbone
+            self.preprocessing = preprocessing
+            self.architecture = architecture
+            self.training = training
+            self.bestEpoch = bestEpoch
+            self.dataset = dataset
+            self.validation = validation
+            self.createdAt = createdAt
+            self.headtuneVersion = headtuneVersion
+        }
+    }
+
+    public static let format = "headtune-head"
+    public static let formatVersion = 1
+    static let metadataKey = "headtune"
+
+    public var metadata: Metadata
+    public var head: ClassificationHead
+    public var standardization: Standardization
+
+    public init(metadata: Metadata, head: ClassificationHead, standardization: Standardization) {
+        self.metadata = metadata
+        self.head = head
+        self.standardization = standardization
+    }
+
+    /// The file contents.
+    public func serialized() throws -> Data {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        let json = String(decoding: try encoder.encode(metadata), as: UTF8.self)
+        var tensors = head.architecture.tensors.map { t in
+            SafeTensorsWriter.Tensor(name: "head.\(t.name)", shape: t.shape, values: Array(head.parameters[t.offset..<(t.offset + t.count)]))
+        }
+        tensors.append(.init(name: "standardization.mean", shape: [standardization.mean.count], values: standardization.mean))
+        tensors.append(.init(name: "standardization.inverse_std", shape: [standardization.inverseStd.count],
+                             values: standardization.inverseStd))
+        return SafeTensorsWriter.serialize(tensors, metadata: [Self.metadataKey: json])
+    }
+
+    /// Writes atomically: a temporary file in the same directory, flushed, then renamed over `path`,
+    /// so a crash leaves either the old head or the new one, never half of one.
+    public func write(to path: String) throws {
+        let data = try serialized()
+        let url = URL(fileURLWithPath: path)
+        let temporary = url.deletingLastPathComponent()
+            .appendingPathComponent(".\(url.lastPathComponent).\(ProcessInfo.processInfo.processIdentifier).tmp").path
+        guard FileManager.default.createFile(atPath: temporary, contents: nil),
+              let handle = FileHandle(forWritingAtPath: temporary) else {
+            throw TrainingError.invalidHeadFile(path: path, reason: "cannot create \(temporary)")
+        }
+        do {
+            try handle.write(contentsOf: data)
+            try handle.synchronize()
+            try handle.close()
+        } catch {
+            try? handle.close()
+            unlink(temporary)
+            throw TrainingError.invalidHeadFile(path: path, reason: "cannot write: \(error.localizedDescription)")
+        }
+        if rename(temporary, path) != 0 {
+            let reason = String(cString: strerror(errno))
+            unlink(temporary)
+            throw TrainingError.invalidHeadFile(path: path, reason: "cannot rename into place: \(reason)")
+        }
+    }
+
+    /// Reads and checks a head file: format, tensor shapes against the architecture, label count.
+    public static func read(path: String) throws -> HeadFile {
+        let file: SafeTensors
+        do { file = try SafeTensors(contentsOf: URL(fileURLWithPath: path)) } catch {
+            throw TrainingError.invalidHeadFile(path: path, reason: (error as? LocalizedError)?.errorDescription ?? "\(error)")
+        }
+        guard let json = file.metadata[metadataKey] else {
+            throw TrainingError.invalidHeadFile(path: path, reason: "a safetensors file without headtune metadata (not written by `headtune train`)")
+        }
+        let metadata: Metadata
+        do { metadata = try JSONDecoder().decode(Metadata.self, from: Data(json.utf8)) } catch {
+            throw TrainingError.invalidHeadFile(path: path, reason: "unreadable metadata: \(error)")
+        }
+        guard metadata.format == format, metadata.formatVersion <= formatVersion else {
+            throw TrainingError.invalidHeadFile(path: path, reason: "format \(metadata.format) v\(metadata.formatVersion); this headtune reads \(format) up to v\(formatVersion)")
+        }
+        let architecture = metadata.architecture
+        guard metadata.labels.count == architecture.classes, architecture.inputs == metadata.backbone.featureCount else {
+            throw TrainingError.invalidHeadFile(path: path, reason: "\(metadata.labels.count) labels for \(architecture.classes) outputs")
+        }
+        do {
+            var parameters = [Float](repeating: 0, count: architecture.parameterCount)
+            let expected = Set(architecture.tensors.map { "head.\($0.name)" } + ["standardization.mean", "standardization.inverse_std"])
+            let unexpected = Set(file.tensorNames).subtracting(expected)
+            guard unexpected.isEmpty else {
+                throw TrainingError.invalidHeadFile(path: path, reason: "unexpected tensors \(unexpected.sorted().joined(separator: ", "))")
+            }
+            for t in architecture.tensors {
+                let values = try file.tensor("head.\(t.name)", shape: t.shape)
+                parameters.replaceSubrange(t.offset..<(t.offset + t.count), with: values)
+            }
+            let mean = try file.tensor("standardization.mean", shape: [architecture.inputs])
+            let inverseStd = try file.tensor("standardization.inverse_std", shape: [architecture.inputs])
+            return HeadFile(metadata: metadata, head: ClassificationHead(architecture: architecture, parameters: parameters),
+                            standardization: Standardization(mean: mean, inverseStd: inverseStd))
+        } catch let error as TrainingError {
+            throw error
+        } catch {
+            throw TrainingError.invalidHeadFile(path: path, reason: (error as? LocalizedError)?.errorDescription ?? "\(error)")
+        }
+    }
+
+    /// Refuses to run this head on another backbone's features.
+    public func requireBackbone(id: String, weightsSHA256: String, path: String) throws {
+        guard metadata.backbone.weightsSHA256 == weightsSHA256, metadata.backbone.id == id else {
+            throw TrainingError.backboneMismatch(path: path, head: "\(metadata.backbone.id) (weights \(metadata.backbone.weightsSHA256.prefix(12)))",
+                                                 running: "\(id) (weights \(weightsSHA256.prefix(12)))")
+        }
+    }
+}
