@@ -10,6 +10,8 @@ import Weights
 public final class Backbone: Sendable {
     /// Stable id of network + weights, for caches and index files.
     public let identifier: String
+    /// sha256 of the checkpoint the weights were converted from (heads record it and refuse others).
+    public let weightsSHA256: String
     public let model: EfficientNetLite
     public let preprocessor: Preprocessor
     public let maxPixels: Int
@@ -19,9 +21,10 @@ public final class Backbone: Sendable {
     public var classCount: Int { model.classCount }
 
     public init(model: EfficientNetLite, identifier: String, policy: CropPolicy = .centerCrop,
-                maxPixels: Int = DecodeOptions().maxPixels) {
+                maxPixels: Int = DecodeOptions().maxPixels, weightsSHA256: String = "unknown") {
         self.model = model
         self.identifier = identifier
+        self.weightsSHA256 = weightsSHA256
         self.preprocessor = Preprocessor(size: model.configuration.inputSize, policy: policy)
         self.maxPixels = maxPixels
     }
@@ -37,7 +40,7 @@ public final class Backbone: Sendable {
         let model = try EfficientNetLite(configuration: .lite0, weights: file)
         let hash = file.metadata["source_member_sha256"] ?? "unknown"
         return Backbone(model: model, identifier: "efficientnet-lite0@\(hash.prefix(12))", policy: policy,
-                        maxPixels: maxPixels)
+                        maxPixels: maxPixels, weightsSHA256: hash)
     }
 
     /// Decodes the file at `path` (DCT-scaled where the geometry allows) and writes the normalized
@@ -74,6 +77,9 @@ public struct BatchRunner {
     public var batchSize: Int
     public var threads: Int
     public var computeLogits: Bool
+    /// Turns a path into the network input: by default `backbone.prepare(path:into:)`; training
+    /// supplies its own to extract mirrored and cropped views.
+    public var prepare: @Sendable (String, UnsafeMutablePointer<Float>) throws -> Void
 
     public init(backbone: Backbone, batchSize: Int = 16, threads: Int = ProcessInfo.processInfo.activeProcessorCount,
                 computeLogits: Bool = true) {
@@ -81,6 +87,7 @@ public struct BatchRunner {
         self.batchSize = max(1, batchSize)
         self.threads = max(1, threads)
         self.computeLogits = computeLogits
+        prepare = { [backbone] path, destination in try backbone.prepare(path: path, into: destination) }
     }
 
     /// Calls `handle(index, result)` once per path, in order. A failing file yields `.failure` and the
@@ -94,15 +101,15 @@ public struct BatchRunner {
         var features = [Float](repeating: 0, count: batchSize * backbone.featureCount)
         var logits = [Float](repeating: 0, count: batchSize * backbone.classCount)
         let decodeQueue = DispatchQueue(label: "headtune.decode")
-        let backbone = self.backbone
+        let backbone = self.backbone, prepare = self.prepare
 
-        slots[0].fill(paths: paths, range: batches[0], backbone: backbone)
+        slots[0].fill(paths: paths, range: batches[0], prepare: prepare)
         for (b, range) in batches.enumerated() {
             let current = slots[b % 2]
             let pending = DispatchGroup()
             if b + 1 < batches.count {
                 let next = slots[(b + 1) % 2], nextRange = batches[b + 1]
-                decodeQueue.async(group: pending) { next.fill(paths: paths, range: nextRange, backbone: backbone) }
+                decodeQueue.async(group: pending) { next.fill(paths: paths, range: nextRange, prepare: prepare) }
             }
             defer { pending.wait() }
 
@@ -150,12 +157,12 @@ private final class PreparedBatch: @unchecked Sendable {
 
     deinit { input.deallocate() }
 
-    func fill(paths: [String], range: Range<Int>, backbone: Backbone) {
+    func fill(paths: [String], range: Range<Int>, prepare: (String, UnsafeMutablePointer<Float>) throws -> Void) {
         errors = []
         validCount = 0
         for index in range {
             do {
-                try backbone.prepare(path: paths[index], into: input.baseAddress! + validCount * imageFloats)
+                try prepare(paths[index], input.baseAddress! + validCount * imageFloats)
                 errors.append(nil)
                 validCount += 1
             } catch {

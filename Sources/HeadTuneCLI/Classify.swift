@@ -20,6 +20,9 @@ struct Classify: ParsableCommand {
     @Flag(help: "Use the pretrained ImageNet-1k classifier (1000 classes).")
     var imagenet = false
 
+    @Option(help: "Use a head trained with `headtune train` (its classes, geometry and test-time flip).", completion: .file())
+    var head: String?
+
     @Option(help: "How many labels to report per image.")
     var topK: Int = 5
 
@@ -31,8 +34,8 @@ struct Classify: ParsableCommand {
     @OptionGroup var backbone: BackboneOptions
 
     func validate() throws {
-        guard imagenet else {
-            throw ValidationError("choose a classifier: --imagenet (trained heads come with `headtune train`)")
+        guard imagenet != (head != nil) else {
+            throw ValidationError("choose one classifier: --imagenet or --head FILE (trained with `headtune train`)")
         }
         guard topK >= 1 else { throw ValidationError("--top-k must be at least 1") }
     }
@@ -40,27 +43,46 @@ struct Classify: ParsableCommand {
     func run() throws {
         let paths = try inputs.collect()
         let model = try backbone.loadBackbone()
-        let labels = try ImageNetLabels.load()
+        let predictor = try head.map { try HeadPredictor.load(path: $0, backbone: model) }
+        let imagenetLabels = predictor == nil ? try ImageNetLabels.load() : nil
+        let label: (Int) -> String = { predictor?.labels[$0] ?? imagenetLabels!.label($0) }
         let sink = try OutputSink(path: output.output)
         let format = self.format ?? (sink.isTerminal ? .table : .jsonl)
-        let k = min(topK, labels.names.count)
+        let k = min(topK, predictor?.labels.count ?? imagenetLabels!.names.count)
         if format == .csv { sink.write("path,rank,index,label,score,error\n") }
 
-        let failures: Int
-        do {
-            failures = try runBackbone(backbone: model, options: backbone, inputs: paths, forceProgress: inputs.progress,
-                                       computeLogits: true) { path, result in
-                var record = ClassificationRecord(path: path)
-                switch result {
-                case .success(let output):
-                    let probabilities = probabilities(fromLogits: output.logits ?? [])
-                    record.predictions = probabilities.withUnsafeBufferPointer { largestEntries($0, k: k) }.map {
-                        Prediction(label: labels.label($0.index), index: $0.index, score: $0.score)
-                    }
-                case .failure(let error):
-                    record.error = errorMessage(error, path: path)
+        func emit(_ path: String, _ probabilities: Result<[Float], Error>) {
+            var record = ClassificationRecord(path: path)
+            switch probabilities {
+            case .success(let probabilities):
+                record.predictions = probabilities.withUnsafeBufferPointer { largestEntries($0, k: k) }.map {
+                    Prediction(label: label($0.index), index: $0.index, score: $0.score)
                 }
-                sink.write(render(record, format: format))
+            case .failure(let error):
+                record.error = errorMessage(error, path: path)
+            }
+            sink.write(render(record, format: format))
+        }
+
+        var failures = 0
+        do {
+            if let predictor {
+                // A head needs every view of an image before it can answer, so records follow extraction.
+                let extractor = FeatureExtractor(backbone: model, cache: nil, batchSize: backbone.batchSize, threads: backbone.threads)
+                let progress = extractionProgress(force: inputs.progress)
+                let results = try predictor.predict(paths: paths, extractor: extractor) { progress("features", $0, $1) }
+                for (path, result) in zip(paths, results) {
+                    if case .failure(let error) = result {
+                        failures += 1
+                        printError("headtune: \(errorMessage(error, path: path))")
+                    }
+                    emit(path, result)
+                }
+            } else {
+                failures = try runBackbone(backbone: model, options: backbone, inputs: paths, forceProgress: inputs.progress,
+                                           computeLogits: true) { path, result in
+                    emit(path, result.map { probabilities(fromLogits: $0.logits ?? []) })
+                }
             }
         } catch {
             sink.discard()

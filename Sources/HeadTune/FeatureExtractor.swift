@@ -1,0 +1,114 @@
+import Foundation
+import Imaging
+import Training
+
+extension Backbone {
+    /// Like `prepare(path:into:)` for any view: decodes at the scale the view needs, crops and
+    /// mirrors, then applies the view's geometry policy. The plain view of this backbone's own
+    /// policy gives exactly the same input as `prepare(path:into:)`.
+    public func prepare(path: String, view: ImageView, into destination: UnsafeMutablePointer<Float>) throws(ImagingError) {
+        let options = DecodeOptions(maxPixels: maxPixels, minimumSide: view.minimumDecodeSide(forOutput: inputSize))
+        let image = try ImageDecoder.decode(fileAt: path, options: options)
+        Preprocessor(size: inputSize, policy: view.policy).preprocess(view.apply(image), into: destination)
+    }
+
+    /// The feature-cache key of this network: its id and the full sha256 of its weights.
+    public var cacheIdentity: String { "\(identifier)/\(weightsSHA256)" }
+}
+
+/// One feature vector to compute: an image under a view.
+public struct FeatureRequest: Hashable, Sendable {
+    public var path: String
+    public var view: ImageView
+
+    public init(path: String, view: ImageView) {
+        self.path = path
+        self.view = view
+    }
+}
+
+/// Computes backbone features for (image, view) requests, through the feature cache when there is
+/// one: cached vectors are read, the rest are extracted in batches (decoding overlapped with the
+/// network by `BatchRunner`) and stored.
+public struct FeatureExtractor {
+    public var backbone: Backbone
+    public var cache: FeatureCache?
+    public var batchSize: Int
+    public var threads: Int
+
+    public init(backbone: Backbone, cache: FeatureCache?, batchSize: Int = 16,
+                threads: Int = ProcessInfo.processInfo.activeProcessorCount) {
+        self.backbone = backbone
+        self.cache = cache
+        self.batchSize = batchSize
+        self.threads = threads
+    }
+
+    public struct Outcome {
+        /// One per request: the features, or the reason the image could not be used.
+        public var results: [Result<[Float], Error>]
+        public var cacheHits = 0
+        public var extracted = 0
+        /// Cache entries found damaged (deleted and recomputed).
+        public var damagedEntries = 0
+    }
+
+    /// - progress: (done, total) over the requests that need the network; called from this thread.
+    public func extract(_ requests: [FeatureRequest], progress: (Int, Int) -> Void = { _, _ in }) throws -> Outcome {
+        let dimension = backbone.featureCount
+        var results = [Result<[Float], Error>?](repeating: nil, count: requests.count)
+        var outcome = Outcome(results: [])
+        var keys = [FeatureKey?](repeating: nil, count: requests.count)
+        if let cache {
+            let paths = Array(Set(requests.map(\.path))).sorted()
+            let hashes = Dictionary(uniqueKeysWithValues: zip(paths, try cache.contentHashes(paths: paths)))
+            for (i, request) in requests.enumerated() {
+                if let hash = hashes[request.path] ?? nil {
+                    keys[i] = FeatureKey(contentSHA256: hash, backbone: backbone.cacheIdentity, view: request.view.name)
+                }
+            }
+            let known = keys.indices.filter { keys[$0] != nil }
+            let found = try cache.lookup(known.map { keys[$0]! }, dimension: dimension)
+            outcome.damagedEntries = found.damaged
+            for (i, vector) in zip(known, found.vectors) where vector != nil {
+                results[i] = .success(vector!)
+                outcome.cacheHits += 1
+            }
+        }
+
+        // The rest goes through the network, grouped by view (one BatchRunner per view).
+        let missing = requests.indices.filter { results[$0] == nil }
+        let total = missing.count
+        var done = 0
+        var pending: [(key: FeatureKey, vector: [Float])] = []
+        if total > 0 { progress(0, total) }
+        let byView = Dictionary(grouping: missing) { requests[$0].view }
+        for view in byView.keys.sorted(by: { $0.name < $1.name }) {
+            let indices = byView[view]!
+            var runner = BatchRunner(backbone: backbone, batchSize: batchSize, threads: threads, computeLogits: false)
+            let backbone = self.backbone
+            runner.prepare = { path, destination in try backbone.prepare(path: path, view: view, into: destination) }
+            try runner.run(paths: indices.map { requests[$0].path }) { position, result in
+                let i = indices[position]
+                switch result {
+                case .success(let output):
+                    results[i] = .success(output.features)
+                    outcome.extracted += 1
+                    if let key = keys[i] { pending.append((key, output.features)) }
+                case .failure(let error):
+                    results[i] = .failure(error)
+                }
+                done += 1
+                progress(done, total)
+                // Stored in chunks, so an interrupted run keeps most of its work.
+                if pending.count >= 256 {
+                    try cache?.store(pending)
+                    pending.removeAll()
+                }
+            }
+        }
+        try cache?.store(pending)
+        outcome.results = results.map { $0! }
+        return outcome
+    }
+}

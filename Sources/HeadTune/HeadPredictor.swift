@@ -1,0 +1,108 @@
+import Foundation
+import Imaging
+import Training
+
+/// Extra views of each training image (`--augment`).
+public enum Augmentation: String, CaseIterable, Sendable, Codable {
+    /// The mirror image.
+    case flip
+    /// Two crops of 85% of each side, anchored at the top-left and bottom-right corners.
+    case crop
+
+    /// The views this augmentation adds to `base`.
+    func views(of base: ImageView) -> [ImageView] {
+        switch self {
+        case .flip: return [ImageView(policy: base.policy, mirrored: true)]
+        case .crop:
+            return [ImageView(policy: base.policy, crop: .init(anchorX: 0, anchorY: 0, scale: 0.85)),
+                    ImageView(policy: base.policy, crop: .init(anchorX: 1, anchorY: 1, scale: 0.85))]
+        }
+    }
+
+    /// The plain view followed by every augmentation's views, without repeats.
+    public static func trainingViews(policy: CropPolicy, augment: [Augmentation]) -> [ImageView] {
+        let base = ImageView(policy: policy)
+        var views = [base]
+        for augmentation in augment { for view in augmentation.views(of: base) where !views.contains(view) { views.append(view) } }
+        return views
+    }
+}
+
+/// The views whose features are averaged for one prediction: the plain view, and its mirror with
+/// test-time flip.
+public func predictionViews(policy: CropPolicy, testTimeFlip: Bool) -> [ImageView] {
+    let base = ImageView(policy: policy)
+    return testTimeFlip ? [base, ImageView(policy: policy, mirrored: true)] : [base]
+}
+
+/// Per path, the mean of its features over `views` (requests laid out path-major, as
+/// `requests(paths:views:)` makes them); a failure in any view fails the path.
+func averagedFeatures(_ results: [Result<[Float], Error>], paths: Int, views: Int) -> [Result<[Float], Error>] {
+    (0..<paths).map { p in
+        var sum: [Float] = []
+        for v in 0..<views {
+            switch results[p * views + v] {
+            case .failure(let error): return .failure(error)
+            case .success(let features):
+                if sum.isEmpty { sum = features } else { for i in sum.indices { sum[i] += features[i] } }
+            }
+        }
+        if views > 1 { for i in sum.indices { sum[i] /= Float(views) } }
+        return .success(sum)
+    }
+}
+
+/// Path-major requests: every view of the first path, then of the second, ...
+func requests(paths: [String], views: [ImageView]) -> [FeatureRequest] {
+    paths.flatMap { path in views.map { FeatureRequest(path: path, view: $0) } }
+}
+
+/// A trained head on top of the backbone it was trained on: image files -> class probabilities.
+public struct HeadPredictor {
+    public let head: HeadFile
+    public let policy: CropPolicy
+    public let views: [ImageView]
+
+    /// Refuses a head trained on other backbone weights (its features would mean something else).
+    public init(head: HeadFile, path: String, backbone: Backbone) throws {
+        try head.requireBackbone(id: backbone.identifier, weightsSHA256: backbone.weightsSHA256, path: path)
+        guard let policy = CropPolicy(rawValue: head.metadata.preprocessing.policy),
+              head.metadata.preprocessing.inputSize == backbone.inputSize else {
+            throw TrainingError.invalidHeadFile(path: path, reason: "preprocessing \(head.metadata.preprocessing.policy) at "
+                                                + "\(head.metadata.preprocessing.inputSize) px is not supported by this backbone")
+        }
+        self.head = head
+        self.policy = policy
+        views = predictionViews(policy: policy, testTimeFlip: head.metadata.preprocessing.testTimeFlip)
+    }
+
+    public static func load(path: String, backbone: Backbone) throws -> HeadPredictor {
+        try HeadPredictor(head: HeadFile.read(path: path), path: path, backbone: backbone)
+    }
+
+    public var labels: [String] { head.metadata.labels }
+
+    /// Class probabilities [labels.count] per path, in input order, or the reason a file failed.
+    public func predict(paths: [String], extractor: FeatureExtractor, progress: (Int, Int) -> Void = { _, _ in })
+        throws -> [Result<[Float], Error>]
+    {
+        let outcome = try extractor.extract(requests(paths: paths, views: views), progress: progress)
+        return probabilities(for: averagedFeatures(outcome.results, paths: paths.count, views: views.count))
+    }
+
+    /// Standardizes raw backbone features and runs the head.
+    func probabilities(for features: [Result<[Float], Error>]) -> [Result<[Float], Error>] {
+        var matrix = FeatureMatrix(columns: head.head.architecture.inputs)
+        for case .success(let row) in features { matrix.append(row: row) }
+        head.standardization.apply(to: &matrix)
+        let p = head.head.probabilities(matrix)
+        let k = labels.count
+        var row = 0
+        return features.map { result in
+            result.map { _ in
+                defer { row += 1 }
+                return Array(p[(row * k)..<((row + 1) * k)])
+            }
+        }
+    }
+}

@@ -1,0 +1,41 @@
+import ArgumentParser
+import Foundation
+import HeadTune
+import Training
+
+struct Evaluate: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Measure a trained head on labelled images (a folder per class or a CSV manifest).",
+        discussion: """
+            Prints accuracy, balanced accuracy, macro-F1, per-class precision/recall/F1/support, the confusion \
+            matrix, log loss, expected calibration error and the most confidently misclassified files.
+            Example: headtune evaluate --head cars.head cars-test/ --format json --report cars-test.html
+            """)
+
+    @Option(help: "Head file written by `headtune train`.", completion: .file())
+    var head: String
+
+    @Argument(help: "Class-per-folder directory or CSV manifest; labels must be among the head's classes.", completion: .file())
+    var data: String
+
+    @OptionGroup var report: ReportOptions
+    @OptionGroup var cacheOptions: CacheOptions
+    @OptionGroup var backbone: BackboneOptions
+
+    func run() throws {
+        let model = try backbone.loadBackbone()
+        let predictor = try HeadPredictor.load(path: head, backbone: model)
+        let extractor = FeatureExtractor(backbone: model, cache: try cacheOptions.open(), batchSize: backbone.batchSize,
+                                         threads: backbone.threads)
+        var skipped = 0
+        let progress = extractionProgress(force: report.progress)
+        let result = try HeadEvaluation.run(predictor: predictor, data: data, extractor: extractor,
+                                            skipped: { path, error in
+                                                skipped += 1
+                                                printError("headtune: skipped \(errorMessage(error, path: path))")
+                                            },
+                                            progress: { progress("features", $0, $1) })
+        if skipped > 0 { printError("headtune: \(skipped) file(s) skipped (listed above)") }
+        try report.emit(result, title: "\((head as NSString).lastPathComponent) on \(data)", maxPixels: backbone.maxPixels)
+    }
+}

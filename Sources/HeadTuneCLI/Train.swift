@@ -1,0 +1,167 @@
+import ArgumentParser
+import Foundation
+import HeadTune
+import Imaging
+import Training
+
+struct Train: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Train a classification head on labelled images and write it to a head file.",
+        discussion: """
+            DATA is a folder with one sub-folder per class, or a CSV manifest with columns path,label[,split] \
+            (paths relative to the CSV). Non-images are ignored; unreadable images are listed and skipped.
+            Features are cached (--cache), so a second run on the same images extracts nothing.
+            The defaults were chosen by measurement on three development sets (BENCHMARKS.md).
+            Example: headtune train cars/ --out cars.head --report cars.html
+            """)
+
+    @Argument(help: "Class-per-folder directory or CSV manifest.", completion: .file())
+    var data: String
+
+    @Option(name: .shortAndLong, help: "Head file to write (atomically).", completion: .file())
+    var out: String
+
+    @Option(help: "Fraction of each class held out for validation (stratified, seeded); 0 for none.")
+    var validationSplit = 0.2
+
+    @Option(help: "A separate validation folder or manifest (instead of --validation-split).", completion: .directory)
+    var validationDir: String?
+
+    @Option(help: "Input geometry: center-crop, resize (whole image, squashed) or letterbox (whole image, padded).")
+    var policy: CropPolicy = .resize
+
+    @Option(help: "Extra training views, comma-separated: flip, crop.")
+    var augment: String?
+
+    @Flag(inversion: .prefixedNo, help: "Average the features of each image and its mirror image when predicting.")
+    var testTimeFlip = false
+
+    @Option(help: "Head: linear (logistic regression) or mlp (one hidden layer with dropout).")
+    var head: HeadKind = .linear
+
+    @Option(help: "Hidden units of the mlp head.") var hidden = 512
+    @Option(help: "Dropout of the mlp head.") var dropout: Float = 0.5
+    @Option(help: "lbfgs or adamw (default: lbfgs for linear, adamw for mlp).") var optimizer: OptimizerKind?
+    @Option(help: "L2 penalty on the weights (L-BFGS).") var l2: Float = TrainingConfiguration().l2
+    @Option(help: "AdamW learning rate.") var learningRate: Float = TrainingConfiguration().learningRate
+    @Option(help: "AdamW decoupled weight decay.") var weightDecay: Float = TrainingConfiguration().weightDecay
+    @Option(help: "Maximum epochs (AdamW) or iterations (L-BFGS).") var epochs = TrainingConfiguration().maxEpochs
+    @Option(help: "AdamW minibatch size.") var minibatch = TrainingConfiguration().batchSize
+    @Option(help: "Label smoothing of the cross-entropy.") var labelSmoothing: Float = TrainingConfiguration().labelSmoothing
+    @Option(help: "none or balanced (weights inverse to class frequency).") var classWeights: ClassWeighting = .none
+    @Option(help: "Stop after this many epochs without a better validation loss (0: never).") var patience = TrainingConfiguration().patience
+    @Option(help: "Seed for the split, initialization, shuffling and dropout: same seed, same head, bit for bit.")
+    var seed: UInt64 = 0
+
+    @Option(help: "Also write the exact training and validation features as .npy files into this directory (for comparisons, e.g. scripts/compare_sklearn.py).",
+            completion: .directory)
+    var dumpFeatures: String?
+
+    @OptionGroup var report: ReportOptions
+    @OptionGroup var cacheOptions: CacheOptions
+    @OptionGroup var backbone: BackboneOptions
+
+    func validate() throws {
+        guard validationSplit >= 0 && validationSplit < 1 else { throw ValidationError("--validation-split must be in [0, 1)") }
+        _ = try augmentations()
+        do { try trainingConfiguration.validate() } catch { throw ValidationError(error.localizedDescription) }
+    }
+
+    func augmentations() throws -> [Augmentation] {
+        guard let augment, !augment.isEmpty else { return [] }
+        return try augment.split(separator: ",").map {
+            guard let a = Augmentation(rawValue: $0.trimmingCharacters(in: .whitespaces)) else {
+                throw ValidationError("--augment takes flip and/or crop, comma-separated (got \"\($0)\")")
+            }
+            return a
+        }
+    }
+
+    var trainingConfiguration: TrainingConfiguration {
+        var c = TrainingConfiguration()
+        c.head = head
+        c.hiddenUnits = hidden
+        c.dropout = dropout
+        c.optimizer = optimizer
+        c.l2 = l2
+        c.learningRate = learningRate
+        c.weightDecay = weightDecay
+        c.maxEpochs = epochs
+        c.batchSize = minibatch
+        c.labelSmoothing = labelSmoothing
+        c.classWeights = classWeights
+        c.patience = patience
+        c.seed = seed
+        return c
+    }
+
+    func run() throws {
+        let started = Date()
+        let model = try backbone.loadBackbone()
+        let extractor = FeatureExtractor(backbone: model, cache: try cacheOptions.open(), batchSize: backbone.batchSize,
+                                         threads: backbone.threads)
+        var request = HeadTrainingRequest(data: data)
+        request.validationData = validationDir
+        request.validationSplit = validationSplit
+        request.policy = policy
+        request.augment = try augmentations()
+        request.testTimeFlip = testTimeFlip
+        request.configuration = trainingConfiguration
+
+        var events = HeadTrainingEvents()
+        events.skipped = { path, error in printError("headtune: skipped \(errorMessage(error, path: path))") }
+        events.extraction = extractionProgress(force: report.progress)
+        events.epoch = { record in
+            // A compact log: the first epochs, then every 10th.
+            guard record.epoch <= 3 || record.epoch % 10 == 0 else { return }
+            var line = String(format: "epoch %4d  train loss %.4f acc %.4f", record.epoch, record.trainLoss, record.trainAccuracy)
+            if let loss = record.validationLoss, let accuracy = record.validationAccuracy {
+                line += String(format: "   val loss %.4f acc %.4f", loss, accuracy)
+            }
+            printError(line)
+        }
+        let outcome = try HeadTraining.run(request, backbone: model, extractor: extractor, events: events)
+        try outcome.headFile.write(to: out)
+        if let directory = dumpFeatures { try dump(outcome, to: directory) }
+
+        let s = outcome.statistics
+        let meta = outcome.headFile.metadata
+        printError("headtune: classes: " + zip(meta.labels, zip(s.trainCounts, s.validationCounts))
+            .map { "\($0) \($1.0)+\($1.1)" }.joined(separator: ", ") + " (train+validation images)")
+        printError(String(format: "headtune: features %.1f s (%d from cache, %d extracted%@), training %.1f s (%@, %d epochs, best %d%@), total %.1f s",
+                          s.extractionSeconds, s.cacheHits, s.extracted,
+                          s.damagedCacheEntries > 0 ? ", \(s.damagedCacheEntries) damaged cache entries recomputed" : "",
+                          s.trainingSeconds, meta.training.resolvedOptimizer.rawValue, s.epochs, s.bestEpoch,
+                          s.stoppedEarly ? ", stopped early" : "", Date().timeIntervalSince(started)))
+        if s.skippedFiles > 0 { printError("headtune: \(s.skippedFiles) file(s) skipped (listed above)") }
+        printError("headtune: wrote \(out)")
+        if let validation = outcome.report {
+            try report.emit(validation, title: "validation (\(data))", maxPixels: backbone.maxPixels)
+        } else {
+            printError("headtune: no validation set (--validation-split 0): no report")
+        }
+    }
+
+    /// train_features.npy [rows, d], train_labels.npy, train_images.npy (image index per row),
+    /// validation_features.npy, validation_labels.npy (all float32) and labels.json.
+    private func dump(_ outcome: HeadTrainingOutcome, to directory: String) throws {
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let d = outcome.data
+        let files: [(String, [Float], [Int])] = [
+            ("train_features", d.train.values, [d.train.rows, d.train.columns]),
+            ("train_labels", d.trainLabels.map(Float.init), [d.trainLabels.count]),
+            ("train_images", d.trainImages.map(Float.init), [d.trainImages.count]),
+            ("validation_features", d.validation.values, [d.validation.rows, d.validation.columns]),
+            ("validation_labels", d.validationLabels.map(Float.init), [d.validationLabels.count]),
+        ]
+        for (name, values, shape) in files {
+            let sink = try OutputSink(path: "\(directory)/\(name).npy")
+            sink.write(NumpyArray.float32(values, shape: shape))
+            try sink.commit()
+        }
+        let labels = try JSONEncoder().encode(outcome.headFile.metadata.labels)
+        let sink = try OutputSink(path: "\(directory)/labels.json")
+        sink.write(labels)
+        try sink.commit()
+    }
+}

@@ -1,0 +1,72 @@
+import ArgumentParser
+import Foundation
+import HeadTune
+import Imaging
+import Training
+
+extension CropPolicy: ExpressibleByArgument {}
+extension HeadKind: ExpressibleByArgument {}
+extension OptimizerKind: ExpressibleByArgument {}
+extension ClassWeighting: ExpressibleByArgument {}
+
+/// Where features are cached between runs.
+struct CacheOptions: ParsableArguments {
+    @Option(help: ArgumentHelp("Feature cache (SQLite).", discussion: "Default: $XDG_CACHE_HOME/headtune/features.sqlite or ~/.cache/headtune/features.sqlite."),
+            completion: .file())
+    var cache: String?
+
+    @Flag(help: "Extract every feature again and store nothing.")
+    var noCache = false
+
+    func open() throws -> FeatureCache? {
+        guard !noCache else { return nil }
+        let cache = try FeatureCache(path: self.cache ?? FeatureCache.defaultPath)
+        if let aside = cache.recoveredFrom {
+            printError("headtune: \(cache.path) was not a readable feature cache; moved it to \(aside) and started a new one")
+        }
+        return cache
+    }
+}
+
+/// How an evaluation report is shown.
+struct ReportOptions: ParsableArguments {
+    enum Format: String, ExpressibleByArgument, CaseIterable { case text, json }
+
+    @Option(help: "Report on stdout: text or json (keys accuracy, balanced_accuracy, macro_f1, log_loss, ece, per_class, confusion_matrix, misclassified).")
+    var format: Format = .text
+
+    @Option(help: "Also write a self-contained HTML report (heat map, per-class bars, thumbnails of mistakes).", completion: .file())
+    var report: String?
+
+    @Flag(help: "Show progress bars on stderr even when it is not a terminal.")
+    var progress = false
+
+    func emit(_ report: ClassificationReport, title: String, maxPixels: Int) throws {
+        switch format {
+        case .text: print(report.text(title: title), terminator: "")
+        case .json: print(try report.jsonText(), terminator: "")
+        }
+        if let path = self.report {
+            let sink = try OutputSink(path: path)
+            sink.write(report.html(title: title, maxPixels: maxPixels))
+            try sink.commit()
+            printError("headtune: wrote \(path)")
+        }
+    }
+}
+
+/// Extraction with a progress bar per phase, on stderr.
+func extractionProgress(force: Bool) -> (String, Int, Int) -> Void {
+    var bar: ProgressBar?
+    var phase = ""
+    return { name, done, total in
+        if name != phase || bar == nil {
+            bar?.finish()
+            phase = name
+            bar = ProgressBar(total: total, unit: "images", force: force)
+            if force || isatty(STDERR_FILENO) != 0 { printError("headtune: extracting \(name) of \(total) image view(s)") }
+        }
+        if done > 0 { bar?.advance() }
+        if done == total { bar?.finish(); bar = nil; phase = "" }
+    }
+}

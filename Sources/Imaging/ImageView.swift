@@ -1,0 +1,96 @@
+/// One deterministic way of turning an image into the network input: the geometry policy, an
+/// optional crop window taken first, and an optional left-right mirror. Training extracts features
+/// of several views per image (augmentation) and caches them under `name`; deterministic views keep
+/// that cache valid from run to run.
+public struct ImageView: Hashable, Sendable {
+    /// A window of `scale` times the width and height, placed at `anchorX`/`anchorY` (0 = left/top
+    /// edge, 0.5 = centred, 1 = right/bottom edge).
+    public struct CropWindow: Hashable, Sendable {
+        public var anchorX: Float
+        public var anchorY: Float
+        public var scale: Float
+
+        public init(anchorX: Float, anchorY: Float, scale: Float) {
+            precondition(scale > 0 && scale <= 1, "crop scale \(scale)")
+            self.anchorX = anchorX
+            self.anchorY = anchorY
+            self.scale = scale
+        }
+    }
+
+    public var policy: CropPolicy
+    public var crop: CropWindow?
+    public var mirrored: Bool
+
+    public init(policy: CropPolicy, crop: CropWindow? = nil, mirrored: Bool = false) {
+        self.policy = policy
+        self.crop = crop
+        self.mirrored = mirrored
+    }
+
+    /// Stable text key, e.g. "resize", "resize+flip", "letterbox+crop(0,1,0.8)".
+    public var name: String {
+        var parts = [policy.rawValue]
+        if let crop { parts.append("crop(\(Self.format(crop.anchorX)),\(Self.format(crop.anchorY)),\(Self.format(crop.scale)))") }
+        if mirrored { parts.append("flip") }
+        return parts.joined(separator: "+")
+    }
+
+    private static func format(_ value: Float) -> String {
+        value == value.rounded() ? String(Int(value)) : String(value)
+    }
+
+    /// Crop, then mirror. The identity view returns `image` unchanged.
+    public func apply(_ image: RGBImage) -> RGBImage {
+        var result = image
+        if let crop {
+            let width = max(1, Int((Float(image.width) * crop.scale).rounded()))
+            let height = max(1, Int((Float(image.height) * crop.scale).rounded()))
+            let x = Int((Float(image.width - width) * crop.anchorX).rounded())
+            let y = Int((Float(image.height - height) * crop.anchorY).rounded())
+            result = result.cropped(x: x, y: y, width: width, height: height)
+        }
+        return mirrored ? result.mirrored() : result
+    }
+
+    /// The smallest decoded side that keeps the policy from upsampling after the crop.
+    public func minimumDecodeSide(forOutput size: Int) -> Int {
+        let side = policy.minimumDecodeSide(forOutput: size)
+        guard let crop else { return side }
+        return Int((Float(side) / crop.scale).rounded(.up))
+    }
+}
+
+extension RGBImage {
+    /// The image mirrored left to right.
+    public func mirrored() -> RGBImage {
+        var out = [UInt8](repeating: 0, count: pixels.count)
+        pixels.withUnsafeBufferPointer { src in
+            out.withUnsafeMutableBufferPointer { dst in
+                for y in 0..<height {
+                    let row = y * width * 3
+                    for x in 0..<width {
+                        let from = row + x * 3, to = row + (width - 1 - x) * 3
+                        dst[to] = src[from]; dst[to + 1] = src[from + 1]; dst[to + 2] = src[from + 2]
+                    }
+                }
+            }
+        }
+        return RGBImage(width: width, height: height, pixels: out)
+    }
+
+    /// The `width` x `height` region whose top-left pixel is (x, y); it must lie inside the image.
+    public func cropped(x: Int, y: Int, width w: Int, height h: Int) -> RGBImage {
+        precondition(x >= 0 && y >= 0 && w > 0 && h > 0 && x + w <= width && y + h <= height,
+                     "crop \(w)x\(h)+\(x)+\(y) outside \(width)x\(height)")
+        var out = [UInt8](repeating: 0, count: w * h * 3)
+        pixels.withUnsafeBufferPointer { src in
+            out.withUnsafeMutableBufferPointer { dst in
+                for row in 0..<h {
+                    (dst.baseAddress! + row * w * 3).update(from: src.baseAddress! + ((y + row) * width + x) * 3, count: w * 3)
+                }
+            }
+        }
+        return RGBImage(width: w, height: h, pixels: out)
+    }
+}
