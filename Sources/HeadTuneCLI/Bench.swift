@@ -6,7 +6,7 @@ import Kernels
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Measure inference speed (network only, on synthetic input; decoding excluded).",
-        subcommands: [BenchBackbone.self])
+        subcommands: [BenchBackbone.self, BenchText.self])
 }
 
 struct BenchBackbone: ParsableCommand {
@@ -70,9 +70,7 @@ struct BenchBackbone: ParsableCommand {
         times.sort()
         let p50 = times[times.count / 2], p90 = times[min(times.count - 1, Int(Double(times.count) * 0.9))]
         let imagesPerSecond = Double(batch * times.count) / (elapsed / 1000)
-        var usage = rusage()
-        getrusage(__rusage_who_t(RUSAGE_SELF.rawValue), &usage)
-        let peakMB = Double(usage.ru_maxrss) / 1024
+        let peakMB = ProcessMemory.peakResidentMB()
         switch format {
         case .json:
             print(String(format: "{\"batch\": %d, \"threads\": %d, \"images_per_s\": %.2f, \"ms_per_batch_p50\": %.3f, \"ms_per_batch_p90\": %.3f, \"batches\": %d, \"peak_rss_mb\": %.1f, \"blas_core\": \"%@\"}",
