@@ -45,7 +45,8 @@ let package = Package(
         .testTarget(name: "ImagingTests", dependencies: ["Imaging"], resources: [.copy("Resources")]),
         .testTarget(name: "WeightsTests", dependencies: ["Weights"]),
         .testTarget(name: "ModelsTests", dependencies: ["Models", "Weights", "Kernels", "TestSupport"]),
-        .testTarget(name: "TrainingTests", dependencies: ["Training", "TestSupport"]),
+        .testTarget(name: "TrainingTests", dependencies: ["Training", "Weights", "TestSupport",
+                                                   .product(name: "GRDB", package: "GRDB.swift")]),
         .testTarget(name: "HeadTuneTests", dependencies: ["HeadTune", "TestSupport"]),
     ]
 )

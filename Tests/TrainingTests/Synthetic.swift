@@ -14,3 +14,13 @@ func gaussianBlobs(perClass: [Int], dimension: Int, separation: Float, seed: UIn
     }
     return (matrix, labels)
 }
+
+import Foundation
+import Weights
+
+/// A valid safetensors file that is not a head.
+enum SafeTensorsWriterProxy {
+    static func plainSafetensors() -> Data {
+        SafeTensorsWriter.serialize([.init(name: "w", shape: [2], values: [1, 2])], metadata: [:])
+    }
+}
