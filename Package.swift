@@ -21,7 +21,7 @@ let package = Package(
         .target(name: "COpenBLAS", linkerSettings: [.linkedLibrary("dl")]),
 
         // Vectorized loops, optimized even in debug builds so the golden tests stay quick.
-        .target(name: "CKernels", cSettings: [.unsafeFlags(["-O3"])]),
+        .target(name: "CKernels", cSettings: [.unsafeFlags(["-O3", "-Wno-psabi"])]),
         .target(name: "Kernels", dependencies: ["COpenBLAS", "CKernels"]),
         // setjmp/longjmp error handling of libjpeg and libpng must live in C.
         .target(name: "CImageCodecs", dependencies: ["CJPEG", "CPNG"]),
@@ -47,6 +47,6 @@ let package = Package(
         .testTarget(name: "ModelsTests", dependencies: ["Models", "Weights", "Kernels", "TestSupport"]),
         .testTarget(name: "TrainingTests", dependencies: ["Training", "Weights", "TestSupport",
                                                    .product(name: "GRDB", package: "GRDB.swift")]),
-        .testTarget(name: "HeadTuneTests", dependencies: ["HeadTune", "TestSupport"]),
+        .testTarget(name: "HeadTuneTests", dependencies: ["HeadTune", "Imaging", "Training", "TestSupport"]),
     ]
 )
