@@ -2,11 +2,28 @@
 SWIFT ?= swift
 PYTHON ?= python3
 BIN := .build/release/headtune
+# Demo outputs (tiles, heads, feature cache, HTML reports); git-ignored.
+DEMO := demo-data
+CARS := ../shared/datasets/cars49/train
 
-.PHONY: demo test build deps weights samples assets bench clean
+.PHONY: demo demo-textures demo-cars test build deps weights samples assets bench clean
 
 demo: assets build
 	$(BIN) classify --imagenet --top-k 3 samples/
+	@$(MAKE) --no-print-directory demo-textures
+
+# Material recognition: tiles of the brick/grass/gravel photos (top rows train, bottom row test).
+demo-textures: assets build
+	$(PYTHON) scripts/make_texture_tiles.py $(DEMO)/textures
+	$(BIN) train $(DEMO)/textures/train --out $(DEMO)/textures.head --cache $(DEMO)/features.sqlite --report $(DEMO)/textures-validation.html
+	$(BIN) evaluate --head $(DEMO)/textures.head $(DEMO)/textures/test --cache $(DEMO)/features.sqlite --report $(DEMO)/textures-test.html
+	$(BIN) classify --head $(DEMO)/textures.head --top-k 2 --format table $(DEMO)/textures/test/brick/brick_r4c0.png $(DEMO)/textures/test/grass/grass_r4c2.png $(DEMO)/textures/test/gravel/gravel_r4c4.png
+
+# The same journey on 49 Stanford Cars classes, when ../shared/datasets is there.
+demo-cars: assets build
+	@test -d $(CARS) || { echo "demo-cars needs $(CARS) (the shared development datasets)"; exit 1; }
+	$(BIN) train $(CARS) --out $(DEMO)/cars49.head --cache $(DEMO)/features.sqlite --report $(DEMO)/cars49-validation.html --progress
+	$(BIN) classify --head $(DEMO)/cars49.head --top-k 3 --format table $$(ls -d $(CARS)/*/ | head -3 | while read d; do ls "$$d"*.jpg | head -1; done)
 
 test: assets
 	$(PYTHON) -m unittest discover -s scripts -p 'test_*.py'

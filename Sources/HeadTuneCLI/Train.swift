@@ -126,8 +126,14 @@ struct Train: ParsableCommand {
 
         let s = outcome.statistics
         let meta = outcome.headFile.metadata
-        printError("headtune: classes: " + zip(meta.labels, zip(s.trainCounts, s.validationCounts))
-            .map { "\($0) \($1.0)+\($1.1)" }.joined(separator: ", ") + " (train+validation images)")
+        let perClass = zip(s.trainCounts, s.validationCounts).map { $0 + $1 }
+        if meta.labels.count <= 10 {
+            printError("headtune: classes: " + zip(meta.labels, zip(s.trainCounts, s.validationCounts))
+                .map { "\($0) \($1.0)+\($1.1)" }.joined(separator: ", ") + " (train+validation images)")
+        } else {
+            printError("headtune: \(meta.labels.count) classes, \(perClass.min()!)-\(perClass.max()!) images each; "
+                       + "\(s.trainCounts.reduce(0, +)) train + \(s.validationCounts.reduce(0, +)) validation images")
+        }
         printError(String(format: "headtune: features %.1f s (%d from cache, %d extracted%@), training %.1f s (%@, %d epochs, best %d%@), total %.1f s",
                           s.extractionSeconds, s.cacheHits, s.extracted,
                           s.damagedCacheEntries > 0 ? ", \(s.damagedCacheEntries) damaged cache entries recomputed" : "",

@@ -31,7 +31,7 @@ public struct TrainingConfiguration: Codable, Sendable, Equatable {
     public var maxEpochs = 200
     /// Minibatch size (AdamW).
     public var batchSize = 64
-    public var labelSmoothing: Float = 0.1
+    public var labelSmoothing: Float = 0
     public var classWeights: ClassWeighting = .none
     /// Stop when the validation loss has not improved for this many epochs (0: never stop early).
     public var patience = 20
@@ -64,7 +64,7 @@ public struct EpochRecord: Codable, Sendable, Equatable {
 
 /// What training produced.
 public struct TrainingResult: Sendable {
-    /// The head at the epoch with the lowest validation loss (or the last one without validation).
+    /// The head at the epoch with the lowest validation loss (or the last one without early stopping).
     public var head: ClassificationHead
     public var standardization: Standardization
     public var history: [EpochRecord]
@@ -130,7 +130,7 @@ public enum HeadTrainer {
         var stoppedEarly = false
         switch c.resolvedOptimizer {
         case .lbfgs:
-            _ = LBFGS(maxIterations: c.maxEpochs).minimize(
+            head.parameters = LBFGS(maxIterations: c.maxEpochs).minimize(
                 from: head.parameters, objective: { objective.evaluate($0, gradient: &$1) },
                 afterIteration: { iteration, parameters, loss in
                     let go = record(iteration, parameters, trainLoss: loss)
@@ -162,9 +162,11 @@ public enum HeadTrainer {
                 }
             }
         }
-        head.parameters = best.parameters
-        return TrainingResult(head: head, standardization: standardization, history: history, bestEpoch: best.epoch,
-                              stoppedEarly: stoppedEarly)
+        // Early stopping keeps the epoch with the best validation loss; without it, the last epoch.
+        let keepBest = validationX != nil && c.patience > 0
+        if keepBest { head.parameters = best.parameters }
+        return TrainingResult(head: head, standardization: standardization, history: history,
+                              bestEpoch: keepBest ? best.epoch : history.count, stoppedEarly: stoppedEarly)
     }
 
     /// Unsmoothed, unweighted log loss and accuracy of `head` on standardized features.

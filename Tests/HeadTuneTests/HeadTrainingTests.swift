@@ -1,0 +1,91 @@
+import Foundation
+import Imaging
+import Testing
+import TestSupport
+import Training
+@testable import HeadTune
+
+/// Training end to end on four real photos (plus junk) with the real backbone: small enough for a
+/// debug build, real enough to exercise decoding, views, the cache, the head file and prediction.
+@Suite(.serialized) final class HeadTrainingPipelineTests {
+    let backbone: Backbone
+    let root: String
+
+    init() throws {
+        backbone = try Backbone.efficientNetLite0(
+            weightsDirectory: try Golden.asset("weights/efficientnet-lite0.safetensors", fetchWith: "make weights")
+                .deletingLastPathComponent())
+        root = NSTemporaryDirectory() + "headtune-train-\(UUID().uuidString)"
+        let layout = ["animal/chelsea.png": "samples/chelsea.png", "animal/astronaut.png": "samples/astronaut.png",
+                      "object/coffee.png": "samples/coffee.png", "object/rocket.jpg": "samples/rocket.jpg"]
+        for (target, source) in layout {
+            try FileManager.default.createDirectory(atPath: root + "/" + (target as NSString).deletingLastPathComponent,
+                                                    withIntermediateDirectories: true)
+            try FileManager.default.copyItem(atPath: try Golden.asset(source, fetchWith: "make samples").path, toPath: root + "/" + target)
+        }
+        // What real folders contain besides images: a corrupt image, an empty one, notes, Finder files.
+        try Data("<html>not a photo".utf8).write(to: URL(fileURLWithPath: root + "/object/broken.jpg"))
+        FileManager.default.createFile(atPath: root + "/animal/empty.png", contents: Data())
+        try Data("notes".utf8).write(to: URL(fileURLWithPath: root + "/animal/README.txt"))
+        try Data([0]).write(to: URL(fileURLWithPath: root + "/animal/.DS_Store"))
+    }
+
+    deinit { try? FileManager.default.removeItem(atPath: root) }
+
+    @Test func corruptFilesAreSkippedCacheHitsOnRerunAndTheHeadRoundTrips() throws {
+        let cache = try FeatureCache(path: root + "/cache.sqlite")
+        let extractor = FeatureExtractor(backbone: backbone, cache: cache, batchSize: 4, threads: 2)
+        var request = HeadTrainingRequest(data: root)
+        request.validationSplit = 0
+        request.augment = [.flip]
+        var skipped: [String] = []
+        var events = HeadTrainingEvents()
+        events.skipped = { path, error in skipped.append(path + " | " + ((error as? LocalizedError)?.errorDescription ?? "")) }
+
+        let first = try HeadTraining.run(request, backbone: backbone, extractor: extractor, events: events)
+        #expect(skipped.count == 2)
+        #expect(skipped.contains { $0.hasPrefix(root + "/object/broken.jpg") && $0.contains("3C 68 74 6D") })
+        #expect(skipped.contains { $0.hasPrefix(root + "/animal/empty.png") })
+        #expect(first.statistics.trainCounts == [2, 2])
+        #expect(first.statistics.extracted == 8)  // 4 images x (plain + mirrored)
+        #expect(first.data.train.rows == 8 && first.data.trainImages == [0, 1, 2, 3, 0, 1, 2, 3])
+        #expect(first.headFile.metadata.dataset.skippedFiles == 2)
+
+        skipped = []
+        let second = try HeadTraining.run(request, backbone: backbone, extractor: extractor, events: events)
+        #expect(second.statistics.cacheHits == 8 && second.statistics.extracted == 0)
+        #expect(second.headFile.head == first.headFile.head)  // same features, same seed: same head
+
+        let headPath = root + "/pets.head"
+        try first.headFile.write(to: headPath)
+        let predictor = try HeadPredictor.load(path: headPath, backbone: backbone)
+        let images = ["animal/chelsea.png", "object/coffee.png", "object/broken.jpg"].map { root + "/" + $0 }
+        let results = try predictor.predict(paths: images, extractor: FeatureExtractor(backbone: backbone, cache: nil, threads: 2))
+        let top = results.map { result in (try? result.get()).map { p in p.indices.max { p[$0] < p[$1] }! } }
+        #expect(top == [0, 1, nil])
+        let report = try HeadEvaluation.run(predictor: predictor, data: root, extractor: extractor)
+        #expect(report.accuracy == 1 && report.count == 4)
+    }
+
+    @Test func aHeadFromOtherWeightsIsRefused() throws {
+        let cache = try FeatureCache(path: root + "/cache.sqlite")
+        var request = HeadTrainingRequest(data: root)
+        request.validationSplit = 0
+        let outcome = try HeadTraining.run(request, backbone: backbone,
+                                           extractor: FeatureExtractor(backbone: backbone, cache: cache, threads: 2))
+        let other = Backbone(model: backbone.model, identifier: backbone.identifier, weightsSHA256: "0123456789abcdef")
+        #expect(throws: TrainingError.self) { try HeadPredictor(head: outcome.headFile, path: "pets.head", backbone: other) }
+    }
+
+    @Test func viewsMirrorAndCropDeterministically() {
+        let image = RGBImage(width: 4, height: 2, pixels: (0..<24).map(UInt8.init))
+        #expect(image.mirrored().pixel(x: 0, y: 1) == image.pixel(x: 3, y: 1))
+        let view = ImageView(policy: .resize, crop: .init(anchorX: 1, anchorY: 0, scale: 0.5), mirrored: true)
+        #expect(view.name == "resize+crop(1,0,0.5)+flip")
+        let cropped = view.apply(image)
+        #expect(cropped.width == 2 && cropped.height == 1)
+        #expect(cropped.pixel(x: 0, y: 0) == image.pixel(x: 3, y: 0))
+        #expect(Augmentation.trainingViews(policy: .letterbox, augment: [.flip, .crop, .flip]).map(\.name)
+                == ["letterbox", "letterbox+flip", "letterbox+crop(0,0,0.85)", "letterbox+crop(1,1,0.85)"])
+    }
+}
