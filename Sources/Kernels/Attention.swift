@@ -40,8 +40,9 @@ public func multiHeadAttention(
                         var acc = SIMD16<Float>(repeating: 0)
                         var d = 0
                         while d < vectorEnd {
-                            acc.addProduct(UnsafeRawPointer(q + d).loadUnaligned(as: SIMD16<Float>.self),
-                                           UnsafeRawPointer(k + d).loadUnaligned(as: SIMD16<Float>.self))
+                            // `a += x * y`, not addProduct: Swift lowers SIMD16 addProduct to 16 fmaf calls.
+                            acc += UnsafeRawPointer(q + d).loadUnaligned(as: SIMD16<Float>.self)
+                                * UnsafeRawPointer(k + d).loadUnaligned(as: SIMD16<Float>.self)
                             d += 16
                         }
                         var dot = acc.sum()
@@ -65,7 +66,7 @@ public func multiHeadAttention(
                         var d = 0
                         while d < vectorEnd {
                             var o = UnsafeRawPointer(out + d).loadUnaligned(as: SIMD16<Float>.self)
-                            o.addProduct(p, UnsafeRawPointer(v + d).loadUnaligned(as: SIMD16<Float>.self))
+                            o += p * UnsafeRawPointer(v + d).loadUnaligned(as: SIMD16<Float>.self)
                             UnsafeMutableRawPointer(out + d).storeBytes(of: o, as: SIMD16<Float>.self)
                             d += 16
                         }

@@ -37,7 +37,7 @@ public func layerNorm(
             c = 0
             while c < vectorEnd {
                 let d = value(c) - meanVector
-                squares.addProduct(d, d)
+                squares += d * d  // not addProduct, which becomes per-lane fmaf calls
                 c += 16
             }
             var variance = squares.sum()

@@ -62,18 +62,35 @@ public struct MiniLMConfiguration: Decodable, Sendable, Equatable {
     }
 }
 
-/// A linear layer `y = x · weightᵀ + bias`, weight in PyTorch's [out, in] layout.
+/// A linear layer `y = x · W + bias`, with W stored [in, out]: the transpose of PyTorch's [out, in],
+/// made once at load. With few rows (a short sentence) GEMM time goes mostly to OpenBLAS packing the
+/// weight matrix, and packing the transposed layout was 2x slower than this one.
 struct Linear: Sendable {
+    /// [inputs, outputs]
     var weight: [Float]
     var bias: [Float]
     var outputs: Int { bias.count }
     var inputs: Int { weight.count / max(bias.count, 1) }
 
-    /// - input: [rows, inputs] -> output: [rows, outputs]
-    func callAsFunction(_ input: UnsafePointer<Float>, rows: Int, output: UnsafeMutablePointer<Float>, threads: Int) {
-        BLAS.sgemm(transposeB: true, m: rows, n: outputs, k: inputs, a: input, lda: inputs, b: weight, ldb: inputs,
+    /// - pytorchWeight: [outputs, inputs]
+    init(pytorchWeight: [Float], bias: [Float]) {
+        let outputs = bias.count, inputs = pytorchWeight.count / max(outputs, 1)
+        var weight = [Float](repeating: 0, count: pytorchWeight.count)
+        for o in 0..<outputs {
+            for i in 0..<inputs { weight[i * outputs + o] = pytorchWeight[o * inputs + i] }
+        }
+        self.weight = weight
+        self.bias = bias
+    }
+
+    /// - input: [rows, inputs] -> output: [rows, outputs], without the bias when `addBias` is false
+    func callAsFunction(_ input: UnsafePointer<Float>, rows: Int, output: UnsafeMutablePointer<Float>, threads: Int,
+                        addBias: Bool = true) {
+        BLAS.sgemm(m: rows, n: outputs, k: inputs, a: input, lda: inputs, b: weight, ldb: outputs,
                    c: output, ldc: outputs)
-        biasActivation(output, rows: rows, columns: outputs, bias: bias, activation: .identity, threads: threads)
+        if addBias {
+            biasActivation(output, rows: rows, columns: outputs, bias: bias, activation: .identity, threads: threads)
+        }
     }
 }
 
@@ -128,7 +145,7 @@ public struct MiniLM: Sendable {
         try weights.requireExactly(expected, ignoring: { _ in false })
 
         func linear(_ name: String, out: Int, in inputs: Int) throws(ModelsError) -> Linear {
-            Linear(weight: try weights.floats("\(name).weight", shape: [out, inputs]),
+            Linear(pytorchWeight: try weights.floats("\(name).weight", shape: [out, inputs]),
                    bias: try weights.floats("\(name).bias", shape: [out]))
         }
         func norm(_ name: String) throws(ModelsError) -> LayerNormWeights {
@@ -147,7 +164,10 @@ public struct MiniLM: Sendable {
             let k = try linear("\(p).attention.self.key", out: hidden, in: hidden)
             let v = try linear("\(p).attention.self.value", out: hidden, in: hidden)
             layers.append(Layer(
-                queryKeyValue: Linear(weight: q.weight + k.weight + v.weight, bias: q.bias + k.bias + v.bias),
+                queryKeyValue: Linear(pytorchWeight: try weights.floats("\(p).attention.self.query.weight", shape: [hidden, hidden])
+                                      + weights.floats("\(p).attention.self.key.weight", shape: [hidden, hidden])
+                                      + weights.floats("\(p).attention.self.value.weight", shape: [hidden, hidden]),
+                                      bias: q.bias + k.bias + v.bias),
                 attentionOutput: try linear("\(p).attention.output.dense", out: hidden, in: hidden),
                 attentionNorm: try norm("\(p).attention.output.LayerNorm"),
                 intermediate: try linear("\(p).intermediate.dense", out: c.intermediateSize, in: hidden),
@@ -202,8 +222,7 @@ public struct MiniLM: Sendable {
             layerNorm(input: projected, residual: state, rows: rows, columns: hidden, gamma: layer.attentionNorm.gamma,
                       beta: layer.attentionNorm.beta, epsilon: Float(c.layerNormEpsilon), output: state, threads: threads)
             // [rows, hidden] -> [rows, intermediate] -> [rows, hidden]
-            BLAS.sgemm(transposeB: true, m: rows, n: c.intermediateSize, k: hidden, a: state, lda: hidden,
-                       b: layer.intermediate.weight, ldb: hidden, c: intermediate, ldc: c.intermediateSize)
+            layer.intermediate(state, rows: rows, output: intermediate, threads: threads, addBias: false)
             biasGELU(intermediate, rows: rows, columns: c.intermediateSize, bias: layer.intermediate.bias, threads: threads)
             layer.output(intermediate, rows: rows, output: projected, threads: threads)
             layerNorm(input: projected, residual: state, rows: rows, columns: hidden, gamma: layer.outputNorm.gamma,

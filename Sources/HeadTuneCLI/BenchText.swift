@@ -1,0 +1,92 @@
+import ArgumentParser
+import Foundation
+import HeadTune
+import Kernels
+import Models
+
+struct BenchText: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "text",
+        abstract: "Sentences per second of the text encoder (all-MiniLM-L6-v2) at a batch size, after warm-up.",
+        discussion: """
+            The batch is `benchmarkSentences(batch)`: 8 short English sentences, repeated with a " #i" suffix \
+            (the same list scripts/bench_text_peers.py gives the peers). Tokenization is done once and timed \
+            separately; the timed loop is the network with padding + mask, pooling and normalization.
+            Prints {"batch": N, "threads": T, "sentences_per_s": ..., "ms_per_batch_p50": ..., ...} with --format json.
+            """)
+
+    enum Format: String, ExpressibleByArgument, CaseIterable { case json, text }
+
+    @Option(help: "Sentences per batch.") var batch: Int = 1
+    @Option(help: "Seconds to measure (after warm-up).") var seconds: Double = 5
+    @Option(help: "Seconds of warm-up.") var warmup: Double = 1
+    @Option(help: "Threads.") var threads: Int = ProcessInfo.processInfo.activeProcessorCount
+    @Option(help: "json or text.") var format: Format = .text
+    @Option(help: "Directory with the converted weights.", completion: .directory) var weights: String?
+
+    func validate() throws {
+        guard batch >= 1, threads >= 1, seconds > 0, warmup >= 0 else {
+            throw ValidationError("--batch and --threads must be >= 1, --seconds > 0")
+        }
+    }
+
+    /// The benchmark sentences (kept equal to BASE in scripts/bench_text_peers.py).
+    static func benchmarkSentences(_ count: Int) -> [String] {
+        let base = ["A cat sits on the mat.", "A kitten is resting on a rug.", "The stock market fell sharply today.",
+                    "How do I reset my password?", "Crème brûlée, naïve café — déjà vu!", "Two dogs play in the snow.",
+                    "Swift is a general-purpose programming language.", "The weather will be sunny tomorrow."]
+        return (0..<count).map { base[$0 % base.count] + ($0 < base.count ? "" : " #\($0)") }
+    }
+
+    func run() throws {
+        let encoder = try TextEncoder.allMiniLML6v2(weightsDirectory: weights.map { URL(fileURLWithPath: $0) },
+                                                    threads: threads)
+        let sentences = Self.benchmarkSentences(batch)
+        let tokenizeStart = DispatchTime.now().uptimeNanoseconds
+        let ids = sentences.map(encoder.tokenizer.encode)
+        let tokenizeMs = Double(DispatchTime.now().uptimeNanoseconds - tokenizeStart) / 1e6
+        let sequence = ids.map(\.count).max() ?? 1
+        let model = encoder.model
+        var padded = [Int32](repeating: 0, count: batch * sequence)
+        var mask = [UInt8](repeating: 0, count: batch * sequence)
+        for (b, row) in ids.enumerated() {
+            for (t, id) in row.enumerated() {
+                padded[b * sequence + t] = id
+                mask[b * sequence + t] = 1
+            }
+        }
+        let workspace = model.makeWorkspace(tokens: batch * sequence, threads: threads)
+        var embeddings = [Float](repeating: 0, count: batch * model.dimension)
+        func once() -> Double {
+            let start = DispatchTime.now().uptimeNanoseconds
+            embeddings.withUnsafeMutableBufferPointer { out in
+                model.forward(inputIDs: padded, attentionMask: mask, batch: batch, sequence: sequence,
+                              workspace: workspace, embeddings: out.baseAddress!)
+            }
+            return Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6
+        }
+        var elapsed = 0.0
+        repeat { elapsed += once() } while elapsed < warmup * 1000
+        var times: [Double] = []
+        elapsed = 0
+        repeat {
+            let t = once()
+            times.append(t)
+            elapsed += t
+        } while elapsed < seconds * 1000 || times.count < 3
+        times.sort()
+        let p50 = times[times.count / 2], p90 = times[min(times.count - 1, Int(Double(times.count) * 0.9))]
+        let perSecond = Double(batch * times.count) / (elapsed / 1000)
+        var usage = rusage()
+        getrusage(__rusage_who_t(RUSAGE_SELF.rawValue), &usage)
+        let peakMB = Double(usage.ru_maxrss) / 1024
+        switch format {
+        case .json:
+            print(String(format: "{\"batch\": %d, \"threads\": %d, \"sequence\": %d, \"sentences_per_s\": %.2f, \"ms_per_batch_p50\": %.3f, \"ms_per_batch_p90\": %.3f, \"batches\": %d, \"tokenize_ms\": %.3f, \"peak_rss_mb\": %.1f, \"blas_core\": \"%@\"}",
+                         batch, threads, sequence, perSecond, p50, p90, times.count, tokenizeMs, peakMB, BLAS.coreName))
+        case .text:
+            print(String(format: "batch %d (padded to %d tokens), %d thread(s): %.1f sentences/s, %.2f ms/batch p50, %.2f p90 (%d batches), tokenize %.2f ms, peak RSS %.0f MB, OpenBLAS %@",
+                         batch, sequence, threads, perSecond, p50, p90, times.count, tokenizeMs, peakMB, BLAS.coreName))
+        }
+    }
+}
