@@ -5,6 +5,9 @@ public enum HeadTuneError: Error, LocalizedError, Equatable {
     case missingResource(String)
     case noInputs(searched: [String])
     case outputFailed(path: String, reason: String)
+    case alignmentFailed(String)
+    case alignmentUnavailable(path: String, reason: String)
+    case indexFailed(path: String, reason: String)
 
     public var errorDescription: String? {
         switch self {
@@ -12,6 +15,10 @@ public enum HeadTuneError: Error, LocalizedError, Equatable {
         case .noInputs(let searched):
             return "no images (.jpg, .jpeg, .png) found in \(searched.joined(separator: ", "))"
         case .outputFailed(let path, let reason): return "\(path): cannot write output (\(reason))"
+        case .alignmentFailed(let reason): return "image-text alignment: \(reason)"
+        case .alignmentUnavailable(let path, let reason):
+            return "\(path): unusable image-text alignment (\(reason)); make it with `headtune align` (make align)"
+        case .indexFailed(let path, let reason): return "\(path): image index error (\(reason))"
         }
     }
 }

@@ -10,5 +10,6 @@ struct HeadTuneCommand: ParsableCommand {
             converted pretrained weights in weights/ (fetch them with `make weights`).
             Machine-readable results go to stdout, progress and per-file errors to stderr.
             """,
-        subcommands: [Classify.self, Embed.self, Train.self, Evaluate.self, Bench.self, Info.self])
+        subcommands: [Classify.self, Embed.self, Train.self, Evaluate.self, ZeroShot.self, Match.self, Index.self,
+                      Search.self, Align.self, Bench.self, Info.self])
 }

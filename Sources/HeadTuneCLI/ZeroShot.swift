@@ -1,0 +1,85 @@
+import ArgumentParser
+import Foundation
+import HeadTune
+import Kernels
+
+struct ZeroShot: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "zero-shot",
+        abstract: "Classify images into classes given only by name.",
+        discussion: """
+            Each label is embedded with every --template ({} = the label; several are averaged) and compared \
+            with the image's vector in the text space (--method). jsonl records are those of `classify`, plus \
+            the cosine similarity: {"path": ..., "predictions": [{"label": ..., "index": ..., "score": ..., \
+            "similarity": ...}]}. With two or more labels `score` is softmax(similarity x --temperature) over \
+            the labels; with a single label it is the similarity itself (a softmax over one class is always 1).
+            """)
+
+    enum Format: String, ExpressibleByArgument, CaseIterable { case table, jsonl }
+
+    @Option(help: "Comma-separated class names.") var labels: String?
+    @Option(help: "File with one class name per line.", completion: .file()) var labelsFile: String?
+    @Option(help: "Prompt template, repeatable; {} is replaced by the label.") var template: [String] = []
+    @Option(help: "Softmax temperature applied to the similarities.") var temperature: Float = 50
+    @Option(help: "How many labels to report per image.") var topK: Int = 5
+    @Option(help: "Output format: table or jsonl (default: table on a terminal, jsonl otherwise).") var format: Format?
+
+    @OptionGroup var textSpace: TextSpaceOptions
+    @OptionGroup var inputs: InputOptions
+    @OptionGroup var output: OutputOptions
+    @OptionGroup var backbone: BackboneOptions
+
+    func validate() throws {
+        guard (labels == nil) != (labelsFile == nil) else { throw ValidationError("give --labels or --labels-file (one of them)") }
+        guard topK >= 1 else { throw ValidationError("--top-k must be at least 1") }
+        guard template.allSatisfy({ $0.contains("{}") }) else { throw ValidationError("each --template must contain {}") }
+        guard temperature > 0 else { throw ValidationError("--temperature must be positive") }
+    }
+
+    func run() throws {
+        let names = try labelsFile.map(readLines)
+            ?? (labels ?? "").split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+        guard !names.isEmpty else { throw ValidationError("no labels given") }
+        let paths = try inputs.collect()
+        let model = try backbone.loadBackbone()
+        let (encoder, alignment) = try textSpace.load(backbone: model, options: backbone)
+        let classes = try labelEmbeddings(names, templates: template.isEmpty ? ["a photo of a {}."] : template,
+                                          encoder: encoder)
+        let sink = try OutputSink(path: output.output)
+        let format = self.format ?? (sink.isTerminal ? .table : .jsonl)
+        let k = min(topK, names.count)
+        let failures: Int
+        do {
+            failures = try runBackbone(backbone: model, options: backbone, inputs: paths, forceProgress: inputs.progress,
+                                       computeLogits: true) { path, result in
+                var members: [(String, JSONValue)] = [("path", .string(path))]
+                var lines = [path]
+                do {
+                    let out = try result.get()
+                    let image = try alignment.embed(features: out.features, logits: out.logits, method: textSpace.method,
+                                                    top: textSpace.conseTop)
+                    let similarities = classes.map { dot(image, $0) }
+                    let scores = names.count == 1 ? similarities
+                        : probabilities(fromLogits: similarities.map { $0 * temperature })
+                    let best = scores.withUnsafeBufferPointer { largestEntries($0, k: k) }
+                    members.append(("predictions", .array(best.map {
+                        .object([("label", .string(names[$0.index])), ("index", .integer($0.index)),
+                                 ("score", .float($0.score)), ("similarity", .float(similarities[$0.index]))])
+                    })))
+                    lines += best.enumerated().map { rank, p in
+                        String(format: "    %d. %6.2f%%  %@ (similarity %.3f)", rank + 1, p.score * 100, names[p.index],
+                               similarities[p.index])
+                    }
+                } catch {
+                    members.append(("error", .string(errorMessage(error, path: path))))
+                    lines.append("    error: \(errorMessage(error, path: path))")
+                }
+                sink.write(format == .jsonl ? JSONValue.object(members).serialized() + "\n" : lines.joined(separator: "\n") + "\n")
+            }
+        } catch {
+            sink.discard()
+            throw error
+        }
+        try finish(sink, failures: failures, total: paths.count)
+    }
+}
