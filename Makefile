@@ -6,7 +6,7 @@ BIN := .build/release/headtune
 DEMO := demo-data
 CARS := ../shared/datasets/cars49/train
 
-.PHONY: demo demo-textures demo-cars test build deps weights samples assets bench clean
+.PHONY: demo demo-textures demo-cars test build deps weights samples assets bench align bench-text clean
 
 demo: assets build
 	$(BIN) classify --imagenet --top-k 3 samples/
@@ -46,6 +46,14 @@ assets: weights samples
 
 bench: assets build
 	scripts/bench-peers
+
+# Fits the image-text bridge (class-name embeddings + ridge map, ~3.5 MB, not committed) into
+# weights/image-text-alignment.safetensors; zero-shot, match, index and search need it.
+align: weights build
+	$(BIN) align
+
+bench-text: weights build
+	scripts/bench-text-peers --seconds 4 --rounds 3
 
 clean:
 	rm -rf .build
