@@ -73,6 +73,8 @@ class SentenceEncoder(torch.nn.Module):
 
 def tokenize(n):
     tok = Tokenizer.from_file(os.path.join(WEIGHTS, 'all-minilm-l6-v2', 'tokenizer.json'))
+    # tokenizer.json pads every input to 128 tokens; pad to the batch's longest instead, like headtune.
+    tok.no_padding()
     tok.enable_truncation(max_length=256)
     encs = [tok.encode(s).ids for s in sentences(n)]
     length = max(len(e) for e in encs)
