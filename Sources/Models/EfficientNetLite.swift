@@ -74,15 +74,15 @@ public struct EfficientNetLite: Sendable {
     public let configuration: EfficientNetLiteConfiguration
     let stem: FoldedConvolution
     let blocks: [Block]
-    let head: FoldedConvolution
+    let head: PointwiseWeights
     /// Classifier [numClasses, headChannels] and bias [numClasses].
-    let classifier: FoldedConvolution
+    let classifier: PointwiseWeights
 
     struct Block: Sendable {
         let arguments: EfficientNetLiteConfiguration.BlockArguments
-        let expand: FoldedConvolution?
+        let expand: PointwiseWeights?
         let depthwise: FoldedConvolution
-        let project: FoldedConvolution
+        let project: PointwiseWeights
     }
 
     public var featureCount: Int { configuration.headChannels }
@@ -125,6 +125,11 @@ public struct EfficientNetLite: Sendable {
             return FoldedConvolution(weight: weight, bias: bias)
         }
 
+        func pointwise(_ conv: FoldedConvolution) -> PointwiseWeights {
+            PointwiseWeights(weight: conv.weight, bias: conv.bias, outChannels: conv.bias.count,
+                             inChannels: conv.weight.count / conv.bias.count)
+        }
+
         // Stem: PyTorch [out, in, k, k] -> [out, k, k, in] to match im2col's channels-last patches.
         var stem = try fold("_conv_stem.weight", "_bn0", shape: [c.stemChannels, 3, 3, 3])
         stem.weight = Self.permuteOIHWtoOHWI(stem.weight, out: c.stemChannels, in: 3, kernel: 3)
@@ -135,18 +140,18 @@ public struct EfficientNetLite: Sendable {
             let p = "_blocks.\(i)"
             let mid = arguments.expandedChannels, k = arguments.kernel
             let expand = arguments.expandRatio == 1
-                ? nil : try fold("\(p)._expand_conv.weight", "\(p)._bn0", shape: [mid, arguments.inChannels, 1, 1])
+                ? nil : pointwise(try fold("\(p)._expand_conv.weight", "\(p)._bn0", shape: [mid, arguments.inChannels, 1, 1]))
             var depthwise = try fold("\(p)._depthwise_conv.weight", "\(p)._bn1", shape: [mid, 1, k, k])
             depthwise.weight = Self.permuteDepthwise(depthwise.weight, channels: mid, kernel: k)
-            let project = try fold("\(p)._project_conv.weight", "\(p)._bn2", shape: [arguments.outChannels, mid, 1, 1])
+            let project = pointwise(try fold("\(p)._project_conv.weight", "\(p)._bn2", shape: [arguments.outChannels, mid, 1, 1]))
             blocks.append(Block(arguments: arguments, expand: expand, depthwise: depthwise, project: project))
         }
         self.blocks = blocks
         let lastChannels = c.stages.last?.outChannels ?? c.stemChannels
-        head = try fold("_conv_head.weight", "_bn1", shape: [c.headChannels, lastChannels, 1, 1])
-        classifier = FoldedConvolution(
+        head = pointwise(try fold("_conv_head.weight", "_bn1", shape: [c.headChannels, lastChannels, 1, 1]))
+        classifier = pointwise(FoldedConvolution(
             weight: try weights.floats("_fc.weight", shape: [c.numClasses, c.headChannels]),
-            bias: try weights.floats("_fc.bias", shape: [c.numClasses]))
+            bias: try weights.floats("_fc.bias", shape: [c.numClasses])))
     }
 
     static func permuteOIHWtoOHWI(_ w: [Float], out: Int, in inChannels: Int, kernel: Int) -> [Float] {
@@ -196,8 +201,7 @@ public struct EfficientNetLite: Sendable {
             // [rows, in] -> [rows, mid]
             var depthwiseInput = UnsafePointer(current)
             if let expand = block.expand {
-                pointwiseConvolution(input: current, rows: inRows, inChannels: a.inChannels, weight: expand.weight,
-                                     bias: expand.bias, outChannels: a.expandedChannels, activation: .relu6,
+                pointwiseConvolution(input: current, rows: inRows, weights: expand, activation: .relu6,
                                      output: expanded, threads: threads)
                 depthwiseInput = UnsafePointer(expanded)
             }
@@ -206,26 +210,21 @@ public struct EfficientNetLite: Sendable {
                                  bias: block.depthwise.bias, activation: .relu6, output: filtered, threads: threads)
             // [rows', mid] -> [rows', out] (+ block input)
             let outRows = batch * geometry.outHeight * geometry.outWidth
-            pointwiseConvolution(input: filtered, rows: outRows, inChannels: a.expandedChannels,
-                                 weight: block.project.weight, bias: block.project.bias, outChannels: a.outChannels,
-                                 activation: .identity, residual: a.hasResidual ? UnsafePointer(current) : nil,
-                                 output: next, threads: threads)
+            pointwiseConvolution(input: filtered, rows: outRows, weights: block.project, activation: .identity,
+                                 residual: a.hasResidual ? UnsafePointer(current) : nil, output: next, threads: threads)
             swap(&current, &next)
         }
 
         // [rows, 320] -> [rows, 1280] -> mean over positions -> [batch, 1280]
         let positions = plan.finalHeight * plan.finalWidth
-        let lastChannels = blocks.last?.arguments.outChannels ?? configuration.stemChannels
-        pointwiseConvolution(input: current, rows: batch * positions, inChannels: lastChannels, weight: head.weight,
-                             bias: head.bias, outChannels: configuration.headChannels, activation: .relu6,
+        pointwiseConvolution(input: current, rows: batch * positions, weights: head, activation: .relu6,
                              output: expanded, threads: threads)
         globalAveragePool(input: expanded, batch: batch, positions: positions, channels: configuration.headChannels,
                           output: features)
         if let logits {
             // [batch, 1280] -> [batch, 1000]
-            pointwiseConvolution(input: features, rows: batch, inChannels: configuration.headChannels,
-                                 weight: classifier.weight, bias: classifier.bias, outChannels: configuration.numClasses,
-                                 activation: .identity, output: logits, threads: 1)
+            pointwiseConvolution(input: features, rows: batch, weights: classifier, activation: .identity,
+                                 output: logits, threads: 1)
         }
     }
 

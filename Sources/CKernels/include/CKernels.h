@@ -16,4 +16,19 @@ void hk_depthwise(const float *input, long height, long width, long channels, co
                   const float *bias, long kernel, long stride, long pad_top, long pad_left, long out_height,
                   long out_width, int relu6, float *output, long row_begin, long row_end);
 
+
+/// Packed-weight GEMM with a fused epilogue, for 1x1 convolutions on AVX-512 machines:
+/// C[m, n] = act(sum_k A[m, k] * W[n, k] + bias[n] (+ residual[m, n])), rows [row_begin, row_end).
+/// hk_gemm_available() tells whether this CPU runs it; otherwise use BLAS plus hk_bias_activation.
+int hk_gemm_available(void);
+
+/// Floats needed to pack W [n, k]: panels of 32 output channels, each [k][32], zero-padded.
+long hk_gemm_packed_count(long n, long k);
+
+/// Packs W [n, k] (row-major, PyTorch's [out, in]) for hk_gemm_bias_activation.
+void hk_gemm_pack(const float *weight, long n, long k, float *packed);
+
+void hk_gemm_bias_activation(const float *a, long row_begin, long row_end, long k, const float *packed, long n,
+                             const float *bias, const float *residual, int relu6, float *c);
+
 #endif

@@ -1,0 +1,72 @@
+import Foundation
+import CKernels
+
+/// Weights of a 1x1 convolution (or a linear layer), prepared once at load for the fastest path this
+/// CPU has: packed panels for the AVX-512 GEMM with fused epilogue, else row-major for OpenBLAS.
+public final class PointwiseWeights: @unchecked Sendable {
+    public let outChannels: Int
+    public let inChannels: Int
+    /// [outChannels, inChannels], used by the BLAS path and kept for inspection.
+    public let weight: [Float]
+    /// [outChannels]
+    public let bias: [Float]
+    /// 64-byte aligned panels, or nil when the BLAS path is used. Immutable after init.
+    let packed: UnsafeMutablePointer<Float>?
+
+    /// - usePackedKernel: false forces the BLAS path (tests compare the two).
+    public init(weight: [Float], bias: [Float], outChannels: Int, inChannels: Int,
+                usePackedKernel: Bool = PointwiseWeights.packedKernelAvailable) {
+        precondition(weight.count == outChannels * inChannels && bias.count == outChannels)
+        self.weight = weight
+        self.bias = bias
+        self.outChannels = outChannels
+        self.inChannels = inChannels
+        if usePackedKernel && Self.packedKernelAvailable {
+            let count = hk_gemm_packed_count(outChannels, inChannels)
+            let raw = UnsafeMutableRawPointer.allocate(byteCount: count * MemoryLayout<Float>.size, alignment: 64)
+            let packed = raw.bindMemory(to: Float.self, capacity: count)
+            hk_gemm_pack(weight, outChannels, inChannels, packed)
+            self.packed = packed
+        } else {
+            packed = nil
+        }
+    }
+
+    deinit { packed.map { UnsafeMutableRawPointer($0).deallocate() } }
+
+    /// Whether this CPU runs the packed AVX-512 kernel (HEADTUNE_GEMM=blas forces OpenBLAS, for
+    /// comparisons and as an escape hatch).
+    public static let packedKernelAvailable: Bool =
+        hk_gemm_available() != 0 && ProcessInfo.processInfo.environment["HEADTUNE_GEMM"] != "blas"
+
+    public var usesPackedKernel: Bool { packed != nil }
+}
+
+/// 1x1 convolution with prepared weights:
+/// `out[m, :] = activation(in[m, :] · weightᵀ + bias (+ residual[m, :]))`.
+/// - input: [rows, inChannels]; residual, output: [rows, outChannels]
+public func pointwiseConvolution(
+    input: UnsafePointer<Float>, rows: Int, weights: PointwiseWeights, activation: Activation,
+    residual: UnsafePointer<Float>? = nil, output: UnsafeMutablePointer<Float>, threads: Int
+) {
+    guard let packed = weights.packed else {
+        weights.weight.withUnsafeBufferPointer { w in
+            weights.bias.withUnsafeBufferPointer { b in
+                pointwiseConvolution(input: input, rows: rows, inChannels: weights.inChannels, weight: w.baseAddress!,
+                                     bias: b.baseAddress!, outChannels: weights.outChannels, activation: activation,
+                                     residual: residual, output: output, threads: threads)
+            }
+        }
+        return
+    }
+    let relu6: Int32 = activation == .relu6 ? 1 : 0
+    weights.bias.withUnsafeBufferPointer { bias in
+        // Chunks of 8-row multiples so the kernel's full-height blocks line up.
+        let blocks = (rows + 7) / 8
+        parallelFor(blocks, threads: threads, minimumChunk: 4) { range in
+            let first = range.lowerBound * 8, last = min(range.upperBound * 8, rows)
+            hk_gemm_bias_activation(input, first, last, weights.inChannels, packed, weights.outChannels,
+                                    bias.baseAddress!, residual, relu6, output)
+        }
+    }
+}
