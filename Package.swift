@@ -11,6 +11,12 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
+        // The HTTP service (Sources/Service).
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
     ],
     targets: [
         // System libraries (Debian: libjpeg-dev, libpng-dev, libopenblas-dev).
@@ -34,8 +40,18 @@ let package = Package(
         .target(name: "HeadTune", dependencies: ["Kernels", "Imaging", "Weights", "Models", "Training",
                                                  .product(name: "GRDB", package: "GRDB.swift")],
                 resources: [.copy("Resources/imagenet_classes.txt")]),
+        // The HTTP inference service (thin: routes, batching worker, metrics over HeadTune).
+        .target(name: "Service", dependencies: [
+            "HeadTune", "Imaging", "Training", "Models", "Weights",
+            .product(name: "Hummingbird", package: "hummingbird"),
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "Metrics", package: "swift-metrics"),
+            .product(name: "Prometheus", package: "swift-prometheus"),
+        ]),
         .executableTarget(name: "HeadTuneCLI", dependencies: [
-            "HeadTune",
+            "HeadTune", "Service",
+            .product(name: "Logging", package: "swift-log"),
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
@@ -47,6 +63,8 @@ let package = Package(
         .testTarget(name: "ModelsTests", dependencies: ["Models", "Weights", "Kernels", "TestSupport"]),
         .testTarget(name: "TrainingTests", dependencies: ["Training", "Weights", "TestSupport",
                                                    .product(name: "GRDB", package: "GRDB.swift")]),
+        .testTarget(name: "ServiceTests", dependencies: ["Service", "HeadTune", "Training", "Imaging", "TestSupport",
+                                                  .product(name: "HummingbirdTesting", package: "hummingbird")]),
         .testTarget(name: "HeadTuneTests", dependencies: ["HeadTune", "Imaging", "Training", "TestSupport"]),
     ]
 )

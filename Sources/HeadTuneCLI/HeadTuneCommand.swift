@@ -1,7 +1,7 @@
 import ArgumentParser
 
 @main
-struct HeadTuneCommand: ParsableCommand {
+struct HeadTuneCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "headtune",
         abstract: "Transfer-learning image classification on CPU with a frozen pretrained backbone.",
@@ -11,5 +11,5 @@ struct HeadTuneCommand: ParsableCommand {
             Machine-readable results go to stdout, progress and per-file errors to stderr.
             """,
         subcommands: [Classify.self, Embed.self, Train.self, Evaluate.self, ZeroShot.self, Match.self, Index.self,
-                      Search.self, Align.self, Bench.self, Info.self])
+                      Search.self, Align.self, Serve.self, Healthcheck.self, Bench.self, Info.self])
 }

@@ -1,0 +1,33 @@
+// Entry points for callers that hold images in memory rather than in files (the HTTP service): the
+// same preprocessing and the same head arithmetic as the file-based paths, so a request body gets
+// exactly the answer `headtune classify` gives for the same bytes on disk.
+
+import Imaging
+import Training
+
+extension Backbone {
+    /// Like `prepare(path:view:into:)` for image bytes: decodes at the scale the view needs, crops and
+    /// mirrors, then applies the view's policy. `name` only labels errors.
+    public func prepare(bytes: [UInt8], name: String, view: ImageView,
+                        into destination: UnsafeMutablePointer<Float>) throws(ImagingError) {
+        let options = DecodeOptions(maxPixels: maxPixels, minimumSide: view.minimumDecodeSide(forOutput: inputSize))
+        let image = try ImageDecoder.decode(bytes: bytes, name: name, options: options)
+        Preprocessor(size: inputSize, policy: view.policy).preprocess(view.apply(image), into: destination)
+    }
+}
+
+extension HeadPredictor {
+    /// Class probabilities [labels.count] per image from its backbone features under each of `views`
+    /// (laid out image-major: every view of the first image, then of the second, ...), averaged over
+    /// the views as `predict(paths:extractor:)` does.
+    public func probabilities(viewFeatures: [[Float]]) -> [[Float]] {
+        precondition(viewFeatures.count % views.count == 0, "features for \(viewFeatures.count) views, \(views.count) per image")
+        let images = viewFeatures.count / views.count
+        let averaged = averagedFeatures(viewFeatures.map { .success($0) }, paths: images, views: views.count)
+        return probabilities(for: averaged).map { (try? $0.get()) ?? [] }
+    }
+}
+
+// Only `let`s of Sendable types (HeadFile, CropPolicy, [ImageView]), so one predictor can serve
+// concurrent requests; declared here because HeadPredictor.swift is not this file.
+extension HeadPredictor: @unchecked Sendable {}

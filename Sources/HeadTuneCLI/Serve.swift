@@ -1,0 +1,103 @@
+import ArgumentParser
+import Foundation
+import HeadTune
+import Imaging
+import Logging
+import Service
+
+struct Serve: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Serve the ImageNet classifier, trained heads, embeddings and text matching over HTTP.",
+        discussion: """
+            Routes: POST /v1/classify?head=NAME&top_k=K (image/jpeg, image/png or multipart/form-data with \
+            several images; the ImageNet classifier is the head named 'imagenet'), POST /v1/embed/image, \
+            POST /v1/embed/text, POST /v1/zero-shot, POST /v1/match, GET /v1/heads, /healthz, /readyz, /metrics.
+            Errors are JSON: {"error": {"code": ..., "message": ...}}. Concurrent requests are batched \
+            (--max-batch, --max-delay-ms); a full queue answers 503 with Retry-After. SIGTERM stops \
+            accepting connections, answers the requests in flight and exits 0. One log line per request on stderr.
+            """)
+
+    @Option(name: .customLong("head"), help: ArgumentHelp("A head trained with `headtune train`, repeatable; served under its file name without .head, or NAME=PATH.",
+                                                           valueName: "file"),
+            completion: .file())
+    var heads: [String] = []
+
+    @Option(help: "Address to listen on (0.0.0.0: every interface).")
+    var host = "127.0.0.1"
+
+    @Option(help: "TCP port.")
+    var port = 8080
+
+    @Option(help: "Most images in one backbone batch (1: no batching).")
+    var maxBatch = 8
+
+    @Option(help: "Longest the oldest queued image waits for a batch to fill, in milliseconds.")
+    var maxDelayMs = 5.0
+
+    @Option(help: "Most images waiting for the network; more is answered with 503 and Retry-After.")
+    var queueCapacity = 64
+
+    @Option(help: "Largest request body in bytes (413 beyond).")
+    var maxBodyBytes = 20 * 1024 * 1024
+
+    @Option(help: "Most images in one multipart request (413 beyond).")
+    var maxImages = 32
+
+    @Option(help: "Longest a request may wait for the queue and the network, in seconds (then 503 'timeout').")
+    var requestTimeout = 30.0
+
+    @Option(help: "Threads for inference.")
+    var threads = ProcessInfo.processInfo.activeProcessorCount
+
+    @Option(help: ArgumentHelp("Directory with the converted weights.", discussion: "Default: $HEADTUNE_WEIGHTS, then ./weights and its parents."),
+            completion: .directory)
+    var weights: String?
+
+    @Option(help: "Refuse images whose header declares more pixels than this (422).")
+    var maxPixels = DecodeOptions().maxPixels
+
+    @Flag(inversion: .prefixedNo, help: "Load the text encoder when its weights are there (/v1/embed/text, /v1/zero-shot, /v1/match).")
+    var textEncoder = true
+
+    @Option(help: "Image-text alignment file made by `headtune align` (default: in the weights directory).", completion: .file())
+    var alignment: String?
+
+    @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
+    var logLevel = "info"
+
+    func validate() throws {
+        guard (1...65535).contains(port) || port == 0 else { throw ValidationError("--port must be in 1...65535") }
+        guard (1...256).contains(maxBatch) else { throw ValidationError("--max-batch must be in 1...256") }
+        guard maxDelayMs >= 0 && maxDelayMs <= 10_000 else { throw ValidationError("--max-delay-ms must be in 0...10000") }
+        guard queueCapacity >= 1 else { throw ValidationError("--queue-capacity must be at least 1") }
+        guard maxBodyBytes >= 1 else { throw ValidationError("--max-body-bytes must be positive") }
+        guard maxImages >= 1 else { throw ValidationError("--max-images must be at least 1") }
+        guard requestTimeout > 0 else { throw ValidationError("--request-timeout must be positive") }
+        guard threads >= 1 else { throw ValidationError("--threads must be at least 1") }
+        guard maxPixels >= 1 else { throw ValidationError("--max-pixels must be positive") }
+        guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("unknown --log-level \(logLevel)") }
+        let names = heads.map { ModelSpecification.parseHead($0).name }
+        for name in names where name == ModelSpecification.imagenetHead || names.filter({ $0 == name }).count > 1 {
+            throw ValidationError("head name '\(name)' is taken; name heads with --head NAME=PATH")
+        }
+        for head in heads where !FileManager.default.fileExists(atPath: ModelSpecification.parseHead(head).path) {
+            throw ValidationError("\(ModelSpecification.parseHead(head).path): no such head file")
+        }
+    }
+
+    func run() async throws {
+        LoggingSystem.bootstrap(StreamLogHandler.standardError)
+        var logger = Logger(label: "headtune.serve")
+        logger.logLevel = Logger.Level(rawValue: logLevel) ?? .info
+        let configuration = ServerConfiguration(
+            host: host, port: port,
+            models: ModelSpecification(weightsDirectory: weights.map { URL(fileURLWithPath: $0) },
+                                       heads: heads.map(ModelSpecification.parseHead), maxPixels: maxPixels,
+                                       textEncoder: textEncoder, alignmentPath: alignment),
+            batching: BatchingSettings(maxBatch: maxBatch, maxDelay: .microseconds(Int64(maxDelayMs * 1000)),
+                                       queueCapacity: queueCapacity, threads: threads),
+            limits: RequestLimits(maxBodyBytes: maxBodyBytes, maxImagesPerRequest: maxImages,
+                                  timeout: .milliseconds(Int64(requestTimeout * 1000))))
+        try await InferenceServer.run(configuration, logger: logger)
+    }
+}

@@ -1,0 +1,40 @@
+import Hummingbird
+import Logging
+import NIOCore
+
+/// The application: the router, and the model host as a service of its own (it loads the weights
+/// while the server already answers `/healthz`, and outlives the server on shutdown).
+public func buildApplication(_ configuration: ServerConfiguration, logger: Logger,
+                             metrics: ServiceMetrics = ServiceMetrics()) -> some ApplicationProtocol {
+    let host = ModelHost(specification: configuration.models, batching: configuration.batching, metrics: metrics,
+                         logger: logger)
+    return buildApplication(configuration, host: host, metrics: metrics, logger: logger)
+}
+
+func buildApplication(_ configuration: ServerConfiguration, host: ModelHost, metrics: ServiceMetrics,
+                      logger: Logger) -> some ApplicationProtocol {
+    let router = buildRouter(host: host, metrics: metrics, limits: configuration.limits)
+    let idle = TimeAmount.nanoseconds(Int64(configuration.idleTimeout / .nanoseconds(1)))
+    return Application(router: router, server: .http1(configuration: .init(idleTimeout: idle)),
+                       configuration: .init(address: .hostname(configuration.host, port: configuration.port),
+                                            serverName: "headtune"),
+                       services: [host], logger: logger)
+}
+
+/// Routes (see each handler for its request and response documents).
+func buildRouter(host: ModelHost, metrics: ServiceMetrics, limits: RequestLimits) -> Router<BasicRequestContext> {
+    let router = Router()
+    router.add(middleware: RequestObservationMiddleware(metrics: metrics, maxBodyBytes: limits.maxBodyBytes))
+    let status = StatusHandlers(host: host, metrics: metrics)
+    router.get("/healthz", use: status.health)
+    router.get("/readyz", use: status.ready)
+    router.get("/metrics", use: status.metrics)
+    router.get("/v1/heads", use: status.heads)
+    router.post("/v1/classify", use: ClassifyHandler(host: host, limits: limits).handle)
+    router.post("/v1/embed/image", use: EmbedImageHandler(host: host, limits: limits).handle)
+    let text = TextHandlers(host: host, limits: limits)
+    router.post("/v1/embed/text", use: text.embedText)
+    router.post("/v1/zero-shot", use: text.zeroShot)
+    router.post("/v1/match", use: text.match)
+    return router
+}

@@ -1,0 +1,34 @@
+import Foundation
+import HeadTune
+import Imaging
+
+/// Shared by the image routes: decodes each uploaded image under each view (on the request's task,
+/// so decoding runs in parallel across requests) and runs the network inputs through the batching
+/// worker. A decoding failure is a 422 carrying the decoder's message, which names the image.
+/// - returns: per image, per view, what the backbone computed
+func runBackbone(on images: [UploadedImage], views: [ImageView], models: LoadedModels,
+                 limits: RequestLimits) async throws -> [[ImageOutput]] {
+    let worker = models.worker, backbone = models.backbone
+    let imageFloats = worker.imageFloats
+    let count = images.count * views.count
+    var inputs = [Float](repeating: 0, count: count * imageFloats)
+    try inputs.withUnsafeMutableBufferPointer { buffer in
+        for (i, image) in images.enumerated() {
+            for (v, view) in views.enumerated() {
+                do {
+                    try backbone.prepare(bytes: image.bytes, name: image.name, view: view,
+                                         into: buffer.baseAddress! + (i * views.count + v) * imageFloats)
+                } catch {
+                    throw ServiceError.undecodableImage((error as? LocalizedError)?.errorDescription ?? "\(image.name): cannot decode")
+                }
+            }
+        }
+    }
+    let outputs = try await worker.infer(inputs: inputs, count: count, timeout: limits.timeout)
+    return images.indices.map { i in Array(outputs[(i * views.count)..<((i + 1) * views.count)]) }
+}
+
+extension Backbone {
+    /// The one view the ImageNet classifier, embeddings and the text space use.
+    var plainView: ImageView { ImageView(policy: preprocessor.policy) }
+}

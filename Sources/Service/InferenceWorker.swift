@@ -1,0 +1,345 @@
+import Dispatch
+import Foundation
+import HeadTune
+import Models
+
+/// What the backbone computed for one image of a request.
+public struct ImageOutput: Sendable {
+    /// [featureCount] pooled features.
+    public var features: [Float]
+    /// [classCount] ImageNet logits.
+    public var logits: [Float]
+}
+
+/// Dynamic batching settings (Triton's dynamic batcher: a batch closes when it is full or when its
+/// oldest request has waited `maxDelay`).
+public struct BatchingSettings: Sendable, Equatable {
+    /// Most images in one backbone batch; 1 turns batching off.
+    public var maxBatch: Int
+    /// Longest time the oldest queued image waits for others to join its batch.
+    public var maxDelay: Duration
+    /// Most images waiting in the queue; beyond it requests are refused with 503 (bounded memory:
+    /// each queued image holds its 224x224x3 float input, 588 KiB).
+    public var queueCapacity: Int
+    /// Threads the network uses for one batch.
+    public var threads: Int
+
+    public init(maxBatch: Int = 8, maxDelay: Duration = .milliseconds(5), queueCapacity: Int = 64,
+                threads: Int = ProcessInfo.processInfo.activeProcessorCount) {
+        self.maxBatch = max(1, maxBatch)
+        self.maxDelay = maxDelay
+        self.queueCapacity = max(1, queueCapacity)
+        self.threads = max(1, threads)
+    }
+}
+
+/// The one thread that runs the networks. Requests decode their images on their own tasks and queue
+/// the network inputs here; the worker gathers queued images into batches of up to `maxBatch`
+/// (waiting at most `maxDelay` after the oldest arrived) and runs the backbone with workspaces it
+/// alone owns (`EfficientNetLite.forward` is not safe for concurrent calls on one workspace).
+/// Text-encoder work goes through the same queue, so the two networks never compete for the cores.
+final class InferenceWorker: @unchecked Sendable {
+    private enum Work {
+        /// `count` network inputs, [count, size, size, 3].
+        case images(inputs: [Float], count: Int)
+        case task(@Sendable () throws -> any Sendable)
+    }
+
+    private enum Outcome {
+        case images([ImageOutput])
+        case value(any Sendable)
+    }
+
+    private final class Job {
+        let id: UInt64
+        let work: Work
+        let enqueued: UInt64
+        let deadline: UInt64
+        let continuation: CheckedContinuation<Outcome, Error>
+
+        init(id: UInt64, work: Work, enqueued: UInt64, deadline: UInt64, continuation: CheckedContinuation<Outcome, Error>) {
+            self.id = id
+            self.work = work
+            self.enqueued = enqueued
+            self.deadline = deadline
+            self.continuation = continuation
+        }
+
+        var imageCount: Int {
+            if case .images(_, let count) = work { return count }
+            return 0
+        }
+    }
+
+    let settings: BatchingSettings
+    let backbone: Backbone
+    private let metrics: ServiceMetrics
+    private let condition = NSCondition()
+    // Guarded by `condition`.
+    private var queue: [Job] = []
+    private var queuedImages = 0
+    private var nextID: UInt64 = 0
+    private var stopping = false
+    private var finished = false
+
+    // Owned by the worker thread.
+    private var workspaces: [Int: EfficientNetLiteWorkspace] = [:]
+    private let batchInput: UnsafeMutableBufferPointer<Float>
+    private var features: [Float]
+    private var logits: [Float]
+
+    init(backbone: Backbone, settings: BatchingSettings, metrics: ServiceMetrics) {
+        self.backbone = backbone
+        self.settings = settings
+        self.metrics = metrics
+        let imageFloats = backbone.inputSize * backbone.inputSize * 3
+        batchInput = .allocate(capacity: settings.maxBatch * imageFloats)
+        batchInput.initialize(repeating: 0)
+        features = [Float](repeating: 0, count: settings.maxBatch * backbone.featureCount)
+        logits = [Float](repeating: 0, count: settings.maxBatch * backbone.classCount)
+    }
+
+    deinit { batchInput.deallocate() }
+
+    /// Floats in one network input.
+    var imageFloats: Int { backbone.inputSize * backbone.inputSize * 3 }
+
+    /// Starts the worker thread.
+    func start() {
+        let thread = Thread { [self] in self.runLoop() }
+        thread.name = "headtune.inference"
+        thread.start()
+    }
+
+    /// Refuses new work, finishes what is queued, then lets the thread end. Returns once it has.
+    func shutdown() async {
+        beginStopping()
+        while !isFinished { try? await Task.sleep(for: .milliseconds(5)) }
+    }
+
+    private func beginStopping() {
+        condition.lock()
+        stopping = true
+        condition.broadcast()
+        condition.unlock()
+    }
+
+    private var isFinished: Bool {
+        condition.lock()
+        defer { condition.unlock() }
+        return finished
+    }
+
+    /// Images waiting in the queue now.
+    var queuedImageCount: Int {
+        condition.lock()
+        defer { condition.unlock() }
+        return queuedImages
+    }
+
+    private func makeID() -> UInt64 {
+        condition.lock()
+        defer { condition.unlock() }
+        nextID += 1
+        return nextID
+    }
+
+    /// Runs the backbone on `count` prepared inputs ([count, size, size, 3]), batched with other
+    /// requests' images. Throws `ServiceError.queueFull`, `.timeout` or `.shuttingDown`.
+    func infer(inputs: [Float], count: Int, timeout: Duration) async throws -> [ImageOutput] {
+        precondition(inputs.count == count * imageFloats)
+        guard case .images(let outputs) = try await submit(.images(inputs: inputs, count: count), timeout: timeout) else {
+            throw ServiceError.internal("inference returned no images")
+        }
+        return outputs
+    }
+
+    /// Runs `work` on the inference thread, in queue order with the image batches.
+    func perform<T: Sendable>(timeout: Duration, _ work: @escaping @Sendable () throws -> T) async throws -> T {
+        guard case .value(let value) = try await submit(.task { try work() }, timeout: timeout), let result = value as? T else {
+            throw ServiceError.internal("inference task returned no value")
+        }
+        return result
+    }
+
+    private func submit(_ work: Work, timeout: Duration) async throws -> Outcome {
+        let now = DispatchTime.now().uptimeNanoseconds
+        let deadline = now + UInt64(max(0, timeout / .nanoseconds(1)))
+        let id = makeID()
+        return try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Outcome, Error>) in
+                condition.lock()
+                let job = Job(id: id, work: work, enqueued: now, deadline: deadline, continuation: continuation)
+                if stopping {
+                    condition.unlock()
+                    continuation.resume(throwing: ServiceError.shuttingDown)
+                    return
+                }
+                // A request larger than the whole queue is still admitted into an empty queue.
+                if job.imageCount > 0 && queuedImages > 0 && queuedImages + job.imageCount > settings.queueCapacity {
+                    condition.unlock()
+                    metrics.rejectedRequests.increment()
+                    continuation.resume(throwing: ServiceError.queueFull(capacity: settings.queueCapacity))
+                    return
+                }
+                queue.append(job)
+                queuedImages += job.imageCount
+                metrics.queueDepth.record(queuedImages)
+                condition.signal()
+                condition.unlock()
+            }
+        } onCancel: {
+            self.cancel(id: id)
+        }
+    }
+
+    /// Drops a queued job whose request went away (a job already running completes normally).
+    private func cancel(id: UInt64) {
+        condition.lock()
+        guard let index = queue.firstIndex(where: { $0.id == id }) else {
+            condition.unlock()
+            return
+        }
+        let job = queue.remove(at: index)
+        queuedImages -= job.imageCount
+        metrics.queueDepth.record(queuedImages)
+        condition.unlock()
+        job.continuation.resume(throwing: CancellationError())
+    }
+
+    // MARK: - Worker thread
+
+    private func runLoop() {
+        while let (jobs, expired) = nextBatch() {
+            for job in expired {
+                let seconds = Double(job.deadline - job.enqueued) / 1e9
+                job.continuation.resume(throwing: ServiceError.timeout(seconds: seconds))
+            }
+            guard !jobs.isEmpty else { continue }
+            let started = DispatchTime.now().uptimeNanoseconds
+            for job in jobs { metrics.queueWait.recordNanoseconds(Int64(started - job.enqueued)) }
+            if jobs.count == 1, case .task(let work) = jobs[0].work {
+                let result = Result { try work() }
+                metrics.textInference.recordNanoseconds(Int64(DispatchTime.now().uptimeNanoseconds - started))
+                jobs[0].continuation.resume(with: result.map { .value($0) })
+                continue
+            }
+            let outputs = runImages(jobs)
+            for (job, output) in zip(jobs, outputs) { job.continuation.resume(returning: .images(output)) }
+        }
+        condition.lock()
+        finished = true
+        condition.unlock()
+    }
+
+    /// Waits for work and takes the next batch: a text task alone, or leading image jobs totalling at
+    /// most `maxBatch` images (at least one job), once the batch is full or the oldest has waited
+    /// `maxDelay`. Also takes out jobs whose deadline passed. nil: stopped and drained.
+    private func nextBatch() -> ([Job], expired: [Job])? {
+        condition.lock()
+        defer {
+            metrics.queueDepth.record(queuedImages)
+            condition.unlock()
+        }
+        while true {
+            while queue.isEmpty && !stopping { condition.wait() }
+            if queue.isEmpty { return nil }
+            let expired = takeExpired(now: DispatchTime.now().uptimeNanoseconds)
+            guard let first = queue.first else { return ([], expired) }
+            if case .task = first.work {
+                queue.removeFirst()
+                return ([first], expired)
+            }
+            if !expired.isEmpty { return ([], expired) }
+            let closesAt = first.enqueued + UInt64(max(0, settings.maxDelay / .nanoseconds(1)))
+            let now = DispatchTime.now().uptimeNanoseconds
+            if leadingImages() >= settings.maxBatch || now >= closesAt || stopping {
+                var taken: [Job] = []
+                var images = 0
+                while let job = queue.first, job.imageCount > 0,
+                      taken.isEmpty || images + job.imageCount <= settings.maxBatch {
+                    taken.append(queue.removeFirst())
+                    images += job.imageCount
+                }
+                queuedImages -= images
+                return (taken, [])
+            }
+            let wait = Double(closesAt - now) / 1e9
+            _ = condition.wait(until: Date(timeIntervalSinceNow: wait))
+        }
+    }
+
+    /// Images in the image jobs at the head of the queue (up to the first text task).
+    private func leadingImages() -> Int {
+        var images = 0
+        for job in queue {
+            guard job.imageCount > 0 else { break }
+            images += job.imageCount
+        }
+        return images
+    }
+
+    private func takeExpired(now: UInt64) -> [Job] {
+        guard queue.contains(where: { $0.deadline <= now }) else { return [] }
+        let expired = queue.filter { $0.deadline <= now }
+        queue.removeAll { $0.deadline <= now }
+        queuedImages -= expired.reduce(0) { $0 + $1.imageCount }
+        return expired
+    }
+
+    /// Runs the images of `jobs` through the backbone in chunks of at most `maxBatch`, each chunk
+    /// split into sub-batches whose sizes are powers of two (or `maxBatch`), so at most
+    /// log2(maxBatch) + 1 workspaces exist rather than one per possible batch size.
+    private func runImages(_ jobs: [Job]) -> [[ImageOutput]] {
+        var all: [(inputs: [Float], index: Int)] = []
+        for job in jobs {
+            guard case .images(let inputs, let count) = job.work else { continue }
+            for i in 0..<count { all.append((inputs, i)) }
+        }
+        var outputs: [ImageOutput] = []
+        outputs.reserveCapacity(all.count)
+        var position = 0
+        while position < all.count {
+            let size = Self.subBatchSize(remaining: all.count - position, maxBatch: settings.maxBatch)
+            let chunk = all[position..<(position + size)]
+            for (slot, item) in chunk.enumerated() {
+                item.inputs.withUnsafeBufferPointer { source in
+                    (batchInput.baseAddress! + slot * imageFloats)
+                        .update(from: source.baseAddress! + item.index * imageFloats, count: imageFloats)
+                }
+            }
+            let workspace = workspaces[size] ?? backbone.model.makeWorkspace(batch: size, threads: settings.threads)
+            workspaces[size] = workspace
+            let started = DispatchTime.now().uptimeNanoseconds
+            features.withUnsafeMutableBufferPointer { f in
+                logits.withUnsafeMutableBufferPointer { l in
+                    backbone.model.forward(input: batchInput.baseAddress!, workspace: workspace,
+                                           features: f.baseAddress!, logits: l.baseAddress!)
+                }
+            }
+            metrics.inference.recordNanoseconds(Int64(DispatchTime.now().uptimeNanoseconds - started))
+            metrics.batchSize.record(size)
+            let f = backbone.featureCount, c = backbone.classCount
+            for slot in 0..<size {
+                outputs.append(ImageOutput(features: Array(features[(slot * f)..<((slot + 1) * f)]),
+                                           logits: Array(logits[(slot * c)..<((slot + 1) * c)])))
+            }
+            position += size
+        }
+        var result: [[ImageOutput]] = []
+        var start = 0
+        for job in jobs {
+            result.append(Array(outputs[start..<(start + job.imageCount)]))
+            start += job.imageCount
+        }
+        return result
+    }
+
+    /// The largest power of two (or `maxBatch` itself) not above `remaining` and `maxBatch`.
+    static func subBatchSize(remaining: Int, maxBatch: Int) -> Int {
+        if remaining >= maxBatch { return maxBatch }
+        var size = 1
+        while size * 2 <= remaining { size *= 2 }
+        return size
+    }
+}

@@ -1,0 +1,202 @@
+import Foundation
+import HeadTune
+import Imaging
+import Logging
+import ServiceLifecycle
+import Synchronization
+import Training
+import Weights
+
+/// What the server loads at start.
+public struct ModelSpecification: Sendable {
+    /// nil searches the usual places (HEADTUNE_WEIGHTS, ./weights, ...).
+    public var weightsDirectory: URL?
+    /// Trained heads as (name, head file path); names are unique and not `imagenet`.
+    public var heads: [(name: String, path: String)]
+    /// Refuse images whose header declares more pixels than this.
+    public var maxPixels: Int
+    /// Load the text encoder (and the image-text alignment, when its file exists) if its weights are there.
+    public var textEncoder: Bool
+    /// The alignment file; nil: image-text-alignment.safetensors in the weights directory.
+    public var alignmentPath: String?
+    /// Already loaded networks to use instead of loading them (tests share one across servers).
+    public var preloadedBackbone: Backbone?
+    public var preloadedTextEncoder: TextEncoder?
+
+    public init(weightsDirectory: URL? = nil, heads: [(name: String, path: String)] = [],
+                maxPixels: Int = DecodeOptions().maxPixels, textEncoder: Bool = true, alignmentPath: String? = nil) {
+        self.weightsDirectory = weightsDirectory
+        self.heads = heads
+        self.maxPixels = maxPixels
+        self.textEncoder = textEncoder
+        self.alignmentPath = alignmentPath
+    }
+
+    /// The pretrained ImageNet classifier's name among the heads.
+    public static let imagenetHead = "imagenet"
+
+    /// `cars.head` -> ("cars", "cars.head"); `name=path` names it explicitly.
+    public static func parseHead(_ argument: String) -> (name: String, path: String) {
+        if let equals = argument.firstIndex(of: "="), !argument[..<equals].contains("/") {
+            return (String(argument[..<equals]), String(argument[argument.index(after: equals)...]))
+        }
+        let file = URL(fileURLWithPath: argument).lastPathComponent
+        let name = file.hasSuffix(".head") ? String(file.dropLast(5)) : file
+        return (name, argument)
+    }
+}
+
+/// A classifier the server answers with: the ImageNet classifier or a trained head.
+struct LoadedHead: Sendable {
+    var name: String
+    var labels: [String]
+    /// nil for the ImageNet classifier (probabilities are the softmax of the backbone's logits).
+    var predictor: HeadPredictor?
+    var path: String?
+}
+
+/// The text side: the encoder, and the bridge from images into its space when it was fitted.
+struct TextSpace: Sendable {
+    var encoder: TextEncoder
+    var alignment: ImageTextAlignment?
+    /// Why `alignment` is missing.
+    var alignmentProblem: String?
+}
+
+/// Everything the handlers need once loading has finished.
+struct LoadedModels: Sendable {
+    var backbone: Backbone
+    var worker: InferenceWorker
+    var heads: [LoadedHead]
+    var text: TextSpace?
+    /// Why `text` is missing.
+    var textProblem: String?
+
+    func head(named name: String) throws -> LoadedHead {
+        guard let head = heads.first(where: { $0.name == name }) else {
+            throw ServiceError.unknownHead(name: name, loaded: heads.map(\.name))
+        }
+        return head
+    }
+}
+
+
+/// Loads the weights and heads when the service group starts (so `/healthz` answers at once and
+/// `/readyz` says 503 until this is done), runs the inference worker, and on graceful shutdown
+/// drains the worker after the HTTP server has finished its in-flight requests (services stop in
+/// reverse order, and this one is listed before the server).
+public final class ModelHost: Service, Sendable {
+    private enum State {
+        case loading
+        case ready(LoadedModels)
+        case failed(String)
+        case stopped
+    }
+
+    let specification: ModelSpecification
+    let batching: BatchingSettings
+    let metrics: ServiceMetrics
+    let logger: Logger
+    private let state = Mutex<State>(.loading)
+
+    public init(specification: ModelSpecification, batching: BatchingSettings, metrics: ServiceMetrics, logger: Logger) {
+        self.specification = specification
+        self.batching = batching
+        self.metrics = metrics
+        self.logger = logger
+    }
+
+    /// The loaded models, or `ServiceError.notReady`.
+    func ready() throws(ServiceError) -> LoadedModels {
+        let current = state.withLock { state -> LoadedModels? in
+            if case .ready(let models) = state { return models }
+            return nil
+        }
+        guard let current else { throw .notReady }
+        return current
+    }
+
+    var isReady: Bool { (try? ready()) != nil }
+
+    public func run() async throws {
+        let started = ContinuousClock.now
+        let models: LoadedModels
+        do {
+            models = try await Self.onThread { [self] in try load() }
+        } catch {
+            let message = (error as? LocalizedError)?.errorDescription ?? "\(error)"
+            state.withLock { $0 = .failed(message) }
+            logger.error("loading failed", metadata: ["error": .string(message)])
+            throw error
+        }
+        models.worker.start()
+        state.withLock { $0 = .ready(models) }
+        logger.info("ready", metadata: [
+            "backbone": .string(models.backbone.identifier), "heads": .string(models.heads.map(\.name).joined(separator: ",")),
+            "text_encoder": .string(models.text.map { $0.encoder.identifier } ?? "off (\(models.textProblem ?? "disabled"))"),
+            "load_seconds": .string(String(format: "%.2f", (ContinuousClock.now - started) / .seconds(1))),
+        ])
+        try? await gracefulShutdown()
+        state.withLock { $0 = .stopped }
+        await models.worker.shutdown()
+        logger.info("inference worker stopped")
+    }
+
+    private func load() throws -> LoadedModels {
+        let backbone = try specification.preloadedBackbone
+            ?? Backbone.efficientNetLite0(weightsDirectory: specification.weightsDirectory, maxPixels: specification.maxPixels)
+        let imagenet = try ImageNetLabels.load()
+        var heads = [LoadedHead(name: ModelSpecification.imagenetHead, labels: imagenet.names.indices.map(imagenet.label),
+                                predictor: nil, path: nil)]
+        for (name, path) in specification.heads {
+            guard !heads.contains(where: { $0.name == name }) else {
+                throw ServiceError.badRequest("two heads are named '\(name)'; name them with --head NAME=PATH")
+            }
+            let predictor = try HeadPredictor.load(path: path, backbone: backbone)
+            heads.append(LoadedHead(name: name, labels: predictor.labels, predictor: predictor, path: path))
+        }
+        var text: TextSpace?
+        var textProblem: String?
+        if specification.textEncoder {
+            (text, textProblem) = loadTextSpace(backbone: backbone)
+        } else {
+            textProblem = "disabled with --no-text-encoder"
+        }
+        let worker = InferenceWorker(backbone: backbone, settings: batching, metrics: metrics)
+        return LoadedModels(backbone: backbone, worker: worker, heads: heads, text: text, textProblem: textProblem)
+    }
+
+    /// The text encoder when its weights are there (else the reason), with the alignment when its file is.
+    private func loadTextSpace(backbone: Backbone) -> (TextSpace?, String?) {
+        let encoder: TextEncoder
+        let directory: URL
+        do {
+            directory = try specification.weightsDirectory
+                ?? WeightsLocator.directory(containing: TextEncoder.weightsFileName)
+            encoder = try specification.preloadedTextEncoder
+                ?? TextEncoder.allMiniLML6v2(weightsDirectory: directory, threads: batching.threads)
+        } catch {
+            return (nil, (error as? LocalizedError)?.errorDescription ?? "\(error)")
+        }
+        let path = specification.alignmentPath ?? directory.appendingPathComponent(ImageTextAlignment.defaultFileName).path
+        guard FileManager.default.fileExists(atPath: path) else {
+            return (TextSpace(encoder: encoder, alignment: nil,
+                              alignmentProblem: "\(path) not found; make it with `headtune align` (make align)"), nil)
+        }
+        do {
+            return (TextSpace(encoder: encoder, alignment: try ImageTextAlignment.read(path: path, backbone: backbone,
+                                                                                       textEncoder: encoder),
+                              alignmentProblem: nil), nil)
+        } catch {
+            return (TextSpace(encoder: encoder, alignment: nil,
+                              alignmentProblem: (error as? LocalizedError)?.errorDescription ?? "\(error)"), nil)
+        }
+    }
+
+    /// Runs blocking work (file loading) on a thread of its own, off the concurrency pool.
+    static func onThread<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
+        try await withCheckedThrowingContinuation { continuation in
+            Thread { continuation.resume(with: Result { try work() }) }.start()
+        }
+    }
+}

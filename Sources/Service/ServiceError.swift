@@ -1,0 +1,117 @@
+import Foundation
+import HTTPTypes
+import HeadTune
+import Hummingbird
+
+/// Every way a request can fail, with the HTTP status it maps to. Responses carry
+/// `{"error": {"code": ..., "message": ...}}`; `message` is the same text the CLI prints.
+public enum ServiceError: Error, LocalizedError, Equatable, Sendable {
+    /// 413: the body is over the limit (bytes).
+    case bodyTooLarge(limit: Int)
+    /// 413: more images in one request than allowed.
+    case tooManyImages(count: Int, limit: Int)
+    /// 413: more texts in one request than allowed.
+    case tooManyTexts(count: Int, limit: Int)
+    /// 415: not image/jpeg, image/png or multipart/form-data (or application/json for text routes).
+    case unsupportedMediaType(given: String?, accepted: [String])
+    /// 400: malformed request (query parameter, multipart framing, JSON body).
+    case badRequest(String)
+    /// 422: the image could not be decoded, or declares more pixels than allowed: the decoder's message.
+    case undecodableImage(String)
+    /// 404: no head of that name is loaded.
+    case unknownHead(name: String, loaded: [String])
+    /// 404: the route needs the text encoder, which this server has not loaded.
+    case textEncoderUnavailable(reason: String)
+    /// 404: no such route.
+    case notFound(method: String, path: String)
+    /// 503: weights and heads are still loading.
+    case notReady
+    /// 503: the inference queue is full; retry after the given seconds.
+    case queueFull(capacity: Int)
+    /// 503: the request did not get through the queue and the network within the time limit.
+    case timeout(seconds: Double)
+    /// 503: the server is shutting down.
+    case shuttingDown
+    /// 500: a fault of the server itself (never caused by request contents).
+    case `internal`(String)
+
+    public var status: HTTPResponse.Status {
+        switch self {
+        case .bodyTooLarge, .tooManyImages, .tooManyTexts: .contentTooLarge
+        case .unsupportedMediaType: .unsupportedMediaType
+        case .badRequest: .badRequest
+        case .undecodableImage: .unprocessableContent
+        case .unknownHead, .textEncoderUnavailable, .notFound: .notFound
+        case .notReady, .queueFull, .timeout, .shuttingDown: .serviceUnavailable
+        case .internal: .internalServerError
+        }
+    }
+
+    /// Machine-readable code, stable across releases.
+    public var code: String {
+        switch self {
+        case .bodyTooLarge: "body_too_large"
+        case .tooManyImages: "too_many_images"
+        case .tooManyTexts: "too_many_texts"
+        case .unsupportedMediaType: "unsupported_media_type"
+        case .badRequest: "bad_request"
+        case .undecodableImage: "undecodable_image"
+        case .unknownHead: "unknown_head"
+        case .textEncoderUnavailable: "text_encoder_unavailable"
+        case .notFound: "not_found"
+        case .notReady: "not_ready"
+        case .queueFull: "queue_full"
+        case .timeout: "timeout"
+        case .shuttingDown: "shutting_down"
+        case .internal: "internal"
+        }
+    }
+
+    /// Seconds a client should wait before retrying (the `Retry-After` header), for the 503s.
+    public var retryAfterSeconds: Int? {
+        switch self {
+        case .notReady, .queueFull, .timeout, .shuttingDown: 1
+        default: nil
+        }
+    }
+
+    public var errorDescription: String? {
+        switch self {
+        case .bodyTooLarge(let limit): "request body is larger than the limit of \(limit) bytes"
+        case .tooManyImages(let count, let limit): "\(count) images in one request; the limit is \(limit)"
+        case .tooManyTexts(let count, let limit): "\(count) texts in one request; the limit is \(limit)"
+        case .unsupportedMediaType(let given, let accepted):
+            "content type \(given.map { "'\($0)'" } ?? "(none)") is not supported; send \(accepted.joined(separator: ", "))"
+        case .badRequest(let reason): reason
+        case .undecodableImage(let message): message
+        case .unknownHead(let name, let loaded):
+            "no head named '\(name)'; loaded: \(loaded.joined(separator: ", "))"
+        case .textEncoderUnavailable(let reason): "the text encoder is not loaded (\(reason))"
+        case .notFound(let method, let path): "no route for \(method) \(path)"
+        case .notReady: "the server is still loading its weights and heads"
+        case .queueFull(let capacity): "the inference queue is full (\(capacity) images); retry later"
+        case .timeout(let seconds): "the request was not answered within \(seconds.formatted()) s"
+        case .shuttingDown: "the server is shutting down"
+        case .internal(let reason): "internal error: \(reason)"
+        }
+    }
+
+    /// The JSON error document.
+    var json: JSONValue {
+        .object([("error", .object([("code", .string(code)), ("message", .string(errorDescription ?? code))]))])
+    }
+}
+
+extension ServiceError: HTTPResponseError {
+    public func response(from request: Request, context: some RequestContext) throws -> Response {
+        var headers: HTTPFields = [.contentType: "application/json; charset=utf-8"]
+        if let retryAfterSeconds { headers[.retryAfter] = String(retryAfterSeconds) }
+        return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(string: json.serialized() + "\n")))
+    }
+}
+
+/// A JSON document as a 200 response.
+func jsonResponse(_ value: JSONValue, status: HTTPResponse.Status = .ok) -> Response {
+    Response(status: status, headers: [.contentType: "application/json; charset=utf-8"],
+             body: .init(byteBuffer: ByteBuffer(string: value.serialized() + "\n")))
+}

@@ -1,0 +1,83 @@
+import Foundation
+import HTTPTypes
+import HeadTune
+import Hummingbird
+import HummingbirdTesting
+import NIOCore
+import Testing
+@testable import Service
+
+/// Dynamic batching: many concurrent clients, all answered with their own image's result, in fewer
+/// backbone passes than images; and the worker's queue discipline.
+@Suite(.serialized) struct BatchingTests {
+    @Test func concurrentClientsAreBatchedAndAnsweredCorrectly() async throws {
+        let samples = ["chelsea.png", "coffee.png", "rocket.jpg", "motorcycle_left.png"]
+        let expectedTop = ["tiger cat", "espresso", "missile", "moped"]
+        let bodies = try samples.map { try Fixture.sampleBytes($0) }
+        let clients = 24
+        let batching = BatchingSettings(maxBatch: 8, maxDelay: .milliseconds(30), queueCapacity: 64, threads: 2)
+        try await Fixture.withServer(try Fixture.configuration(heads: false, batching: batching)) { client, _ in
+            let answers = try await withThrowingTaskGroup(of: (Int, String?, HTTPResponse.Status).self) { group in
+                for i in 0..<clients {
+                    group.addTask {
+                        let which = i % samples.count
+                        let response = try await client.execute(
+                            uri: "/v1/classify?top_k=1&name=\(samples[which])", method: .post,
+                            headers: [.contentType: samples[which].hasSuffix(".png") ? "image/png" : "image/jpeg"],
+                            body: ByteBuffer(bytes: bodies[which]))
+                        #expect(response.results.first?["path"] as? String == samples[which])
+                        let label = (response.results.first?["predictions"] as? [[String: Any]])?.first?["label"] as? String
+                        return (which, label, response.status)
+                    }
+                }
+                var answers: [(Int, String?, HTTPResponse.Status)] = []
+                for try await answer in group { answers.append(answer) }
+                return answers
+            }
+            #expect(answers.count == clients)
+            for (which, label, status) in answers {
+                #expect(status == .ok)
+                #expect(label == expectedTop[which])
+            }
+            let metrics = try await client.execute(uri: "/metrics", method: .get).text
+            let passes = try #require(Self.value(of: "headtune_batch_size_count", in: metrics))
+            let images = try #require(Self.value(of: "headtune_batch_size_sum", in: metrics))
+            #expect(images == Double(clients))
+            // Batches formed: fewer network passes than images.
+            #expect(passes < Double(clients))
+            #expect(metrics.contains(#"headtune_http_requests_total{route="/v1/classify",method="POST",status="200"} 24"#))
+        }
+    }
+
+    static func value(of metric: String, in text: String) -> Double? {
+        text.split(separator: "\n").first { $0.hasPrefix(metric + " ") }.flatMap { Double($0.split(separator: " ").last ?? "") }
+    }
+
+    @Test func subBatchesArePowersOfTwo() {
+        #expect(InferenceWorker.subBatchSize(remaining: 7, maxBatch: 8) == 4)
+        #expect(InferenceWorker.subBatchSize(remaining: 20, maxBatch: 8) == 8)
+        #expect(InferenceWorker.subBatchSize(remaining: 11, maxBatch: 12) == 8)
+        #expect(InferenceWorker.subBatchSize(remaining: 12, maxBatch: 12) == 12)
+        #expect(InferenceWorker.subBatchSize(remaining: 1, maxBatch: 1) == 1)
+    }
+
+    @Test func shutdownFinishesQueuedWorkThenRefuses() async throws {
+        let backbone = try Fixture.backbone.get()
+        let worker = InferenceWorker(backbone: backbone, settings: BatchingSettings(maxBatch: 4, maxDelay: .milliseconds(50), threads: 2),
+                                     metrics: ServiceMetrics())
+        worker.start()
+        let input = [Float](repeating: 0, count: 3 * worker.imageFloats)
+        async let first = worker.infer(inputs: input, count: 3, timeout: .seconds(30))
+        while worker.queuedImageCount < 3 { try await Task.sleep(for: .milliseconds(1)) }
+        await worker.shutdown()
+        // Queued before the shutdown: answered.
+        let outputs = try await first
+        #expect(outputs.count == 3)
+        #expect(outputs.allSatisfy { $0.features.count == 1280 && $0.logits.count == 1000 })
+        #expect(outputs[0].features == outputs[2].features)
+        // After it: refused.
+        await #expect(throws: ServiceError.shuttingDown) {
+            _ = try await worker.infer(inputs: input, count: 3, timeout: .seconds(1))
+        }
+    }
+}

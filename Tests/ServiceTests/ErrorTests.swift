@@ -1,0 +1,180 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import HummingbirdTesting
+import NIOCore
+import Testing
+@testable import Service
+
+/// Every error status the service answers, each as `{"error": {"code": ..., "message": ...}}`.
+@Suite(.serialized) struct ErrorTests {
+    @Test func badInputIsAnsweredWith4xxJSON() async throws {
+        let limits = RequestLimits(maxBodyBytes: 2_000_000, maxImagesPerRequest: 2, timeout: .seconds(30))
+        try await Fixture.withServer(try Fixture.configuration(limits: limits)) { client, _ in
+            let png = try Fixture.sampleBytes("chelsea.png")
+
+            // 413: the body is over the limit (checked on Content-Length before reading)
+            let big = try await client.execute(uri: "/v1/classify", method: .post, headers: [.contentType: "image/png"],
+                                               body: ByteBuffer(bytes: [UInt8](repeating: 0, count: 2_000_001)))
+            #expect(big.status == .contentTooLarge)
+            #expect(big.errorCode == "body_too_large")
+            #expect(big.errorMessage == "request body is larger than the limit of 2000000 bytes")
+            #expect(big.headers[.contentType] == "application/json; charset=utf-8")
+
+            // 413: more images than allowed
+            var form = Multipart()
+            for i in 0..<3 { form.parts.append(("image", "x\(i).png", "image/png", png)) }
+            let many = try await client.execute(uri: "/v1/classify", method: .post, headers: [.contentType: form.contentType], body: form.body)
+            #expect(many.status == .contentTooLarge)
+            #expect(many.errorCode == "too_many_images")
+
+            // 415: not an image type
+            let text = try await client.execute(uri: "/v1/classify", method: .post, headers: [.contentType: "text/plain"],
+                                                body: ByteBuffer(string: "hello"))
+            #expect(text.status == .unsupportedMediaType)
+            #expect(text.errorCode == "unsupported_media_type")
+            #expect(text.errorMessage == "content type 'text/plain' is not supported; send image/jpeg, image/png, multipart/form-data")
+            let none = try await client.execute(uri: "/v1/classify", method: .post, body: ByteBuffer(bytes: png))
+            #expect(none.status == .unsupportedMediaType)
+
+            // 422: not an image, with the decoder's message naming the upload
+            let html = try await client.execute(uri: "/v1/classify?name=page.png", method: .post, headers: [.contentType: "image/png"],
+                                                body: ByteBuffer(string: "<html>"))
+            #expect(html.status == .unprocessableContent)
+            #expect(html.errorCode == "undecodable_image")
+            #expect(html.errorMessage == "page.png: not a JPEG or PNG (starts with 3C 68 74 6D)")
+
+            // 422: truncated PNG
+            let truncated = try await client.execute(uri: "/v1/classify", method: .post, headers: [.contentType: "image/png"],
+                                                     body: ByteBuffer(bytes: Array(png.prefix(png.count / 2))))
+            #expect(truncated.status == .unprocessableContent)
+            #expect(truncated.errorMessage?.hasPrefix("image: ") == true)
+
+            // 422: one bad part of a multipart body names that part
+            var mixed = Multipart()
+            mixed.parts.append(("image", "good.png", "image/png", png))
+            mixed.parts.append(("image", "bad.jpg", "image/jpeg", [0xFF, 0xD8, 0xFF]))
+            let partly = try await client.execute(uri: "/v1/classify", method: .post, headers: [.contentType: mixed.contentType], body: mixed.body)
+            #expect(partly.status == .unprocessableContent)
+            #expect(partly.errorMessage?.hasPrefix("bad.jpg") == true)
+
+            // 404: unknown head, listing the loaded ones
+            let head = try await client.execute(uri: "/v1/classify?head=cars", method: .post, headers: [.contentType: "image/png"],
+                                                body: ByteBuffer(bytes: png))
+            #expect(head.status == .notFound)
+            #expect(head.errorCode == "unknown_head")
+            #expect(head.errorMessage == "no head named 'cars'; loaded: imagenet, pets")
+
+            // 404: unknown route, as JSON too
+            let route = try await client.execute(uri: "/v2/nothing", method: .get)
+            #expect(route.status == .notFound)
+            #expect(route.errorCode == "not_found")
+
+            // 400: bad query parameter and malformed multipart
+            let topK = try await client.execute(uri: "/v1/classify?top_k=zero", method: .post, headers: [.contentType: "image/png"],
+                                                body: ByteBuffer(bytes: png))
+            #expect(topK.status == .badRequest)
+            #expect(topK.errorMessage == "query parameter top_k=zero must be an integer in 1...100000")
+            let noBoundary = try await client.execute(uri: "/v1/classify", method: .post, headers: [.contentType: "multipart/form-data"],
+                                                      body: ByteBuffer(string: "x"))
+            #expect(noBoundary.status == .badRequest)
+            let unterminated = try await client.execute(uri: "/v1/classify", method: .post,
+                                                        headers: [.contentType: "multipart/form-data; boundary=b"],
+                                                        body: ByteBuffer(string: "--b\r\nContent-Disposition: form-data; name=\"f\"; filename=\"a.png\"\r\n\r\nabc"))
+            #expect(unterminated.status == .badRequest)
+            #expect(unterminated.errorCode == "bad_request")
+        }
+    }
+
+    @Test func pixelLimitIs422WithTheDecodersMessage() async throws {
+        try await Fixture.withServer(try Fixture.configuration(heads: false, maxPixels: 10_000)) { client, _ in
+            let response = try await client.execute(uri: "/v1/classify?name=rocket.jpg", method: .post, headers: [.contentType: "image/jpeg"],
+                                                    body: ByteBuffer(bytes: try Fixture.sampleBytes("rocket.jpg")))
+            #expect(response.status == .unprocessableContent)
+            #expect(response.errorCode == "undecodable_image")
+            #expect(response.errorMessage?.hasPrefix("rocket.jpg: ") == true)
+            #expect(response.errorMessage?.contains("10000") == true)
+        }
+    }
+
+    @Test func notReadyUntilLoaded() async throws {
+        // A host that is never run stays in its loading state.
+        let metrics = ServiceMetrics()
+        let configuration = try Fixture.configuration()
+        let host = ModelHost(specification: configuration.models, batching: configuration.batching, metrics: metrics, logger: Fixture.logger)
+        let app = Application(router: buildRouter(host: host, metrics: metrics, limits: configuration.limits), logger: Fixture.logger)
+        try await app.test(.router) { client in
+            #expect(try await client.execute(uri: "/healthz", method: .get).status == .ok)
+            let ready = try await client.execute(uri: "/readyz", method: .get)
+            #expect(ready.status == .serviceUnavailable)
+            #expect(ready.errorCode == "not_ready")
+            #expect(ready.headers[.retryAfter] == "1")
+            let classify = try await client.execute(uri: "/v1/classify", method: .post, headers: [.contentType: "image/png"],
+                                                    body: ByteBuffer(bytes: try Fixture.sampleBytes("coffee.png")))
+            #expect(classify.status == .serviceUnavailable)
+            #expect(classify.errorCode == "not_ready")
+        }
+    }
+
+    @Test func fullQueueIs503WithRetryAfterAndSlowRequestsTimeOut() async throws {
+        let batching = BatchingSettings(maxBatch: 1, maxDelay: .zero, queueCapacity: 1, threads: 2)
+        let limits = RequestLimits(timeout: .milliseconds(300))
+        try await Fixture.withServer(try Fixture.configuration(heads: false, batching: batching, limits: limits)) { client, host in
+            let worker = try host.ready().worker
+            let png = try Fixture.sampleBytes("coffee.png")
+            // Occupy the inference thread for a while, queue one image behind it (the queue is then
+            // full), and send one more.
+            async let busy: Void = worker.perform(timeout: .seconds(10)) { Thread.sleep(forTimeInterval: 0.6) }
+            try await Task.sleep(for: .milliseconds(50))
+            async let queued = client.execute(uri: "/v1/classify", method: .post, headers: [.contentType: "image/png"],
+                                              body: ByteBuffer(bytes: png))
+            while worker.queuedImageCount < 1 { try await Task.sleep(for: .milliseconds(5)) }
+            let refused = try await client.execute(uri: "/v1/classify", method: .post, headers: [.contentType: "image/png"],
+                                                   body: ByteBuffer(bytes: png))
+            #expect(refused.status == .serviceUnavailable)
+            #expect(refused.errorCode == "queue_full")
+            #expect(refused.headers[.retryAfter] == "1")
+            // The queued request waited longer than its 300 ms limit behind the busy thread.
+            let late = try await queued
+            #expect(late.status == .serviceUnavailable)
+            #expect(late.errorCode == "timeout")
+            try await busy
+            // Once the thread is free, requests go through again.
+            let after = try await client.execute(uri: "/v1/classify", method: .post, headers: [.contentType: "image/png"],
+                                                 body: ByteBuffer(bytes: png))
+            #expect(after.status == .ok)
+            let metrics = try await client.execute(uri: "/metrics", method: .get).text
+            #expect(BatchingTests.value(of: "headtune_queue_rejected_total", in: metrics) == 1)
+        }
+    }
+}
+
+@Suite struct MultipartParserTests {
+    @Test func partsWithNamesFilenamesAndFields() throws {
+        var form = Multipart()
+        form.parts.append(("labels", nil, nil, Array("cat,dog".utf8)))
+        form.parts.append(("image", "a b.png", "image/png", [1, 2, 3, 13, 10]))
+        form.parts.append(("image", nil, "image/jpeg", [4]))
+        let parts = try MultipartParser.parse(Array(buffer: form.body), boundary: form.boundary)
+        #expect(parts.count == 3)
+        #expect(parts[0].name == "labels" && parts[0].filename == nil && parts[0].body == Array("cat,dog".utf8))
+        #expect(parts[1].filename == "a b.png" && parts[1].contentType == "image/png" && parts[1].body == [1, 2, 3, 13, 10])
+        #expect(parts[2].name == "image" && parts[2].filename == nil && parts[2].body == [4])
+    }
+
+    @Test func malformedBodiesAreRefused() {
+        #expect(throws: ServiceError.badRequest("multipart body does not contain its boundary 'b'")) {
+            try MultipartParser.parse(Array("nothing".utf8), boundary: "b")
+        }
+        #expect(throws: ServiceError.badRequest("multipart part 1 has no end of headers")) {
+            try MultipartParser.parse(Array("--b\r\nContent-Disposition: form-data".utf8), boundary: "b")
+        }
+    }
+
+    @Test func mediaTypeParameters() {
+        let media = MediaTypeHeader(#"Multipart/Form-Data; boundary="a;b"; charset=utf-8"#)
+        #expect(media?.type == "multipart/form-data")
+        #expect(media?.parameters["boundary"] == "a;b")
+        #expect(media?.parameters["charset"] == "utf-8")
+    }
+}
