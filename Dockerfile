@@ -1,8 +1,10 @@
 # syntax=docker/dockerfile:1
-# Multi-stage build of the headtune CLI with the pretrained weights.
+# Multi-stage build of the headtune CLI and inference service with the pretrained weights.
+# Runs `headtune serve` on port 8080; `headtune healthcheck` is the HEALTHCHECK probe (no curl needed).
 # Base images are arguments so the image can be built from locally made bases (no registry needed):
 #   podman build --isolation chroot --build-arg BUILD_IMAGE=localhost/swift-bookworm \
 #                --build-arg RUNTIME_IMAGE=localhost/debian-bookworm -t headtune .
+# (scripts/container-test makes those bases with debootstrap and the host's Swift toolchain.)
 ARG BUILD_IMAGE=swift:6.3-bookworm
 ARG RUNTIME_IMAGE=debian:bookworm-slim
 
@@ -39,5 +41,9 @@ COPY --from=build /staging/share/headtune /usr/share/headtune
 ENV HEADTUNE_WEIGHTS=/usr/share/headtune/weights
 USER headtune
 WORKDIR /home/headtune
+EXPOSE 8080
+# Needs the docker image format (podman/buildah: --format docker); OCI images drop HEALTHCHECK.
+HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \
+    CMD ["headtune", "healthcheck", "--url", "http://127.0.0.1:8080/healthz"]
 ENTRYPOINT ["headtune"]
-CMD ["--help"]
+CMD ["serve", "--host", "0.0.0.0", "--port", "8080"]
