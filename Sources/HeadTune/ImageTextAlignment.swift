@@ -187,11 +187,25 @@ public struct ImageTextAlignment: Sendable {
         let temporary = url.deletingLastPathComponent().appendingPathComponent(".\(url.lastPathComponent).tmp")
         do {
             try data.write(to: temporary)
-            if FileManager.default.fileExists(atPath: path) { try FileManager.default.removeItem(atPath: path) }
-            try FileManager.default.moveItem(at: temporary, to: url)
         } catch {
             throw HeadTuneError.outputFailed(path: path, reason: error.localizedDescription)
         }
+        // rename(2) replaces the old file in one step: readers see the old or the new file, never none.
+        if rename(temporary.path, path) != 0 {
+            let reason = String(cString: strerror(errno))
+            unlink(temporary.path)
+            throw HeadTuneError.outputFailed(path: path, reason: reason)
+        }
+    }
+
+    /// Fits the alignment for the EfficientNet-Lite0 classifier found in `weightsDirectory`.
+    public static func fit(backbone: Backbone, textEncoder: TextEncoder, weightsDirectory: URL, lambda: Double? = nil,
+                           template: String = defaultClassTemplate,
+                           progress: (String) -> Void) throws -> ImageTextAlignment {
+        let classifier = try SafeTensors(contentsOf: weightsDirectory.appendingPathComponent("efficientnet-lite0.safetensors"))
+            .tensor("_fc.weight", shape: [backbone.classCount, backbone.featureCount])
+        return try fit(backbone: backbone, textEncoder: textEncoder, classifierWeights: classifier, lambda: lambda,
+                       template: template, log: progress)
     }
 
     /// Reads a file written by `write(to:)` and checks it fits these models.

@@ -35,9 +35,7 @@ struct Align: ParsableCommand {
         let directory = try backbone.weights.map { URL(fileURLWithPath: $0) }
             ?? WeightsLocator.directory(containing: TextEncoder.weightsFileName)
         let encoder = try TextEncoder.allMiniLML6v2(weightsDirectory: directory, threads: backbone.threads)
-        let classifier = try SafeTensors(contentsOf: directory.appendingPathComponent("efficientnet-lite0.safetensors"))
-            .tensor("_fc.weight", shape: [model.classCount, model.featureCount])
-        let alignment = try ImageTextAlignment.fit(backbone: model, textEncoder: encoder, classifierWeights: classifier,
+        let alignment = try ImageTextAlignment.fit(backbone: model, textEncoder: encoder, weightsDirectory: directory,
                                                    lambda: lambda, template: template) { printError("headtune: \($0)") }
         let path = output ?? directory.appendingPathComponent(ImageTextAlignment.defaultFileName).path
         try alignment.write(to: path)

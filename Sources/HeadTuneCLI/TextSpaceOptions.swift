@@ -28,10 +28,19 @@ struct TextSpaceOptions: ParsableArguments {
             ?? WeightsLocator.directory(containing: TextEncoder.weightsFileName)
         let encoder = try TextEncoder.allMiniLML6v2(weightsDirectory: directory, threads: options.threads)
         let path = alignment ?? directory.appendingPathComponent(ImageTextAlignment.defaultFileName).path
-        guard FileManager.default.fileExists(atPath: path) else {
-            throw HeadTuneError.alignmentUnavailable(path: path, reason: "file not found")
+        if FileManager.default.fileExists(atPath: path) {
+            return (encoder, try ImageTextAlignment.read(path: path, backbone: backbone, textEncoder: encoder))
         }
-        return (encoder, try ImageTextAlignment.read(path: path, backbone: backbone, textEncoder: encoder))
+        guard alignment == nil else { throw HeadTuneError.alignmentUnavailable(path: path, reason: "file not found") }
+        // First use: fit the default bridge (deterministic, seconds) and keep it for next time.
+        printError("headtune: \(path) not found; fitting the image-text alignment once (same as `headtune align`)")
+        let fitted = try ImageTextAlignment.fit(backbone: backbone, textEncoder: encoder, weightsDirectory: directory) {
+            printError("headtune: \($0)")
+        }
+        do { try fitted.write(to: path) } catch {
+            printError("headtune: warning: \(error.localizedDescription); using the fitted alignment without saving it")
+        }
+        return (encoder, fitted)
     }
 }
 
