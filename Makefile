@@ -48,7 +48,7 @@ bench: assets build
 	scripts/bench-peers
 
 # Fits the image-text bridge (class-name embeddings + ridge map, ~3.5 MB, not committed) into
-# weights/image-text-alignment.safetensors; zero-shot, match, index and search need it.
+# weights/image-text-alignment.safetensors ahead of time (the text commands otherwise fit it on first use).
 align: weights build
 	$(BIN) align
 
