@@ -46,8 +46,7 @@ struct BenchBackbone: ParsableCommand {
         let workspace = model.makeWorkspace(batch: batch, threads: threads)
         var features = [Float](repeating: 0, count: batch * model.featureCount)
         var logits = [Float](repeating: 0, count: batch * model.classCount)
-        func once() -> Double {
-            let start = DispatchTime.now().uptimeNanoseconds
+        let timing = BenchTiming(warmup: warmup, seconds: seconds) {
             input.withUnsafeBufferPointer { x in
                 features.withUnsafeMutableBufferPointer { f in
                     logits.withUnsafeMutableBufferPointer { l in
@@ -56,28 +55,17 @@ struct BenchBackbone: ParsableCommand {
                     }
                 }
             }
-            return Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6
         }
-        var elapsed = 0.0
-        repeat { elapsed += once() } while elapsed < warmup * 1000
-        var times: [Double] = []
-        elapsed = 0
-        repeat {
-            let t = once()
-            times.append(t)
-            elapsed += t
-        } while elapsed < seconds * 1000 || times.count < 3
-        times.sort()
-        let p50 = times[times.count / 2], p90 = times[min(times.count - 1, Int(Double(times.count) * 0.9))]
-        let imagesPerSecond = Double(batch * times.count) / (elapsed / 1000)
+        let p50 = timing.p50, p90 = timing.p90, runs = timing.times.count
+        let imagesPerSecond = timing.rate(itemsPerRun: batch)
         let peakMB = ProcessMemory.peakResidentMB()
         switch format {
         case .json:
             print(String(format: "{\"batch\": %d, \"threads\": %d, \"images_per_s\": %.2f, \"ms_per_batch_p50\": %.3f, \"ms_per_batch_p90\": %.3f, \"batches\": %d, \"peak_rss_mb\": %.1f, \"blas_core\": \"%@\"}",
-                         batch, threads, imagesPerSecond, p50, p90, times.count, peakMB, BLAS.coreName))
+                         batch, threads, imagesPerSecond, p50, p90, runs, peakMB, BLAS.coreName))
         case .text:
             print(String(format: "batch %d, %d thread(s): %.1f images/s, %.2f ms/batch p50, %.2f p90 (%d batches), peak RSS %.0f MB, OpenBLAS %@",
-                         batch, threads, imagesPerSecond, p50, p90, times.count, peakMB, BLAS.coreName))
+                         batch, threads, imagesPerSecond, p50, p90, runs, peakMB, BLAS.coreName))
         }
     }
 }

@@ -57,36 +57,22 @@ struct BenchText: ParsableCommand {
         }
         let workspace = model.makeWorkspace(tokens: batch * sequence, threads: threads)
         var embeddings = [Float](repeating: 0, count: batch * model.dimension)
-        func once() -> Double {
-            let start = DispatchTime.now().uptimeNanoseconds
+        let timing = BenchTiming(warmup: warmup, seconds: seconds) {
             embeddings.withUnsafeMutableBufferPointer { out in
                 model.forward(inputIDs: padded, attentionMask: mask, batch: batch, sequence: sequence,
                               workspace: workspace, embeddings: out.baseAddress!)
             }
-            return Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6
         }
-        var elapsed = 0.0
-        repeat { elapsed += once() } while elapsed < warmup * 1000
-        var times: [Double] = []
-        elapsed = 0
-        repeat {
-            let t = once()
-            times.append(t)
-            elapsed += t
-        } while elapsed < seconds * 1000 || times.count < 3
-        times.sort()
-        let p50 = times[times.count / 2], p90 = times[min(times.count - 1, Int(Double(times.count) * 0.9))]
-        let perSecond = Double(batch * times.count) / (elapsed / 1000)
-        var usage = rusage()
-        getrusage(__rusage_who_t(RUSAGE_SELF.rawValue), &usage)
-        let peakMB = Double(usage.ru_maxrss) / 1024
+        let p50 = timing.p50, p90 = timing.p90, runs = timing.times.count
+        let perSecond = timing.rate(itemsPerRun: batch)
+        let peakMB = ProcessMemory.peakResidentMB()
         switch format {
         case .json:
             print(String(format: "{\"batch\": %d, \"threads\": %d, \"sequence\": %d, \"sentences_per_s\": %.2f, \"ms_per_batch_p50\": %.3f, \"ms_per_batch_p90\": %.3f, \"batches\": %d, \"tokenize_ms\": %.3f, \"peak_rss_mb\": %.1f, \"blas_core\": \"%@\"}",
-                         batch, threads, sequence, perSecond, p50, p90, times.count, tokenizeMs, peakMB, BLAS.coreName))
+                         batch, threads, sequence, perSecond, p50, p90, runs, tokenizeMs, peakMB, BLAS.coreName))
         case .text:
             print(String(format: "batch %d (padded to %d tokens), %d thread(s): %.1f sentences/s, %.2f ms/batch p50, %.2f p90 (%d batches), tokenize %.2f ms, peak RSS %.0f MB, OpenBLAS %@",
-                         batch, sequence, threads, perSecond, p50, p90, times.count, tokenizeMs, peakMB, BLAS.coreName))
+                         batch, sequence, threads, perSecond, p50, p90, runs, tokenizeMs, peakMB, BLAS.coreName))
         }
     }
 }

@@ -1,0 +1,34 @@
+import Dispatch
+
+/// Latencies of repeated runs after a warm-up, for the bench commands.
+struct BenchTiming {
+    /// Milliseconds per run, sorted.
+    let times: [Double]
+    let totalMilliseconds: Double
+
+    /// Runs `body` for `warmup` seconds (discarded), then for at least `seconds` and 3 runs.
+    init(warmup: Double, seconds: Double, _ body: () -> Void) {
+        func once() -> Double {
+            let start = DispatchTime.now().uptimeNanoseconds
+            body()
+            return Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6
+        }
+        var elapsed = 0.0
+        repeat { elapsed += once() } while elapsed < warmup * 1000
+        var times: [Double] = []
+        elapsed = 0
+        repeat {
+            let t = once()
+            times.append(t)
+            elapsed += t
+        } while elapsed < seconds * 1000 || times.count < 3
+        self.times = times.sorted()
+        totalMilliseconds = elapsed
+    }
+
+    var p50: Double { times[times.count / 2] }
+    var p90: Double { times[min(times.count - 1, Int(Double(times.count) * 0.9))] }
+
+    /// Items per second when each run handles `itemsPerRun` items.
+    func rate(itemsPerRun: Int) -> Double { Double(itemsPerRun * times.count) / (totalMilliseconds / 1000) }
+}
