@@ -14,7 +14,9 @@ public struct HeadTrainingRequest: Sendable {
     public var validationSplit = 0.2
     public var policy: CropPolicy = .resize
     public var augment: [Augmentation] = []
-    public var testTimeFlip = false
+    /// Features are the mean of the image's and its mirror image's, in training and prediction alike
+    /// (so `augment: [.flip]` adds nothing on top). Measured: +2 to +5 points on cars49 and busi.
+    public var testTimeFlip = true
     public var configuration = TrainingConfiguration()
 
     public init(data: String) { self.data = data }

@@ -33,8 +33,8 @@ struct Train: ParsableCommand {
     @Option(help: "Extra training views, comma-separated: flip, crop.")
     var augment: String?
 
-    @Flag(inversion: .prefixedNo, help: "Average the features of each image and its mirror image when predicting.")
-    var testTimeFlip = false
+    @Flag(inversion: .prefixedNo, help: "Use the mean of the features of each image and its mirror image, in training and prediction (--no-test-time-flip: the image alone, half the extraction time).")
+    var testTimeFlip = true
 
     @Option(help: "Head: linear (logistic regression) or mlp (one hidden layer with dropout).")
     var head: HeadKind = .linear

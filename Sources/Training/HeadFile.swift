@@ -161,7 +161,8 @@ public struct HeadFile: Sendable {
         }
         let architecture = metadata.architecture
         guard metadata.labels.count == architecture.classes, architecture.inputs == metadata.backbone.featureCount else {
-            throw TrainingError.invalidHeadFile(path: path, reason: "\(metadata.labels.count) labels for \(architecture.classes) outputs")
+            throw TrainingError.invalidHeadFile(path: path, reason: "\(metadata.labels.count) labels and \(metadata.backbone.featureCount) "
+                                                + "features for a head with \(architecture.classes) outputs and \(architecture.inputs) inputs")
         }
         do {
             var parameters = [Float](repeating: 0, count: architecture.parameterCount)

@@ -38,6 +38,7 @@ import Training
         var request = HeadTrainingRequest(data: root)
         request.validationSplit = 0
         request.augment = [.flip]
+        request.testTimeFlip = false
         var skipped: [String] = []
         var events = HeadTrainingEvents()
         events.skipped = { path, error in skipped.append(path + " | " + ((error as? LocalizedError)?.errorDescription ?? "")) }
