@@ -88,6 +88,16 @@ public struct EfficientNetLite: Sendable {
     public var featureCount: Int { configuration.headChannels }
     public var classCount: Int { configuration.numClasses }
 
+    /// Index of the last block of each stage, whose output `forward` can pool as mid-level features.
+    public var stageEndBlocks: [Int] {
+        var end = -1
+        return configuration.stages.map { end += $0.repeats; return end }
+    }
+
+    /// Width of the stage-pooled features: the channels of every stage's last block
+    /// (16+24+40+80+112+192+320 = 784 for Lite0).
+    public var stagePooledFeatureCount: Int { configuration.stages.map(\.outChannels).reduce(0, +) }
+
     /// Strict load from a lukemelas-style state dict: every tensor must be present with its exact shape,
     /// and no other tensor may be there (BatchNorm's `num_batches_tracked` counters are allowed).
     public init(configuration: EfficientNetLiteConfiguration = .lite0, weights: some TensorSource) throws(ModelsError) {
@@ -179,9 +189,12 @@ public struct EfficientNetLite: Sendable {
     /// - input: [batch, height, width, 3] normalized pixels (channels-last)
     /// - features: receives [batch, headChannels] pooled features
     /// - logits: receives [batch, numClasses] when non-nil
+    /// - stagePooled: receives [batch, stagePooledFeatureCount] when non-nil: the global average of each
+    ///   stage's output, stage by stage (mid-level features for domains far from ImageNet)
     public func forward(
         input: UnsafePointer<Float>, workspace: EfficientNetLiteWorkspace,
-        features: UnsafeMutablePointer<Float>, logits: UnsafeMutablePointer<Float>?
+        features: UnsafeMutablePointer<Float>, logits: UnsafeMutablePointer<Float>?,
+        stagePooled: UnsafeMutablePointer<Float>? = nil
     ) {
         let plan = workspace.plan
         let batch = plan.batch, threads = workspace.threads
@@ -195,7 +208,9 @@ public struct EfficientNetLite: Sendable {
                     outChannels: configuration.stemChannels, activation: .relu6,
                     columns: workspace.columns.baseAddress!, output: current, threads: threads)
 
-        for (block, geometry) in zip(blocks, plan.blocks) {
+        let stageEnds = stageEndBlocks
+        var stageOffset = 0
+        for (index, (block, geometry)) in zip(blocks, plan.blocks).enumerated() {
             let a = block.arguments
             let inRows = batch * geometry.height * geometry.width
             // [rows, in] -> [rows, mid]
@@ -213,6 +228,15 @@ public struct EfficientNetLite: Sendable {
             pointwiseConvolution(input: filtered, rows: outRows, weights: block.project, activation: .identity,
                                  residual: a.hasResidual ? UnsafePointer(current) : nil, output: next, threads: threads)
             swap(&current, &next)
+            if let stagePooled, stageEnds.contains(index) {
+                // [batch, positions, out] -> columns [stageOffset, stageOffset + out) of [batch, stagePooledFeatureCount]
+                let positions = geometry.outHeight * geometry.outWidth, width = stagePooledFeatureCount
+                for n in 0..<batch {
+                    globalAveragePool(input: current + n * positions * a.outChannels, batch: 1, positions: positions,
+                                      channels: a.outChannels, output: stagePooled + n * width + stageOffset)
+                }
+                stageOffset += a.outChannels
+            }
         }
 
         // [rows, 320] -> [rows, 1280] -> mean over positions -> [batch, 1280]

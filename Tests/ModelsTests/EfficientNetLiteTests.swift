@@ -138,4 +138,37 @@ struct DictionaryTensorSource: TensorSource {
         let rel = Self.relativeL2(pair.features[0..<1280], single.features)
         #expect(rel < 1e-6, "relative difference \(rel)")
     }
+
+    /// Stage-pooled features: 784 values per image, the same alone and in a batch, and asking for them
+    /// leaves features and logits unchanged.
+    @Test func stagePooledFeaturesAreConsistent() throws {
+        #expect(model.stageEndBlocks == [0, 2, 4, 7, 10, 14, 15])
+        #expect(model.stagePooledFeatureCount == 784)
+        let first = try input(samples[0].name), second = try input(samples[1].name)
+        func run(_ images: [Float], batch: Int) -> (features: [Float], stages: [Float]) {
+            let workspace = model.makeWorkspace(batch: batch, threads: 2)
+            var features = [Float](repeating: 0, count: batch * 1280)
+            var logits = [Float](repeating: 0, count: batch * 1000)
+            var stages = [Float](repeating: .nan, count: batch * 784)
+            images.withUnsafeBufferPointer { x in
+                features.withUnsafeMutableBufferPointer { f in
+                    logits.withUnsafeMutableBufferPointer { l in
+                        stages.withUnsafeMutableBufferPointer { s in
+                            model.forward(input: x.baseAddress!, workspace: workspace, features: f.baseAddress!,
+                                          logits: l.baseAddress!, stagePooled: s.baseAddress!)
+                        }
+                    }
+                }
+            }
+            return (features, stages)
+        }
+        let single = run(first, batch: 1)
+        let pair = run(first + second, batch: 2)
+        #expect(single.stages.allSatisfy { $0.isFinite })
+        #expect(Self.relativeL2(pair.stages[0..<784], single.stages) < 1e-6)
+        let plain = try model.forward(first, batch: 1, height: 224, width: 224, threads: 2)
+        #expect(single.features == plain.features)
+        // Stage 1 ends in a linear projection (no ReLU6): its mean can be negative, unlike the head's.
+        #expect(single.stages[0..<16].contains { $0 < 0 })
+    }
 }
