@@ -1,5 +1,6 @@
 import Foundation
 import Imaging
+import Kernels
 import Training
 
 /// Extra views of each training image (`--augment`).
@@ -92,16 +93,48 @@ public struct HeadPredictor {
 
     /// Standardizes raw backbone features and runs the head.
     func probabilities(for features: [Result<[Float], Error>]) -> [Result<[Float], Error>] {
+        outputs(for: features).map { $0.map(\.probabilities) }
+    }
+
+    /// Whether classes are independent (sigmoid per class) rather than exclusive (softmax). Heads
+    /// say so in their metadata; `headtune train` makes single-label heads only.
+    public var isMultiLabel: Bool { head.metadata.multiLabel ?? false }
+
+    /// What the head says about one image.
+    public struct Output: Sendable {
+        /// [classes] before softmax/sigmoid.
+        public var logits: [Float]
+        /// [classes] softmax, or per-class sigmoid for a multi-label head.
+        public var probabilities: [Float]
+        /// k-NN out-of-distribution score and verdict, when the head stores training features.
+        public var outOfDistributionScore: Float?
+        public var isUnknown: Bool?
+    }
+
+    /// Standardizes raw backbone features [features] per image, runs the head and the
+    /// out-of-distribution detector on all successful rows at once (one GEMM each).
+    public func outputs(for features: [Result<[Float], Error>]) -> [Result<Output, Error>] {
         var matrix = FeatureMatrix(columns: head.head.architecture.inputs)
         for case .success(let row) in features { matrix.append(row: row) }
         head.standardization.apply(to: &matrix)
-        let p = head.head.probabilities(matrix)
+        let logits = head.head.logits(matrix)
+        var probabilities = logits
+        if isMultiLabel {
+            for i in probabilities.indices { probabilities[i] = 1 / (1 + exp(-probabilities[i])) }
+        } else if matrix.rows > 0 {
+            probabilities.withUnsafeMutableBufferPointer { softmaxRows($0.baseAddress!, rows: matrix.rows, columns: labels.count) }
+        }
+        let detector = head.outOfDistribution
+        let scores = detector?.scores(matrix)
         let k = labels.count
         var row = 0
         return features.map { result in
             result.map { _ in
                 defer { row += 1 }
-                return Array(p[(row * k)..<((row + 1) * k)])
+                let score = scores?[row]
+                return Output(logits: Array(logits[(row * k)..<((row + 1) * k)]),
+                              probabilities: Array(probabilities[(row * k)..<((row + 1) * k)]),
+                              outOfDistributionScore: score, isUnknown: score.map { detector!.isUnknown($0) })
             }
         }
     }

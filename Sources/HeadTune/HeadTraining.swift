@@ -172,6 +172,13 @@ public enum HeadTraining {
             report = ClassificationReport(probabilities: result.head.probabilities(standardized), truth: validationLabels,
                                           paths: validationIndices.map { usable[$0].sample.path }, labels: labels)
         }
+        // Out-of-distribution detector: one row per training image (not its augmented views), in the
+        // head's standardized space, threshold from the validation images.
+        var bank = train.selecting(Array(trainIndices.indices))
+        result.standardization.apply(to: &bank)
+        var calibration = validation
+        result.standardization.apply(to: &calibration)
+        let detector = OutOfDistributionDetector.fit(train: bank, validation: calibration.rows > 0 ? calibration : nil)
         let metadata = HeadFile.Metadata(
             labels: labels,
             backbone: .init(id: backbone.identifier, weightsSHA256: backbone.weightsSHA256, featureCount: backbone.featureCount),
@@ -182,7 +189,8 @@ public enum HeadTraining {
                            trainImages: trainIndices.count, validationImages: validationIndices.count, trainRows: train.rows,
                            skippedFiles: statistics.skippedFiles),
             validation: report, createdAt: ISO8601DateFormatter().string(from: now), headtuneVersion: HeadTuneVersion.current)
-        return HeadTrainingOutcome(headFile: HeadFile(metadata: metadata, head: result.head, standardization: result.standardization),
+        return HeadTrainingOutcome(headFile: HeadFile(metadata: metadata, head: result.head, standardization: result.standardization,
+                                                      outOfDistribution: detector),
                                    statistics: statistics,
                                    data: .init(train: train, trainLabels: trainLabels, trainImages: trainImages,
                                                validation: validation, validationLabels: validationLabels))

@@ -71,6 +71,12 @@ public struct HeadFile: Sendable {
         /// ISO 8601, UTC.
         public var createdAt: String
         public var headtuneVersion: String
+        /// Independent classes (sigmoid per class) instead of exclusive ones (softmax); absent = false.
+        /// `headtune train` makes single-label heads only; `classify` honours the flag.
+        public var multiLabel: Bool? = nil
+        /// The k-NN out-of-distribution detector's settings; its training features are the
+        /// `ood.bank` tensor. Absent in heads from before format 2.
+        public var outOfDistribution: OutOfDistributionDetector.Settings? = nil
 
         public init(labels: [String], backbone: BackboneInfo, preprocessing: Preprocessing, architecture: HeadArchitecture,
                     training: TrainingConfiguration, bestEpoch: Int, dataset: DatasetSummary, validation: ClassificationReport?,
@@ -89,17 +95,22 @@ public struct HeadFile: Sendable {
     }
 
     public static let format = "headtune-head"
-    public static let formatVersion = 1
+    /// 2 adds the optional out-of-distribution detector (`ood.bank`).
+    public static let formatVersion = 2
     static let metadataKey = "headtune"
 
     public var metadata: Metadata
     public var head: ClassificationHead
     public var standardization: Standardization
+    public var outOfDistribution: OutOfDistributionDetector?
 
-    public init(metadata: Metadata, head: ClassificationHead, standardization: Standardization) {
+    public init(metadata: Metadata, head: ClassificationHead, standardization: Standardization,
+                outOfDistribution: OutOfDistributionDetector? = nil) {
         self.metadata = metadata
         self.head = head
         self.standardization = standardization
+        self.outOfDistribution = outOfDistribution
+        self.metadata.outOfDistribution = outOfDistribution?.settings
     }
 
     /// The file contents.
@@ -113,6 +124,9 @@ public struct HeadFile: Sendable {
         tensors.append(.init(name: "standardization.mean", shape: [standardization.mean.count], values: standardization.mean))
         tensors.append(.init(name: "standardization.inverse_std", shape: [standardization.inverseStd.count],
                              values: standardization.inverseStd))
+        if let bank = outOfDistribution?.bank {
+            tensors.append(.init(name: "ood.bank", shape: [bank.rows, bank.columns], values: bank.values))
+        }
         return SafeTensorsWriter.serialize(tensors, metadata: [Self.metadataKey: json])
     }
 
@@ -166,7 +180,8 @@ public struct HeadFile: Sendable {
         }
         do {
             var parameters = [Float](repeating: 0, count: architecture.parameterCount)
-            let expected = Set(architecture.tensors.map { "head.\($0.name)" } + ["standardization.mean", "standardization.inverse_std"])
+            let expected = Set(architecture.tensors.map { "head.\($0.name)" } + ["standardization.mean", "standardization.inverse_std"]
+                               + (metadata.outOfDistribution == nil ? [] : ["ood.bank"]))
             let unexpected = Set(file.tensorNames).subtracting(expected)
             guard unexpected.isEmpty else {
                 throw TrainingError.invalidHeadFile(path: path, reason: "unexpected tensors \(unexpected.sorted().joined(separator: ", "))")
@@ -177,8 +192,13 @@ public struct HeadFile: Sendable {
             }
             let mean = try file.tensor("standardization.mean", shape: [architecture.inputs])
             let inverseStd = try file.tensor("standardization.inverse_std", shape: [architecture.inputs])
+            let detector = try metadata.outOfDistribution.map { settings in
+                let shape = [settings.bankImages, architecture.inputs]
+                return OutOfDistributionDetector(settings: settings, bank: FeatureMatrix(
+                    rows: settings.bankImages, columns: architecture.inputs, values: try file.tensor("ood.bank", shape: shape)))
+            }
             return HeadFile(metadata: metadata, head: ClassificationHead(architecture: architecture, parameters: parameters),
-                            standardization: Standardization(mean: mean, inverseStd: inverseStd))
+                            standardization: Standardization(mean: mean, inverseStd: inverseStd), outOfDistribution: detector)
         } catch let error as TrainingError {
             throw error
         } catch {
