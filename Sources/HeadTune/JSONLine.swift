@@ -66,8 +66,8 @@ public indirect enum JSONValue: Sendable, Equatable {
 }
 
 extension ClassificationRecord {
-    /// `{"path": ..., "predictions": [{"label": ..., "index": ..., "score": ...}, ...]}` or
-    /// `{"path": ..., "error": ...}`.
+    /// `{"path": ..., "predictions": [{"label": ..., "index": ..., "score": ...}, ...]}` (then
+    /// `unknown`, `ood_score`, `embedding`, `logits` when present) or `{"path": ..., "error": ...}`.
     public var json: JSONValue {
         var members: [(String, JSONValue)] = [("path", .string(path))]
         if let predictions {
@@ -75,6 +75,10 @@ extension ClassificationRecord {
                 .object([("label", .string($0.label)), ("index", .integer($0.index)), ("score", .float($0.score))])
             })))
         }
+        if let unknown { members.append(("unknown", .bool(unknown))) }
+        if let oodScore { members.append(("ood_score", .float(oodScore))) }
+        if let embedding { members.append(("embedding", .array(embedding.map { .float($0) }))) }
+        if let logits { members.append(("logits", .array(logits.map { .float($0) }))) }
         if let error { members.append(("error", .string(error))) }
         return .object(members)
     }

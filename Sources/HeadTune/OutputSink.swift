@@ -6,13 +6,19 @@ public final class OutputSink {
     private let handle: FileHandle
     private let temporaryPath: String?
     private let finalPath: String?
+    /// Resumable mode: the temp file is `<path>.partial`, flushed as the run goes and kept when the
+    /// run does not complete, so `--resume` can carry on from it.
+    private let keepsPartial: Bool
     private var buffer = Data()
+    private var lastFlush = Date()
+    private var lastSync = Date()
 
     public init(path: String?) throws {
         guard let path, path != "-" else {
             handle = FileHandle.standardOutput
             temporaryPath = nil
             finalPath = nil
+            keepsPartial = false
             return
         }
         let url = URL(fileURLWithPath: path)
@@ -25,14 +31,37 @@ public final class OutputSink {
         self.handle = handle
         temporaryPath = temporary
         finalPath = path
+        keepsPartial = false
     }
+
+    /// A resumable file output: records go to `<path>.partial` (appended to when `append`, else
+    /// started afresh), reach the file at least once a second and the disk every 10 seconds;
+    /// `commit` renames it over `path`. A run that dies leaves the partial file for `--resume`.
+    public init(resumablePath path: String, append: Bool) throws {
+        let partial = Self.partialPath(for: path)
+        let flags = O_WRONLY | O_CREAT | (append ? O_APPEND : O_TRUNC)
+        let descriptor = open(partial, flags, 0o644)
+        guard descriptor >= 0 else {
+            throw HeadTuneError.outputFailed(path: path, reason: "cannot open \(partial): \(String(cString: strerror(errno)))")
+        }
+        handle = FileHandle(fileDescriptor: descriptor, closeOnDealloc: true)
+        temporaryPath = partial
+        finalPath = path
+        keepsPartial = true
+    }
+
+    /// Where a resumable run keeps its records until it completes.
+    public static func partialPath(for path: String) -> String { path + ".partial" }
 
     public var isTerminal: Bool { finalPath == nil && isatty(STDOUT_FILENO) != 0 }
 
     public func write(_ text: String) {
         buffer.append(contentsOf: Array(text.utf8))
-        // Lines reach a pipe promptly; large buffers go out in big writes.
-        if finalPath == nil || buffer.count >= 1 << 16 { flush() }
+        // Lines reach a pipe promptly; large buffers go out in big writes; a resumable file is never
+        // more than a second behind, so a killed run loses at most that.
+        if finalPath == nil || buffer.count >= 1 << 16 || (keepsPartial && Date().timeIntervalSince(lastFlush) >= 1) {
+            flush()
+        }
     }
 
     public func write(_ data: Data) {
@@ -40,10 +69,15 @@ public final class OutputSink {
         handle.write(data)
     }
 
-    private func flush() {
+    public func flush() {
+        lastFlush = Date()
         guard !buffer.isEmpty else { return }
         handle.write(buffer)
         buffer.removeAll(keepingCapacity: true)
+        if keepsPartial, lastFlush.timeIntervalSince(lastSync) >= 10 {
+            lastSync = lastFlush
+            try? handle.synchronize()
+        }
     }
 
     /// Makes the output visible: renames the temp file over the target.
@@ -59,9 +93,16 @@ public final class OutputSink {
         }
     }
 
-    /// Drops a partial file; the previous output (if any) stays as it was.
+    /// Drops a partial file (a resumable one is flushed and kept for `--resume`); the previous
+    /// output (if any) stays as it was.
     public func discard() {
         guard let temporaryPath else { return }
+        if keepsPartial {
+            flush()
+            try? handle.synchronize()
+            try? handle.close()
+            return
+        }
         try? handle.close()
         unlink(temporaryPath)
     }

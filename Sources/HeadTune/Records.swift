@@ -14,16 +14,30 @@ public struct Prediction: Codable, Sendable, Equatable {
 }
 
 /// The JSON-lines contract: one record per input, in input order, `path` exactly as given;
-/// either `predictions` or `error` is present.
+/// either `predictions` or `error` is present. The optional fields appear only when asked for
+/// (`embedding`, `logits`) or when the head can tell (`unknown`, `ood_score`).
 public struct ClassificationRecord: Codable, Sendable, Equatable {
     public var path: String
     public var predictions: [Prediction]?
+    /// The image looks like none of the head's training images (out-of-distribution score above
+    /// the head's threshold).
+    public var unknown: Bool?
+    /// The out-of-distribution score (k-NN distance, larger = farther from the training images).
+    public var oodScore: Float?
+    /// [1280] pooled backbone features.
+    public var embedding: [Float]?
+    /// Raw classifier outputs before softmax/sigmoid, one per class.
+    public var logits: [Float]?
     public var error: String?
 
     public init(path: String, predictions: [Prediction]? = nil, error: String? = nil) {
         self.path = path
         self.predictions = predictions
         self.error = error
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case path, predictions, unknown, oodScore = "ood_score", embedding, logits, error
     }
 }
 

@@ -26,10 +26,7 @@ func runBackbone(
 }
 
 /// An error's message, with the path in front unless the error already names it.
-func errorMessage(_ error: Error, path: String) -> String {
-    let text = (error as? LocalizedError)?.errorDescription ?? "\(error)"
-    return text.hasPrefix(path) ? text : "\(path): \(text)"
-}
+func errorMessage(_ error: Error, path: String) -> String { describe(error, path: path) }
 
 /// Finishes a command: commits or discards the output and maps failures to the exit status.
 func finish(_ sink: OutputSink, failures: Int, total: Int) throws {

@@ -8,9 +8,12 @@ struct Classify: ParsableCommand {
         discussion: """
             jsonl: one record per input, in input order:
               {"path": "cat.jpg", "predictions": [{"label": "tabby", "index": 281, "score": 0.41}, ...]}
-            and for an input that failed: {"path": "x.txt", "error": "<reason>"}.
-            csv: path,rank,index,label,score,error. table: human-readable.
-            The exit status is 1 if any input failed; the others are still classified.
+            then "unknown" and "ood_score" (heads with an out-of-distribution detector), "embedding" and
+            "logits" (when asked for); for an input that failed: {"path": "x.txt", "error": "<reason>"}.
+            csv: path,rank,index,label,score[,unknown,ood_score],error. table: human-readable.
+            The exit status is 1 if any input failed; the others are still classified (--fail-fast stops).
+            With --output FILE, records go to FILE.partial as the run goes and FILE appears (renamed)
+            only when it completes; --resume carries on from FILE.partial (or adds to FILE).
             """)
 
     enum Format: String, ExpressibleByArgument, CaseIterable {
@@ -23,11 +26,30 @@ struct Classify: ParsableCommand {
     @Option(help: "Use a head trained with `headtune train` (its classes, geometry and test-time flip).", completion: .file())
     var head: String?
 
-    @Option(help: "How many labels to report per image.")
+    @Option(help: "How many labels to report per image (capped at the number of classes).")
     var topK: Int = 5
 
     @Option(help: "Output format: table, jsonl or csv (default: table on a terminal, jsonl otherwise).")
     var format: Format?
+
+    @Flag(help: "Add the pooled 1280-d backbone features to each record (jsonl).")
+    var embeddings = false
+
+    @Flag(help: "Add the classifier's raw outputs before softmax/sigmoid to each record (jsonl).")
+    var logits = false
+
+    @Flag(help: "Stop at the first input that fails (default: report it and go on).")
+    var failFast = false
+
+    @Flag(help: "Skip inputs that already have a record in --output FILE (or FILE.partial from an interrupted run).")
+    var resume = false
+
+    @Option(help: ArgumentHelp("Classify only shard I of N (0-based) of the inputs, chosen by a hash of each path.",
+                               valueName: "I/N"))
+    var shard: String?
+
+    @Option(help: "Threads decoding images while the network runs (default: as many as --threads).")
+    var decodeThreads: Int?
 
     @OptionGroup var inputs: InputOptions
     @OptionGroup var output: OutputOptions
@@ -38,74 +60,106 @@ struct Classify: ParsableCommand {
             throw ValidationError("choose one classifier: --imagenet or --head FILE (trained with `headtune train`)")
         }
         guard topK >= 1 else { throw ValidationError("--top-k must be at least 1") }
+        if (embeddings || logits), let format, format != .jsonl {
+            throw ValidationError("--embeddings and --logits need --format jsonl")
+        }
+        if resume {
+            guard let path = output.output, path != "-" else { throw ValidationError("--resume needs --output FILE") }
+            guard format == .jsonl || format == .csv else { throw ValidationError("--resume needs --format jsonl or csv") }
+        }
+        if let shard, InputShard(shard) == nil {
+            throw ValidationError("--shard wants I/N with 0 <= I < N, e.g. 0/8 (got \(shard))")
+        }
+        if let decodeThreads, decodeThreads < 1 { throw ValidationError("--decode-threads must be at least 1") }
     }
 
     func run() throws {
-        let paths = try inputs.collect()
+        var paths = try inputs.collect()
+        if let shard = shard.flatMap(InputShard.init) { paths = shard.select(paths) }
         let model = try backbone.loadBackbone()
-        let predictor = try head.map { try HeadPredictor.load(path: $0, backbone: model) }
-        let imagenetLabels = predictor == nil ? try ImageNetLabels.load() : nil
-        let label: (Int) -> String = { predictor?.labels[$0] ?? imagenetLabels!.label($0) }
-        let sink = try OutputSink(path: output.output)
-        let format = self.format ?? (sink.isTerminal ? .table : .jsonl)
-        let k = min(topK, predictor?.labels.count ?? imagenetLabels!.names.count)
-        if format == .csv { sink.write("path,rank,index,label,score,error\n") }
+        let classifier: BatchClassifier.Classifier = try head.map { .head(try HeadPredictor.load(path: $0, backbone: model)) }
+            ?? .imagenet(try ImageNetLabels.load())
+        var job = BatchClassifier(backbone: model, classifier: classifier, topK: topK)
+        job.includeEmbedding = embeddings
+        job.includeLogits = logits
+        job.batchSize = backbone.batchSize
+        job.threads = backbone.threads
+        job.decodeThreads = decodeThreads
 
-        func emit(_ path: String, _ probabilities: Result<[Float], Error>) {
-            var record = ClassificationRecord(path: path)
-            switch probabilities {
-            case .success(let probabilities):
-                record.predictions = probabilities.withUnsafeBufferPointer { largestEntries($0, k: k) }.map {
-                    Prediction(label: label($0.index), index: $0.index, score: $0.score)
-                }
-            case .failure(let error):
-                record.error = errorMessage(error, path: path)
+        var carried = ResumeLog()
+        let sink: OutputSink
+        if let path = output.output, path != "-" {
+            if resume {
+                carried = try ResumeLog.prepare(outputPath: path, format: format == .csv ? .csv : .jsonl)
+                paths = carried.remaining(paths)
+                printError("headtune: resuming \(path): \(carried.records) record(s) kept, \(paths.count) input(s) to go"
+                           + (carried.dropped > 0 ? ", \(carried.dropped) error or cut-off record(s) to redo" : ""))
             }
-            sink.write(render(record, format: format))
+            sink = try OutputSink(resumablePath: path, append: resume)
+        } else {
+            sink = try OutputSink(path: nil)
+        }
+        let format = self.format ?? (sink.isTerminal ? .table : .jsonl)
+        if (embeddings || logits) && format != .jsonl {
+            throw ValidationError("--embeddings and --logits need --format jsonl")
+        }
+        let hasDetector = if case .head(let p) = classifier { p.head.outOfDistribution != nil } else { false }
+        if format == .csv && !carried.hasHeader {
+            sink.write("path,rank,index,label,score" + (hasDetector ? ",unknown,ood_score" : "") + ",error\n")
         }
 
+        let progress = ProgressBar(total: paths.count, force: inputs.progress)
         var failures = 0
         do {
-            if let predictor {
-                // A head needs every view of an image before it can answer, so records follow extraction.
-                let extractor = FeatureExtractor(backbone: model, cache: nil, batchSize: backbone.batchSize, threads: backbone.threads)
-                let progress = extractionProgress(force: inputs.progress)
-                let results = try predictor.predict(paths: paths, extractor: extractor) { progress("features", $0, $1) }
-                for (path, result) in zip(paths, results) {
-                    if case .failure(let error) = result {
-                        failures += 1
-                        printError("headtune: \(errorMessage(error, path: path))")
-                    }
-                    emit(path, result)
+            try job.run(paths: paths) { record in
+                sink.write(render(record, format: format, oodColumns: hasDetector))
+                if let error = record.error {
+                    failures += 1
+                    progress.clear()
+                    printError("headtune: \(error)")
+                    if failFast { throw FailFast() }
                 }
-            } else {
-                failures = try runBackbone(backbone: model, options: backbone, inputs: paths, forceProgress: inputs.progress,
-                                           computeLogits: true) { path, result in
-                    emit(path, result.map { probabilities(fromLogits: $0.logits ?? []) })
-                }
+                progress.advance()
             }
+        } catch is FailFast {
+            progress.finish()
+            sink.discard()
+            printError("headtune: stopped at the first failure (--fail-fast)"
+                       + (output.output.map { "; finished records are in \(OutputSink.partialPath(for: $0)), --resume carries on" } ?? ""))
+            throw ExitCode(1)
         } catch {
             sink.discard()
             throw error
         }
+        progress.finish()
         try finish(sink, failures: failures, total: paths.count)
     }
 
-    private func render(_ record: ClassificationRecord, format: Format) -> String {
+    private struct FailFast: Error {}
+
+    private func render(_ record: ClassificationRecord, format: Format, oodColumns: Bool) -> String {
         switch format {
         case .jsonl:
             return record.json.serialized() + "\n"
         case .csv:
-            if let error = record.error { return "\(csvField(record.path)),,,,,\(csvField(error))\n" }
+            let path = csvField(record.path), empty = oodColumns ? ",,,,,," : ",,,,"
+            if let error = record.error { return "\(path)\(empty),\(csvField(error))\n" }
+            let ood = oodColumns ? "," + (record.unknown.map { String($0) } ?? "") + "," + (record.oodScore.map { String($0) } ?? "") : ""
             return (record.predictions ?? []).enumerated().map { rank, p in
-                "\(csvField(record.path)),\(rank + 1),\(p.index),\(csvField(p.label)),\(String(format: "%.6f", p.score)),\n"
+                "\(path),\(rank + 1),\(p.index),\(csvField(p.label)),\(String(format: "%.6f", p.score))\(ood),\n"
             }.joined()
         case .table:
             if let error = record.error { return "\(record.path)\n    error: \(error)\n" }
-            let rows = (record.predictions ?? []).enumerated().map { rank, p in
+            var lines = [record.path]
+            if let score = record.oodScore {
+                lines.append(String(format: "    %@ (out-of-distribution score %.3f)",
+                                    record.unknown == true ? "UNKNOWN: looks like none of the training classes" : "in distribution",
+                                    score))
+            }
+            lines += (record.predictions ?? []).enumerated().map { rank, p in
                 String(format: "    %d. %6.2f%%  %@ (%d)", rank + 1, p.score * 100, p.label, p.index)
             }
-            return ([record.path] + rows).joined(separator: "\n") + "\n"
+            return lines.joined(separator: "\n") + "\n"
         }
     }
 }

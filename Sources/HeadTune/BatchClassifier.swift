@@ -1,0 +1,109 @@
+import Foundation
+import Imaging
+import Training
+
+/// `headtune classify` as a library call: image files -> one `ClassificationRecord` per path, in
+/// input order, streamed batch by batch (memory does not grow with the number of files).
+public struct BatchClassifier {
+    public enum Classifier {
+        /// The backbone's own ImageNet-1k classifier (softmax over the logits).
+        case imagenet(ImageNetLabels)
+        /// A trained head: its views (test-time flip), standardization, classes and OOD detector.
+        case head(HeadPredictor)
+    }
+
+    public var backbone: Backbone
+    public var classifier: Classifier
+    /// Labels per record; capped at the number of classes.
+    public var topK: Int
+    /// Add the pooled features (`embedding`) to each record.
+    public var includeEmbedding = false
+    /// Add the classifier's raw outputs (`logits`) to each record.
+    public var includeLogits = false
+    public var batchSize = 16
+    public var threads = ProcessInfo.processInfo.activeProcessorCount
+    /// nil: as many decoders as network threads.
+    public var decodeThreads: Int?
+
+    public init(backbone: Backbone, classifier: Classifier, topK: Int) {
+        self.backbone = backbone
+        self.classifier = classifier
+        self.topK = topK
+    }
+
+    public var labels: [String] {
+        switch classifier {
+        case .imagenet(let names): return names.names.indices.map(names.label)
+        case .head(let predictor): return predictor.labels
+        }
+    }
+
+    /// Calls `emit` once per path, in order: predictions, or `error` naming the path and the reason.
+    /// An error thrown by `emit` stops the run (how `--fail-fast` ends it).
+    public func run(paths: [String], emit: (ClassificationRecord) throws -> Void) throws {
+        let labels = self.labels
+        let k = min(max(topK, 1), labels.count)
+        var runner = BatchRunner(backbone: backbone, batchSize: batchSize, threads: threads, decodeThreads: decodeThreads)
+        if case .head(let predictor) = classifier {
+            let backbone = self.backbone, views = predictor.views
+            runner.computeLogits = false
+            runner.viewsPerPath = views.count
+            runner.prepare = { path, destination in try backbone.prepare(path: path, views: views, into: destination) }
+        }
+        try runner.runBatches(paths: paths) { range, outputs in
+            let scored: [Result<HeadPredictor.Output, Error>]
+            switch classifier {
+            case .imagenet:
+                scored = outputs.map { result in
+                    result.map { output in
+                        let logits = output.logits ?? []
+                        return HeadPredictor.Output(logits: logits, probabilities: probabilities(fromLogits: logits))
+                    }
+                }
+            case .head(let predictor):
+                scored = predictor.outputs(for: outputs.map { $0.map(\.features) })
+            }
+            for (i, index) in range.enumerated() {
+                var record = ClassificationRecord(path: paths[index])
+                switch scored[i] {
+                case .success(let output):
+                    record.predictions = output.probabilities.withUnsafeBufferPointer { largestEntries($0, k: k) }.map {
+                        Prediction(label: labels[$0.index], index: $0.index, score: $0.score)
+                    }
+                    record.unknown = output.isUnknown
+                    record.oodScore = output.outOfDistributionScore
+                    if includeEmbedding { record.embedding = try outputs[i].get().features }
+                    if includeLogits { record.logits = output.logits }
+                case .failure(let error):
+                    record.error = describe(error, path: paths[index])
+                }
+                try emit(record)
+            }
+        }
+    }
+}
+
+extension Backbone {
+    /// Every view of one file into consecutive network inputs, decoding the file once per distinct
+    /// decode scale (an image and its mirror share one decode). Each input equals what
+    /// `prepare(path:view:into:)` makes for that view, so classify sees the features training saw.
+    public func prepare(path: String, views: [ImageView], into destination: UnsafeMutablePointer<Float>) throws(ImagingError) {
+        var decoded: [Int: RGBImage] = [:]
+        let floats = inputSize * inputSize * 3
+        for (v, view) in views.enumerated() {
+            let side = view.minimumDecodeSide(forOutput: inputSize)
+            let image: RGBImage
+            if let known = decoded[side] { image = known } else {
+                image = try ImageDecoder.decode(fileAt: path, options: DecodeOptions(maxPixels: maxPixels, minimumSide: side))
+                decoded[side] = image
+            }
+            Preprocessor(size: inputSize, policy: view.policy).preprocess(view.apply(image), into: destination + v * floats)
+        }
+    }
+}
+
+/// An error's message, with the path in front unless the error already names it.
+public func describe(_ error: Error, path: String) -> String {
+    let text = (error as? LocalizedError)?.errorDescription ?? "\(error)"
+    return text.hasPrefix(path) ? text : "\(path): \(text)"
+}
