@@ -6,7 +6,7 @@ BIN := .build/release/headtune
 DEMO := demo-data
 CARS := ../shared/datasets/cars49/train
 
-.PHONY: demo demo-textures demo-cars test build deps weights samples assets bench align bench-text clean
+.PHONY: demo demo-textures demo-cars test build deps weights samples assets bench align bench-text bench-classify ood fuzz hostile clean
 
 demo: assets build
 	$(BIN) classify --imagenet --top-k 3 samples/
@@ -54,6 +54,27 @@ align: weights build
 
 bench-text: weights build
 	scripts/bench-text-peers --seconds 4 --rounds 3
+
+# Batch classification (files -> JSON lines) next to Pillow + ONNX Runtime; image sets in bench-data/.
+bench-classify: assets build
+	scripts/bench-classify --rounds 3
+
+# The "unknown" flag on a real case: a BUSI head given imagenette photos (needs ../shared/datasets).
+ood: assets build
+	$(PYTHON) scripts/measure_ood.py
+
+# libFuzzer + AddressSanitizer on the decode path (JPEG/PNG bytes -> tensor), FUZZ_SECONDS long;
+# new inputs go to .build-fuzz/work, crashers to .build-fuzz/artifacts/.
+FUZZ_SECONDS ?= 600
+fuzz:
+	scripts/build-fuzzer
+	mkdir -p .build-fuzz/work .build-fuzz/artifacts
+	.build-fuzz/decode-fuzzer .build-fuzz/work Fuzz/corpus -max_total_time=$(FUZZ_SECONDS) -timeout=10 \
+		-rss_limit_mb=2048 -print_final_stats=1 -artifact_prefix=.build-fuzz/artifacts/
+
+# A few hundred hostile files through classify: every file reported, no crash.
+hostile: assets build
+	scripts/check-hostile
 
 clean:
 	rm -rf .build

@@ -57,7 +57,9 @@ public enum ImagingError: Error, LocalizedError, Equatable, Sendable {
         case .unsupportedImage(let path, let format, let reason):
             return "\(path): unsupported \(format.rawValue) (\(reason))"
         case .tooLarge(let path, let width, let height, let limit):
-            return "\(path): image declares \(width)x\(height) = \(width * height) pixels, "
+            // PNG allows 2^32 - 1 per side: the product can exceed Int.max.
+            let (pixels, overflow) = width.multipliedReportingOverflow(by: height)
+            return "\(path): image declares \(width)x\(height) = \(overflow ? "more than \(Int.max)" : String(pixels)) pixels, "
                 + "above the limit of \(limit) (possible decompression bomb)"
         case .zeroSize(let path, let format, let width, let height):
             return "\(path): \(format.rawValue) declares an empty image (\(width)x\(height))"
