@@ -181,7 +181,7 @@ public final class ModelHost: Service, Sendable {
         let path = specification.alignmentPath ?? directory.appendingPathComponent(ImageTextAlignment.defaultFileName).path
         guard FileManager.default.fileExists(atPath: path) else {
             return (TextSpace(encoder: encoder, alignment: nil,
-                              alignmentProblem: "\(path) not found; make it with `headtune align` (make align)"), nil)
+                              alignmentProblem: "\(path) not found; fit it once with `headtune align` (or any `headtune zero-shot` run)"), nil)
         }
         do {
             return (TextSpace(encoder: encoder, alignment: try ImageTextAlignment.read(path: path, backbone: backbone,
