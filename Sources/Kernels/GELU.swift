@@ -1,3 +1,4 @@
+import CKernels
 import Foundation
 
 /// `x = gelu(x + bias)` in place over a row-major [rows, columns] matrix, with the exact GELU of
@@ -7,10 +8,7 @@ import Foundation
 public func biasGELU(_ x: UnsafeMutablePointer<Float>, rows: Int, columns: Int, bias: UnsafePointer<Float>,
                      threads: Int = 1) {
     parallelFor(rows, threads: threads, minimumChunk: max(1, 16_384 / max(columns, 1))) { range in
-        for r in range {
-            let row = x + r * columns
-            for c in 0..<columns { row[c] = gelu(row[c] + bias[c]) }
-        }
+        hk_bias_gelu(x, range.lowerBound, range.upperBound, columns, bias)
     }
 }
 

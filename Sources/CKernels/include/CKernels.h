@@ -31,4 +31,8 @@ void hk_gemm_pack(const float *weight, long n, long k, float *packed);
 void hk_gemm_bias_activation(const float *a, long row_begin, long row_end, long k, const float *packed, long n,
                              const float *bias, const float *residual, int relu6, float *c);
 
+/// x[r, c] = gelu(x[r, c] + bias[c]) with the exact (erf) GELU, rows [row_begin, row_end) of [rows, columns].
+/// Vectorized erf (Numerical Recipes erfc, fractional error < 1.2e-7) instead of a libm call per value.
+void hk_bias_gelu(float *x, long row_begin, long row_end, long columns, const float *bias);
+
 #endif
