@@ -17,14 +17,15 @@ extension Backbone {
 }
 
 extension HeadPredictor {
-    /// Class probabilities [labels.count] per image from its backbone features under each of `views`
-    /// (laid out image-major: every view of the first image, then of the second, ...), averaged over
-    /// the views as `predict(paths:extractor:)` does.
-    public func probabilities(viewFeatures: [[Float]]) -> [[Float]] {
+    /// What the head says about each image (probabilities, and the out-of-distribution verdict when the
+    /// head has a detector) from its backbone features under each of `views`, laid out image-major
+    /// (every view of the first image, then of the second, ...) and averaged over the views as
+    /// `predict(paths:extractor:)` does.
+    public func outputs(viewFeatures: [[Float]]) -> [Output] {
         precondition(viewFeatures.count % views.count == 0, "features for \(viewFeatures.count) views, \(views.count) per image")
         let images = viewFeatures.count / views.count
         let averaged = averagedFeatures(viewFeatures.map { .success($0) }, paths: images, views: views.count)
-        return probabilities(for: averaged).map { (try? $0.get()) ?? [] }
+        return outputs(for: averaged).compactMap { try? $0.get() }
     }
 }
 

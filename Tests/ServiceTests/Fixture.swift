@@ -55,9 +55,14 @@ enum Fixture {
             architecture: architecture, training: TrainingConfiguration(), bestEpoch: 1,
             dataset: .init(source: "test", imagesPerClass: [1, 1], trainImages: 2, validationImages: 2, trainRows: 2, skippedFiles: 0),
             validation: report, createdAt: "2026-01-01T00:00:00Z", headtuneVersion: "test")
+        // A k-NN out-of-distribution detector over a few seeded feature rows, so records carry
+        // `unknown` and `ood_score` as the CLI's do.
+        let bank = FeatureMatrix(rows: 8, columns: f, values: (0..<(8 * f)).map { _ in abs(generator.gaussian()) })
+        let detector = OutOfDistributionDetector.fit(train: bank, validation: nil, k: 2)
         let file = HeadFile(metadata: metadata, head: ClassificationHead(architecture: architecture, parameters: parameters),
                             standardization: Standardization(mean: [Float](repeating: 0, count: f),
-                                                             inverseStd: [Float](repeating: 1, count: f)))
+                                                             inverseStd: [Float](repeating: 1, count: f)),
+                            outOfDistribution: detector)
         let path = directory.appendingPathComponent("pets.head").path
         try file.write(to: path)
         return path

@@ -66,34 +66,42 @@ import Training
         }
         let body = form.body, contentType = form.contentType
         try await Fixture.withServer(try Fixture.configuration()) { client, _ in
-            let response = try await client.execute(uri: "/v1/classify?top_k=1&min_score=0.5", method: .post,
+            let response = try await client.execute(uri: "/v1/classify?top_k=1", method: .post,
                                                     headers: [.contentType: contentType], body: body)
             #expect(response.status == .ok)
             #expect(response.results.map { $0["path"] as? String } == ["coffee.png", "rocket.jpg", "chelsea.png"])
             let top = response.results.map { (($0["predictions"] as? [[String: Any]])?.first?["label"] as? String) }
             #expect(top == ["espresso", "missile", "tiger cat"])
-            // espresso 95%, missile 24%, tiger cat 41%: only the first clears min_score.
-            #expect(response.results.map { $0["unknown"] as? Bool } == [false, true, true])
+            // The ImageNet classifier has no out-of-distribution detector: no verdict, as in the CLI.
+            #expect(response.results.allSatisfy { $0["unknown"] == nil && $0["ood_score"] == nil })
         }
     }
 
-    @Test func classifyWithTrainedHeadEqualsHeadPredictor() async throws {
+    @Test func classifyWithTrainedHeadEqualsTheCLI() async throws {
         let url = try Fixture.sample("motorcycle_left.png")
         let predictor = try HeadPredictor.load(path: try Fixture.headPath.get(), backbone: try Fixture.backbone.get())
-        let extractor = FeatureExtractor(backbone: try Fixture.backbone.get(), cache: nil, batchSize: 2, threads: 2)
-        let expected = try #require(try predictor.predict(paths: [url.path], extractor: extractor).first?.get())
+        var records: [ClassificationRecord] = []
+        try BatchClassifier(backbone: try Fixture.backbone.get(), classifier: .head(predictor), topK: 2)
+            .run(paths: [url.path]) { records.append($0) }
+        let expected = try #require(records.first)
+        let expectedScores = Dictionary(uniqueKeysWithValues: (expected.predictions ?? []).map { ($0.index, $0.score) })
         try await Fixture.withServer(try Fixture.configuration()) { client, _ in
             let response = try await client.execute(uri: "/v1/classify?head=pets", method: .post, headers: [.contentType: "image/png"],
                                                     body: ByteBuffer(bytes: try Fixture.sampleBytes("motorcycle_left.png")))
             #expect(response.status == .ok)
             #expect(response.object["head"] as? String == "pets")
-            let predictions = response.results.first?["predictions"] as? [[String: Any]] ?? []
+            let record = try #require(response.results.first)
+            let predictions = record["predictions"] as? [[String: Any]] ?? []
             #expect(predictions.count == 2)
             for prediction in predictions {
                 let index = try #require(prediction["index"] as? Int)
                 #expect(prediction["label"] as? String == ["feline", "other"][index])
-                #expect(abs(Float((prediction["score"] as? Double) ?? -1) - expected[index]) < 1e-5)
+                #expect(abs(Float((prediction["score"] as? Double) ?? -1) - (expectedScores[index] ?? 9)) < 1e-5)
             }
+            // The head's out-of-distribution verdict, as the CLI reports it.
+            let expectedScore = try #require(expected.oodScore)
+            #expect(record["unknown"] as? Bool == expected.unknown)
+            #expect(abs(Float((record["ood_score"] as? Double) ?? -1) - expectedScore) < 1e-4)
         }
     }
 
