@@ -18,6 +18,9 @@ public struct HeadTrainingRequest: Sendable {
     /// (so `augment: [.flip]` adds nothing on top). Measured: +2 to +5 points on cars49 and busi.
     public var testTimeFlip = true
     public var configuration = TrainingConfiguration()
+    /// Class directions [labels, features] in the raw feature space for the labels in head order
+    /// (`LabelPrior`), used as the linear head's start and L2 anchor; nil: none.
+    public var labelPrior: (@Sendable ([String]) throws -> FeatureMatrix)?
 
     public init(data: String) { self.data = data }
 }
@@ -65,6 +68,8 @@ public struct HeadTrainingOutcome {
         public var epochs = 0
         public var bestEpoch = 0
         public var stoppedEarly = false
+        /// The cross-validation that chose the L2 strength (nil when --l2 was given).
+        public var l2Selection: L2Selection?
     }
 }
 
@@ -157,9 +162,15 @@ public enum HeadTraining {
         statistics.extractionSeconds = Date().timeIntervalSince(start)
 
         let trainingStart = Date()
+        let prior = try request.labelPrior?(labels)
         let result = try HeadTrainer.train(configuration: request.configuration, classes: labels.count, train: train,
-                                           trainLabels: trainLabels, validation: validation.rows > 0 ? validation : nil,
-                                           validationLabels: validationLabels, onEpoch: events.epoch)
+                                           trainLabels: trainLabels, trainGroups: trainImages,
+                                           validation: validation.rows > 0 ? validation : nil,
+                                           validationLabels: validationLabels, prior: prior, onEpoch: events.epoch)
+        statistics.l2Selection = result.l2Selection
+        // The head file records the L2 strength that was used, chosen or given.
+        var configuration = request.configuration
+        if configuration.resolvedOptimizer == .lbfgs { configuration.l2 = result.l2 }
         statistics.trainingSeconds = Date().timeIntervalSince(trainingStart)
         statistics.epochs = result.history.count
         statistics.stoppedEarly = result.stoppedEarly
@@ -184,7 +195,7 @@ public enum HeadTraining {
             backbone: .init(id: backbone.identifier, weightsSHA256: backbone.weightsSHA256, featureCount: backbone.featureCount),
             preprocessing: .init(policy: request.policy.rawValue, inputSize: backbone.inputSize, testTimeFlip: request.testTimeFlip,
                                  augment: request.augment.map(\.rawValue)),
-            architecture: result.head.architecture, training: request.configuration, bestEpoch: result.bestEpoch,
+            architecture: result.head.architecture, training: configuration, bestEpoch: result.bestEpoch,
             dataset: .init(source: request.data, imagesPerClass: zip(statistics.trainCounts, statistics.validationCounts).map { $0 + $1 },
                            trainImages: trainIndices.count, validationImages: validationIndices.count, trainRows: train.rows,
                            skippedFiles: statistics.skippedFiles),

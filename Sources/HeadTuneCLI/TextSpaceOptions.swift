@@ -24,24 +24,30 @@ struct TextSpaceOptions: ParsableArguments {
 
     /// The text encoder and the alignment for `backbone`.
     func load(backbone: Backbone, options: BackboneOptions) throws -> (TextEncoder, ImageTextAlignment) {
-        let directory = try options.weights.map { URL(fileURLWithPath: $0) }
-            ?? WeightsLocator.directory(containing: TextEncoder.weightsFileName)
-        let encoder = try TextEncoder.allMiniLML6v2(weightsDirectory: directory, threads: options.threads)
-        let path = alignment ?? directory.appendingPathComponent(ImageTextAlignment.defaultFileName).path
-        if FileManager.default.fileExists(atPath: path) {
-            return (encoder, try ImageTextAlignment.read(path: path, backbone: backbone, textEncoder: encoder))
-        }
-        guard alignment == nil else { throw HeadTuneError.alignmentUnavailable(path: path, reason: "file not found") }
-        // First use: fit the default bridge (deterministic, seconds) and keep it for next time.
-        printError("headtune: \(path) not found; fitting the image-text alignment once (same as `headtune align`)")
-        let fitted = try ImageTextAlignment.fit(backbone: backbone, textEncoder: encoder, weightsDirectory: directory) {
-            printError("headtune: \($0)")
-        }
-        do { try fitted.write(to: path) } catch {
-            printError("headtune: warning: \(error.localizedDescription); using the fitted alignment without saving it")
-        }
-        return (encoder, fitted)
+        try loadTextSpace(alignment: alignment, backbone: backbone, options: options)
     }
+}
+
+/// The text encoder and the image-text alignment for `backbone` (fitted and kept on first use).
+/// - alignment: the file to read; nil: the one in the weights directory
+func loadTextSpace(alignment: String?, backbone: Backbone, options: BackboneOptions) throws -> (TextEncoder, ImageTextAlignment) {
+    let directory = try options.weights.map { URL(fileURLWithPath: $0) }
+        ?? WeightsLocator.directory(containing: TextEncoder.weightsFileName)
+    let encoder = try TextEncoder.allMiniLML6v2(weightsDirectory: directory, threads: options.threads)
+    let path = alignment ?? directory.appendingPathComponent(ImageTextAlignment.defaultFileName).path
+    if FileManager.default.fileExists(atPath: path) {
+        return (encoder, try ImageTextAlignment.read(path: path, backbone: backbone, textEncoder: encoder))
+    }
+    guard alignment == nil else { throw HeadTuneError.alignmentUnavailable(path: path, reason: "file not found") }
+    // First use: fit the default bridge (deterministic, seconds) and keep it for next time.
+    printError("headtune: \(path) not found; fitting the image-text alignment once (same as `headtune align`)")
+    let fitted = try ImageTextAlignment.fit(backbone: backbone, textEncoder: encoder, weightsDirectory: directory) {
+        printError("headtune: \($0)")
+    }
+    do { try fitted.write(to: path) } catch {
+        printError("headtune: warning: \(error.localizedDescription); using the fitted alignment without saving it")
+    }
+    return (encoder, fitted)
 }
 
 /// Embeds each label with every template ("{}" = the label), averages and normalizes:

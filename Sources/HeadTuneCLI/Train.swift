@@ -42,7 +42,15 @@ struct Train: ParsableCommand {
     @Option(help: "Hidden units of the mlp head.") var hidden = 512
     @Option(help: "Dropout of the mlp head.") var dropout: Float = 0.5
     @Option(help: "lbfgs or adamw (default: lbfgs for linear, adamw for mlp).") var optimizer: OptimizerKind?
-    @Option(help: "L2 penalty on the weights (L-BFGS).") var l2: Float = TrainingConfiguration().l2
+    @Option(help: ArgumentHelp("L2 penalty on the weights (L-BFGS).",
+                               discussion: "Default: chosen from 1e-4 ... 1 by 5-fold cross-validation on the training images."))
+    var l2: Float?
+    @Flag(help: "Start a linear head from the class names' text embeddings mapped into the image feature space, and pull it towards them (for 2-5 images per class).")
+    var initFromLabels = false
+    @Option(help: "Prompt template for --init-from-labels, repeatable; {} is the class name (folder names lose a leading number, _ becomes a space).")
+    var labelTemplate: [String] = []
+    @Option(help: "Image-text alignment file for --init-from-labels (default: the one in the weights directory).", completion: .file())
+    var alignment: String?
     @Option(help: "AdamW learning rate.") var learningRate: Float = TrainingConfiguration().learningRate
     @Option(help: "AdamW decoupled weight decay.") var weightDecay: Float = TrainingConfiguration().weightDecay
     @Option(help: "Maximum epochs (AdamW) or iterations (L-BFGS).") var epochs = TrainingConfiguration().maxEpochs
@@ -63,6 +71,8 @@ struct Train: ParsableCommand {
 
     func validate() throws {
         guard validationSplit >= 0 && validationSplit < 1 else { throw ValidationError("--validation-split must be in [0, 1)") }
+        guard !initFromLabels || head == .linear else { throw ValidationError("--init-from-labels needs --head linear") }
+        guard labelTemplate.allSatisfy({ $0.contains("{}") }) else { throw ValidationError("each --label-template must contain {}") }
         _ = try augmentations()
         do { try trainingConfiguration.validate() } catch { throw ValidationError(error.localizedDescription) }
     }
@@ -92,6 +102,7 @@ struct Train: ParsableCommand {
         c.classWeights = classWeights
         c.patience = patience
         c.seed = seed
+        c.initFromLabels = initFromLabels
         return c
     }
 
@@ -107,6 +118,16 @@ struct Train: ParsableCommand {
         request.augment = try augmentations()
         request.testTimeFlip = testTimeFlip
         request.configuration = trainingConfiguration
+        if initFromLabels {
+            let (encoder, alignment) = try loadTextSpace(alignment: alignment, backbone: model, options: backbone)
+            let templates = labelTemplate.isEmpty ? [ImageTextAlignment.defaultClassTemplate] : labelTemplate
+            request.labelPrior = { labels in
+                let names = labels.map(LabelPrior.className(fromLabel:))
+                printError("headtune: class directions from the names, e.g. \"\(templates[0].replacingOccurrences(of: "{}", with: names[0]))\"")
+                return LabelPrior.classDirections(labelEmbeddings: try labelEmbeddings(names, templates: templates, encoder: encoder),
+                                                  alignment: alignment)
+            }
+        }
 
         var events = HeadTrainingEvents()
         events.skipped = { path, error in printError("headtune: skipped \(errorMessage(error, path: path))") }
@@ -133,6 +154,10 @@ struct Train: ParsableCommand {
         } else {
             printError("headtune: \(meta.labels.count) classes, \(perClass.min()!)-\(perClass.max()!) images each; "
                        + "\(s.trainCounts.reduce(0, +)) train + \(s.validationCounts.reduce(0, +)) validation images")
+        }
+        if let selection = s.l2Selection {
+            printError("headtune: l2 \(selection.chosen) by \(selection.folds)-fold cross-validation (held-out accuracy "
+                       + selection.scores.map { "\($0.l2): " + String(format: "%.4f", $0.accuracy) }.joined(separator: ", ") + ")")
         }
         printError(String(format: "headtune: features %.1f s (%d from cache, %d extracted%@), training %.1f s (%@, %d epochs, best %d%@), total %.1f s",
                           s.extractionSeconds, s.cacheHits, s.extracted,

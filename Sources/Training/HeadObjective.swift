@@ -1,5 +1,7 @@
 /// The training loss of a head on a fixed set of standardized features: weighted, smoothed
-/// cross-entropy plus (l2 / 2) * ||weights||^2 (biases are not penalized).
+/// cross-entropy plus (l2 / 2) * ||weights - anchor||^2 (biases are not penalized; the anchor is zero
+/// unless a prior head is given, as in L2-SP: Li et al., "Explicit Inductive Bias for Transfer Learning
+/// with Convolutional Networks", ICML 2018).
 public struct HeadObjective: Sendable {
     public var architecture: HeadArchitecture
     public var features: FeatureMatrix
@@ -8,9 +10,12 @@ public struct HeadObjective: Sendable {
     public var rowWeights: [Float]?
     public var smoothing: Float
     public var l2: Float
+    /// Parameters the weights are pulled towards (same layout as the head's); nil: zero.
+    public var anchor: [Float]?
 
     public init(architecture: HeadArchitecture, features: FeatureMatrix, labels: [Int], rowWeights: [Float]? = nil,
-                smoothing: Float = 0, l2: Float = 0) {
+                smoothing: Float = 0, l2: Float = 0, anchor: [Float]? = nil) {
+        precondition(anchor.map { $0.count == architecture.parameterCount } ?? true, "anchor of another head shape")
         precondition(features.rows == labels.count, "\(features.rows) rows, \(labels.count) labels")
         self.architecture = architecture
         self.features = features
@@ -18,6 +23,7 @@ public struct HeadObjective: Sendable {
         self.rowWeights = rowWeights
         self.smoothing = smoothing
         self.l2 = l2
+        self.anchor = anchor
     }
 
     /// Loss at `parameters` over all rows (no dropout); writes the gradient when asked.
@@ -65,8 +71,9 @@ public struct HeadObjective: Sendable {
             var penalty = 0.0
             for tensor in architecture.tensors where tensor.isDecayed {
                 for i in tensor.offset..<(tensor.offset + tensor.count) {
-                    penalty += Double(parameters[i]) * Double(parameters[i])
-                    if wantGradient { gradient[i] += l2 * parameters[i] }
+                    let delta = parameters[i] - (anchor?[i] ?? 0)
+                    penalty += Double(delta) * Double(delta)
+                    if wantGradient { gradient[i] += l2 * delta }
                 }
             }
             loss += 0.5 * Double(l2) * penalty
