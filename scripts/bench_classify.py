@@ -135,7 +135,7 @@ def worker(folder, out, batch, threads):
             good = [x for x in inputs if not isinstance(x, str)]
             probabilities = []
             if good:
-                logits = session.run(None, {name: np.stack(good)})[0]
+                logits = session.run(['logits'], {name: np.stack(good)})[0]
                 e = np.exp(logits - logits.max(axis=1, keepdims=True))
                 probabilities = e / e.sum(axis=1, keepdims=True)
             row = 0
