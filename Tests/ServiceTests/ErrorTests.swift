@@ -122,9 +122,10 @@ import Testing
         try await Fixture.withServer(try Fixture.configuration(heads: false, batching: batching, limits: limits)) { client, host in
             let worker = try host.ready().worker
             let png = try Fixture.sampleBytes("coffee.png")
-            // Occupy the inference thread for a while, queue one image behind it (the queue is then
-            // full), and send one more.
-            async let busy: Void = worker.perform(timeout: .seconds(10)) { Thread.sleep(forTimeInterval: 0.6) }
+            // Occupy the inference thread until this test releases it (a fixed sleep races with a slow,
+            // loaded machine), queue one image behind it (the queue is then full), and send one more.
+            let release = DispatchSemaphore(value: 0)
+            async let busy: Void = worker.perform(timeout: .seconds(30)) { _ = release.wait(timeout: .now() + 20) }
             try await Task.sleep(for: .milliseconds(50))
             async let queued = client.execute(uri: "/v1/classify", method: .post, headers: [.contentType: "image/png"],
                                               body: ByteBuffer(bytes: png))
@@ -134,7 +135,9 @@ import Testing
             #expect(refused.status == .serviceUnavailable)
             #expect(refused.errorCode == "queue_full")
             #expect(refused.headers[.retryAfter] == "1")
-            // The queued request waited longer than its 300 ms limit behind the busy thread.
+            // The queued request waits longer than its 300 ms limit behind the busy thread.
+            try await Task.sleep(for: .milliseconds(400))
+            release.signal()
             let late = try await queued
             #expect(late.status == .serviceUnavailable)
             #expect(late.errorCode == "timeout")
