@@ -12,6 +12,20 @@ func runBackbone(on images: [UploadedImage], views: [ImageView], models: LoadedM
     let imageFloats = worker.imageFloats
     let count = images.count * views.count
     var inputs = [Float](repeating: 0, count: count * imageFloats)
+    worker.announceArrival()
+    do {
+        try decode(images, views: views, backbone: backbone, into: &inputs, imageFloats: imageFloats)
+    } catch {
+        worker.withdrawArrival()
+        throw error
+    }
+    let outputs = try await worker.infer(inputs: inputs, count: count, timeout: limits.timeout, announced: true)
+    return images.indices.map { i in Array(outputs[(i * views.count)..<((i + 1) * views.count)]) }
+}
+
+/// Each image under each view into consecutive network inputs (image-major).
+private func decode(_ images: [UploadedImage], views: [ImageView], backbone: Backbone, into inputs: inout [Float],
+                    imageFloats: Int) throws {
     try inputs.withUnsafeMutableBufferPointer { buffer in
         for (i, image) in images.enumerated() {
             for (v, view) in views.enumerated() {
@@ -24,8 +38,6 @@ func runBackbone(on images: [UploadedImage], views: [ImageView], models: LoadedM
             }
         }
     }
-    let outputs = try await worker.infer(inputs: inputs, count: count, timeout: limits.timeout)
-    return images.indices.map { i in Array(outputs[(i * views.count)..<((i + 1) * views.count)]) }
 }
 
 extension Backbone {

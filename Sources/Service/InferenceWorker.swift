@@ -79,6 +79,8 @@ final class InferenceWorker: @unchecked Sendable {
     private var queue: [Job] = []
     private var queuedImages = 0
     private var nextID: UInt64 = 0
+    /// Requests decoding images that they will queue soon: the only ones worth waiting for.
+    private var arriving = 0
     private var stopping = false
     private var finished = false
 
@@ -144,11 +146,28 @@ final class InferenceWorker: @unchecked Sendable {
         return nextID
     }
 
+    /// Says a request is decoding images it will queue (then `infer(..., announced: true)`) or drop
+    /// (`withdrawArrival()`). A batch waits for its `maxDelay` only while such requests exist, so a
+    /// lone request is not held back for companions that are not coming.
+    func announceArrival() {
+        condition.lock()
+        arriving += 1
+        condition.unlock()
+    }
+
+    func withdrawArrival() {
+        condition.lock()
+        arriving -= 1
+        condition.signal()
+        condition.unlock()
+    }
+
     /// Runs the backbone on `count` prepared inputs ([count, size, size, 3]), batched with other
     /// requests' images. Throws `ServiceError.queueFull`, `.timeout` or `.shuttingDown`.
-    func infer(inputs: [Float], count: Int, timeout: Duration) async throws -> [ImageOutput] {
+    func infer(inputs: [Float], count: Int, timeout: Duration, announced: Bool = false) async throws -> [ImageOutput] {
         precondition(inputs.count == count * imageFloats)
-        guard case .images(let outputs) = try await submit(.images(inputs: inputs, count: count), timeout: timeout) else {
+        guard case .images(let outputs) = try await submit(.images(inputs: inputs, count: count), timeout: timeout,
+                                                           announced: announced) else {
             throw ServiceError.internal("inference returned no images")
         }
         return outputs
@@ -162,13 +181,14 @@ final class InferenceWorker: @unchecked Sendable {
         return result
     }
 
-    private func submit(_ work: Work, timeout: Duration) async throws -> Outcome {
+    private func submit(_ work: Work, timeout: Duration, announced: Bool = false) async throws -> Outcome {
         let now = DispatchTime.now().uptimeNanoseconds
         let deadline = now + UInt64(max(0, timeout / .nanoseconds(1)))
         let id = makeID()
         return try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Outcome, Error>) in
                 condition.lock()
+                if announced { arriving -= 1 }
                 let job = Job(id: id, work: work, enqueued: now, deadline: deadline, continuation: continuation)
                 if stopping {
                     condition.unlock()
@@ -233,8 +253,9 @@ final class InferenceWorker: @unchecked Sendable {
     }
 
     /// Waits for work and takes the next batch: a text task alone, or leading image jobs totalling at
-    /// most `maxBatch` images (at least one job), once the batch is full or the oldest has waited
-    /// `maxDelay`. Also takes out jobs whose deadline passed. nil: stopped and drained.
+    /// most `maxBatch` images (at least one job), once the batch is full, the oldest has waited
+    /// `maxDelay`, or no other request is decoding images to join it. Also takes out jobs whose
+    /// deadline passed. nil: stopped and drained.
     private func nextBatch() -> ([Job], expired: [Job])? {
         condition.lock()
         defer {
@@ -253,7 +274,7 @@ final class InferenceWorker: @unchecked Sendable {
             if !expired.isEmpty { return ([], expired) }
             let closesAt = first.enqueued + UInt64(max(0, settings.maxDelay / .nanoseconds(1)))
             let now = DispatchTime.now().uptimeNanoseconds
-            if leadingImages() >= settings.maxBatch || now >= closesAt || stopping {
+            if leadingImages() >= settings.maxBatch || now >= closesAt || arriving == 0 || stopping {
                 var taken: [Job] = []
                 var images = 0
                 while let job = queue.first, job.imageCount > 0,

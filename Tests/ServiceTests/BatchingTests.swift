@@ -61,14 +61,45 @@ import Testing
         #expect(InferenceWorker.subBatchSize(remaining: 1, maxBatch: 1) == 1)
     }
 
+    @Test func batchesWaitOnlyForRequestsOnTheirWay() async throws {
+        let metrics = ServiceMetrics()
+        let worker = InferenceWorker(backbone: try Fixture.backbone.get(),
+                                     settings: BatchingSettings(maxBatch: 8, maxDelay: .seconds(5), threads: 2), metrics: metrics)
+        worker.start()
+        defer { Task { await worker.shutdown() } }
+        let input = [Float](repeating: 0, count: worker.imageFloats)
+        // Alone: answered without waiting out the 5 s delay.
+        let clock = ContinuousClock()
+        let alone = try await clock.measure {
+            worker.announceArrival()
+            _ = try await worker.infer(inputs: input, count: 1, timeout: .seconds(30), announced: true)
+        }
+        #expect(alone < .seconds(2))
+        // A second request still decoding: the first waits for it, and both go in one pass.
+        worker.announceArrival()
+        worker.announceArrival()
+        async let first = worker.infer(inputs: input, count: 1, timeout: .seconds(30), announced: true)
+        try await waitUntil { worker.queuedImageCount == 1 }
+        try await Task.sleep(for: .milliseconds(100))
+        #expect(worker.queuedImageCount == 1)  // still waiting for the announced one
+        let second = try await worker.infer(inputs: input, count: 1, timeout: .seconds(30), announced: true)
+        let firstOutputs = try await first
+        #expect(firstOutputs[0].features == second[0].features)
+        let text = metrics.exposition()
+        #expect(Self.value(of: "headtune_batch_size_count", in: text) == 2)
+        #expect(Self.value(of: "headtune_batch_size_sum", in: text) == 3)
+    }
+
     @Test func shutdownFinishesQueuedWorkThenRefuses() async throws {
         let backbone = try Fixture.backbone.get()
-        let worker = InferenceWorker(backbone: backbone, settings: BatchingSettings(maxBatch: 4, maxDelay: .milliseconds(50), threads: 2),
+        let worker = InferenceWorker(backbone: backbone, settings: BatchingSettings(maxBatch: 4, maxDelay: .seconds(5), threads: 2),
                                      metrics: ServiceMetrics())
         worker.start()
+        // A request announced but never arriving keeps the batch open, so the images stay queued.
+        worker.announceArrival()
         let input = [Float](repeating: 0, count: 3 * worker.imageFloats)
         async let first = worker.infer(inputs: input, count: 3, timeout: .seconds(30))
-        while worker.queuedImageCount < 3 { try await Task.sleep(for: .milliseconds(1)) }
+        try await waitUntil { worker.queuedImageCount == 3 }
         await worker.shutdown()
         // Queued before the shutdown: answered.
         let outputs = try await first
@@ -79,5 +110,17 @@ import Testing
         await #expect(throws: ServiceError.shuttingDown) {
             _ = try await worker.infer(inputs: input, count: 3, timeout: .seconds(1))
         }
+    }
+}
+
+/// Polls `condition` until it holds; fails the test after `timeout` instead of hanging.
+func waitUntil(timeout: Duration = .seconds(20), _ condition: () -> Bool) async throws {
+    let start = ContinuousClock.now
+    while !condition() {
+        guard ContinuousClock.now - start < timeout else {
+            Issue.record("condition not met within \(timeout)")
+            throw CancellationError()
+        }
+        try await Task.sleep(for: .milliseconds(2))
     }
 }

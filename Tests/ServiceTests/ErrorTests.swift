@@ -3,6 +3,7 @@ import HTTPTypes
 import Hummingbird
 import HummingbirdTesting
 import NIOCore
+import Synchronization
 import Testing
 @testable import Service
 
@@ -122,14 +123,15 @@ import Testing
         try await Fixture.withServer(try Fixture.configuration(heads: false, batching: batching, limits: limits)) { client, host in
             let worker = try host.ready().worker
             let png = try Fixture.sampleBytes("coffee.png")
-            // Occupy the inference thread until this test releases it (a fixed sleep races with a slow,
-            // loaded machine), queue one image behind it (the queue is then full), and send one more.
-            let release = DispatchSemaphore(value: 0)
-            async let busy: Void = worker.perform(timeout: .seconds(30)) { _ = release.wait(timeout: .now() + 20) }
-            try await Task.sleep(for: .milliseconds(50))
+            // Occupy the inference thread until released, queue one image behind it (the queue is
+            // then full), and send one more.
+            let release = Gate()
+            async let busy: Void = worker.perform(timeout: .seconds(60)) {
+                while !release.isOpen { Thread.sleep(forTimeInterval: 0.005) }
+            }
             async let queued = client.execute(uri: "/v1/classify", method: .post, headers: [.contentType: "image/png"],
                                               body: ByteBuffer(bytes: png))
-            while worker.queuedImageCount < 1 { try await Task.sleep(for: .milliseconds(5)) }
+            try await waitUntil { worker.queuedImageCount == 1 }
             let refused = try await client.execute(uri: "/v1/classify", method: .post, headers: [.contentType: "image/png"],
                                                    body: ByteBuffer(bytes: png))
             #expect(refused.status == .serviceUnavailable)
@@ -137,7 +139,7 @@ import Testing
             #expect(refused.headers[.retryAfter] == "1")
             // The queued request waits longer than its 300 ms limit behind the busy thread.
             try await Task.sleep(for: .milliseconds(400))
-            release.signal()
+            release.open()
             let late = try await queued
             #expect(late.status == .serviceUnavailable)
             #expect(late.errorCode == "timeout")
@@ -150,6 +152,13 @@ import Testing
             #expect(BatchingTests.value(of: "headtune_queue_rejected_total", in: metrics) == 1)
         }
     }
+}
+
+/// A flag one task opens and another polls.
+final class Gate: Sendable {
+    private let state = Mutex(false)
+    var isOpen: Bool { state.withLock { $0 } }
+    func open() { state.withLock { $0 = true } }
 }
 
 @Suite struct MultipartParserTests {
