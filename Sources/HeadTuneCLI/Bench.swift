@@ -18,23 +18,15 @@ struct BenchBackbone: ParsableCommand {
             "ms_per_batch_p90": ..., "peak_rss_mb": ...} with --format json.
             """)
 
-    enum Format: String, ExpressibleByArgument, CaseIterable { case json, text }
-
     @Option(help: "Images per batch.") var batch: Int = 1
-    @Option(help: "Seconds to measure (after warm-up).") var seconds: Double = 5
-    @Option(help: "Seconds of warm-up.") var warmup: Double = 1
-    @Option(help: "Threads.") var threads: Int = ProcessInfo.processInfo.activeProcessorCount
-    @Option(help: "json or text.") var format: Format = .text
-    @Option(help: "Directory with the converted weights.", completion: .directory) var weights: String?
+    @OptionGroup var options: BenchOptions
 
     func validate() throws {
-        guard batch >= 1, threads >= 1, seconds > 0, warmup >= 0 else {
-            throw ValidationError("--batch and --threads must be >= 1, --seconds > 0")
-        }
+        guard batch >= 1 else { throw ValidationError("--batch must be >= 1") }
     }
 
     func run() throws {
-        let backbone = try Backbone.efficientNetLite0(weightsDirectory: weights.map { URL(fileURLWithPath: $0) })
+        let backbone = try Backbone.efficientNetLite0(weightsDirectory: options.weights.map { URL(fileURLWithPath: $0) })
         let model = backbone.model
         let size = backbone.inputSize
         // Deterministic values in [-1, 1], like normalized pixels.
@@ -43,10 +35,10 @@ struct BenchBackbone: ParsableCommand {
             state = state &* 1_664_525 &+ 1_013_904_223
             return Float(state >> 8) / Float(1 << 23) - 1
         }
-        let workspace = model.makeWorkspace(batch: batch, threads: threads)
+        let workspace = model.makeWorkspace(batch: batch, threads: options.threads)
         var features = [Float](repeating: 0, count: batch * model.featureCount)
         var logits = [Float](repeating: 0, count: batch * model.classCount)
-        let timing = BenchTiming(warmup: warmup, seconds: seconds) {
+        let timing = BenchTiming(warmup: options.warmup, seconds: options.seconds) {
             input.withUnsafeBufferPointer { x in
                 features.withUnsafeMutableBufferPointer { f in
                     logits.withUnsafeMutableBufferPointer { l in
@@ -59,13 +51,13 @@ struct BenchBackbone: ParsableCommand {
         let p50 = timing.p50, p90 = timing.p90, runs = timing.times.count
         let imagesPerSecond = timing.rate(itemsPerRun: batch)
         let peakMB = ProcessMemory.peakResidentMB()
-        switch format {
+        switch options.format {
         case .json:
             print(String(format: "{\"batch\": %d, \"threads\": %d, \"images_per_s\": %.2f, \"ms_per_batch_p50\": %.3f, \"ms_per_batch_p90\": %.3f, \"batches\": %d, \"peak_rss_mb\": %.1f, \"blas_core\": \"%@\"}",
-                         batch, threads, imagesPerSecond, p50, p90, runs, peakMB, BLAS.coreName))
+                         batch, options.threads, imagesPerSecond, p50, p90, runs, peakMB, BLAS.coreName))
         case .text:
             print(String(format: "batch %d, %d thread(s): %.1f images/s, %.2f ms/batch p50, %.2f p90 (%d batches), peak RSS %.0f MB, OpenBLAS %@",
-                         batch, threads, imagesPerSecond, p50, p90, runs, peakMB, BLAS.coreName))
+                         batch, options.threads, imagesPerSecond, p50, p90, runs, peakMB, BLAS.coreName))
         }
     }
 }

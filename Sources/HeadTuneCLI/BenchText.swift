@@ -15,19 +15,11 @@ struct BenchText: ParsableCommand {
             Prints {"batch": N, "threads": T, "sentences_per_s": ..., "ms_per_batch_p50": ..., ...} with --format json.
             """)
 
-    enum Format: String, ExpressibleByArgument, CaseIterable { case json, text }
-
     @Option(help: "Sentences per batch.") var batch: Int = 1
-    @Option(help: "Seconds to measure (after warm-up).") var seconds: Double = 5
-    @Option(help: "Seconds of warm-up.") var warmup: Double = 1
-    @Option(help: "Threads.") var threads: Int = ProcessInfo.processInfo.activeProcessorCount
-    @Option(help: "json or text.") var format: Format = .text
-    @Option(help: "Directory with the converted weights.", completion: .directory) var weights: String?
+    @OptionGroup var options: BenchOptions
 
     func validate() throws {
-        guard batch >= 1, threads >= 1, seconds > 0, warmup >= 0 else {
-            throw ValidationError("--batch and --threads must be >= 1, --seconds > 0")
-        }
+        guard batch >= 1 else { throw ValidationError("--batch must be >= 1") }
     }
 
     /// The benchmark sentences (kept equal to BASE in scripts/bench_text_peers.py).
@@ -39,8 +31,8 @@ struct BenchText: ParsableCommand {
     }
 
     func run() throws {
-        let encoder = try TextEncoder.allMiniLML6v2(weightsDirectory: weights.map { URL(fileURLWithPath: $0) },
-                                                    threads: threads)
+        let encoder = try TextEncoder.allMiniLML6v2(weightsDirectory: options.weights.map { URL(fileURLWithPath: $0) },
+                                                    threads: options.threads)
         let sentences = Self.benchmarkSentences(batch)
         let tokenizeStart = DispatchTime.now().uptimeNanoseconds
         let ids = sentences.map(encoder.tokenizer.encode)
@@ -55,9 +47,9 @@ struct BenchText: ParsableCommand {
                 mask[b * sequence + t] = 1
             }
         }
-        let workspace = model.makeWorkspace(tokens: batch * sequence, threads: threads)
+        let workspace = model.makeWorkspace(tokens: batch * sequence, threads: options.threads)
         var embeddings = [Float](repeating: 0, count: batch * model.dimension)
-        let timing = BenchTiming(warmup: warmup, seconds: seconds) {
+        let timing = BenchTiming(warmup: options.warmup, seconds: options.seconds) {
             embeddings.withUnsafeMutableBufferPointer { out in
                 model.forward(inputIDs: padded, attentionMask: mask, batch: batch, sequence: sequence,
                               workspace: workspace, embeddings: out.baseAddress!)
@@ -66,13 +58,13 @@ struct BenchText: ParsableCommand {
         let p50 = timing.p50, p90 = timing.p90, runs = timing.times.count
         let perSecond = timing.rate(itemsPerRun: batch)
         let peakMB = ProcessMemory.peakResidentMB()
-        switch format {
+        switch options.format {
         case .json:
             print(String(format: "{\"batch\": %d, \"threads\": %d, \"sequence\": %d, \"sentences_per_s\": %.2f, \"ms_per_batch_p50\": %.3f, \"ms_per_batch_p90\": %.3f, \"batches\": %d, \"tokenize_ms\": %.3f, \"peak_rss_mb\": %.1f, \"blas_core\": \"%@\"}",
-                         batch, threads, sequence, perSecond, p50, p90, runs, tokenizeMs, peakMB, BLAS.coreName))
+                         batch, options.threads, sequence, perSecond, p50, p90, runs, tokenizeMs, peakMB, BLAS.coreName))
         case .text:
             print(String(format: "batch %d (padded to %d tokens), %d thread(s): %.1f sentences/s, %.2f ms/batch p50, %.2f p90 (%d batches), tokenize %.2f ms, peak RSS %.0f MB, OpenBLAS %@",
-                         batch, sequence, threads, perSecond, p50, p90, runs, tokenizeMs, peakMB, BLAS.coreName))
+                         batch, sequence, options.threads, perSecond, p50, p90, runs, tokenizeMs, peakMB, BLAS.coreName))
         }
     }
 }

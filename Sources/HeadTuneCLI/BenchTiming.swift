@@ -1,4 +1,6 @@
+import ArgumentParser
 import Dispatch
+import Foundation
 
 /// Latencies of repeated runs after a warm-up, for the bench commands.
 struct BenchTiming {
@@ -31,4 +33,21 @@ struct BenchTiming {
 
     /// Items per second when each run handles `itemsPerRun` items.
     func rate(itemsPerRun: Int) -> Double { Double(itemsPerRun * times.count) / (totalMilliseconds / 1000) }
+}
+
+/// Options the bench commands share.
+struct BenchOptions: ParsableArguments {
+    enum Format: String, ExpressibleByArgument, CaseIterable { case json, text }
+
+    @Option(help: "Seconds to measure (after warm-up).") var seconds: Double = 5
+    @Option(help: "Seconds of warm-up.") var warmup: Double = 1
+    @Option(help: "Threads.") var threads: Int = ProcessInfo.processInfo.activeProcessorCount
+    @Option(help: "json or text.") var format: Format = .text
+    @Option(help: "Directory with the converted weights.", completion: .directory) var weights: String?
+
+    func validate() throws {
+        guard threads >= 1, seconds > 0, warmup >= 0 else {
+            throw ValidationError("--threads must be >= 1, --seconds > 0, --warmup >= 0")
+        }
+    }
 }
