@@ -1,7 +1,8 @@
-import Dispatch
+import CKernels
 
-/// Splits `0..<count` into at most `threads` contiguous chunks and runs them concurrently.
-/// The body gets a half-open range; chunks never overlap, so writes to disjoint outputs are safe.
+/// Splits `0..<count` into at most `threads` contiguous chunks and runs them concurrently on the
+/// persistent worker pool (CKernels' pool.c). The body gets a half-open range; chunks never overlap, so
+/// writes to disjoint outputs are safe.
 @inline(__always)
 public func parallelFor(_ count: Int, threads: Int, minimumChunk: Int = 1, _ body: (Range<Int>) -> Void) {
     let chunks = max(1, min(threads, count / max(1, minimumChunk)))
@@ -9,12 +10,24 @@ public func parallelFor(_ count: Int, threads: Int, minimumChunk: Int = 1, _ bod
         body(0..<count)
         return
     }
-    // The chunks write disjoint ranges, and concurrentPerform returns only after all of them: the
-    // non-Sendable body (it captures raw buffers) never outlives this call or races with itself.
-    nonisolated(unsafe) let body = body
-    DispatchQueue.concurrentPerform(iterations: chunks) { chunk in
+    runOnPool(chunks: chunks, participants: chunks) { chunk, _ in
         let start = count * chunk / chunks
         let end = count * (chunk + 1) / chunks
         if start < end { body(start..<end) }
+    }
+}
+
+/// Runs `body(chunk, participant)` for every chunk in `0..<chunks` on the calling thread and up to
+/// `participants - 1` pool workers, which take the next chunk as they finish one; returns when all
+/// are done. `participant` (in `0..<participants`) runs one chunk at a time: it can index scratch memory.
+public func runOnPool(chunks: Int, participants: Int, _ body: (_ chunk: Int, _ participant: Int) -> Void) {
+    // Not escaping in fact: hk_pool_run returns only after every chunk has run.
+    withoutActuallyEscaping(body) { body in
+        var context = body
+        withUnsafeMutablePointer(to: &context) { pointer in
+            hk_pool_run(chunks, participants, { raw, chunk, participant in
+                raw!.assumingMemoryBound(to: ((Int, Int) -> Void).self).pointee(chunk, participant)
+            }, pointer)
+        }
     }
 }

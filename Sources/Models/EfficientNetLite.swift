@@ -191,28 +191,59 @@ public struct EfficientNetLite: Sendable {
     /// - logits: receives [batch, numClasses] when non-nil
     /// - stagePooled: receives [batch, stagePooledFeatureCount] when non-nil: the global average of each
     ///   stage's output, stage by stage (mid-level features for domains far from ImageNet)
+    ///
+    /// Images go through the network one at a time: one image's activations fit in the core's L2 cache
+    /// far better than a batch's. With several threads and at least as many images, each thread runs
+    /// whole images on its own lane (no synchronisation inside the network); a lone image, or the ones
+    /// left over, splits each layer across the threads instead.
     public func forward(
         input: UnsafePointer<Float>, workspace: EfficientNetLiteWorkspace,
         features: UnsafeMutablePointer<Float>, logits: UnsafeMutablePointer<Float>?,
         stagePooled: UnsafeMutablePointer<Float>? = nil
     ) {
         let plan = workspace.plan
-        let batch = plan.batch, threads = workspace.threads
-        var current = workspace.activationA.baseAddress!
-        var next = workspace.activationB.baseAddress!
-        let expanded = workspace.expanded.baseAddress!
-        let filtered = workspace.filtered.baseAddress!
+        let batch = workspace.batch, lanes = workspace.lanes
+        let inputCount = plan.inputHeight * plan.inputWidth * 3
+        let stageWidth = stagePooledFeatureCount
+        func run(_ image: Int, lane: EfficientNetLiteWorkspace.Lane, threads: Int) {
+            forwardImage(input: input + image * inputCount, plan: plan, lane: lane, threads: threads,
+                         features: features + image * featureCount,
+                         stagePooled: stagePooled.map { $0 + image * stageWidth })
+        }
+        let wholeLanes = lanes.count > 1 ? batch / lanes.count * lanes.count : 0
+        if wholeLanes > 0 {
+            runOnPool(chunks: wholeLanes, participants: lanes.count) { image, participant in
+                run(image, lane: lanes[participant], threads: 1)
+            }
+        }
+        for image in wholeLanes..<batch { run(image, lane: lanes[0], threads: workspace.threads) }
+        if let logits {
+            // [batch, 1280] -> [batch, 1000]
+            pointwiseConvolution(input: features, rows: batch, weights: classifier, activation: .identity,
+                                 output: logits, threads: workspace.threads)
+        }
+    }
 
-        // [batch, H, W, 3] -> [batch, H/2, W/2, stemChannels]
+    /// One image: [height, width, 3] -> features [headChannels] (and stage-pooled values).
+    private func forwardImage(
+        input: UnsafePointer<Float>, plan: EfficientNetLitePlan, lane: EfficientNetLiteWorkspace.Lane, threads: Int,
+        features: UnsafeMutablePointer<Float>, stagePooled: UnsafeMutablePointer<Float>?
+    ) {
+        var current = lane.activationA.baseAddress!
+        var next = lane.activationB.baseAddress!
+        let expanded = lane.expanded.baseAddress!
+        let filtered = lane.filtered.baseAddress!
+
+        // [H, W, 3] -> [H/2, W/2, stemChannels]
         convolution(input: input, geometry: plan.stem, weight: stem.weight, bias: stem.bias,
                     outChannels: configuration.stemChannels, activation: .relu6,
-                    columns: workspace.columns.baseAddress!, output: current, threads: threads)
+                    columns: lane.columns.baseAddress!, output: current, threads: threads)
 
         let stageEnds = stageEndBlocks
         var stageOffset = 0
         for (index, (block, geometry)) in zip(blocks, plan.blocks).enumerated() {
             let a = block.arguments
-            let inRows = batch * geometry.height * geometry.width
+            let inRows = geometry.height * geometry.width
             // [rows, in] -> [rows, mid]
             var depthwiseInput = UnsafePointer(current)
             if let expand = block.expand {
@@ -220,36 +251,28 @@ public struct EfficientNetLite: Sendable {
                                      output: expanded, threads: threads)
                 depthwiseInput = UnsafePointer(expanded)
             }
-            // [batch, H, W, mid] -> [batch, H/s, W/s, mid]
+            // [H, W, mid] -> [H/s, W/s, mid]
             depthwiseConvolution(input: depthwiseInput, geometry: geometry, weight: block.depthwise.weight,
                                  bias: block.depthwise.bias, activation: .relu6, output: filtered, threads: threads)
             // [rows', mid] -> [rows', out] (+ block input)
-            let outRows = batch * geometry.outHeight * geometry.outWidth
+            let outRows = geometry.outHeight * geometry.outWidth
             pointwiseConvolution(input: filtered, rows: outRows, weights: block.project, activation: .identity,
                                  residual: a.hasResidual ? UnsafePointer(current) : nil, output: next, threads: threads)
             swap(&current, &next)
             if let stagePooled, stageEnds.contains(index) {
-                // [batch, positions, out] -> columns [stageOffset, stageOffset + out) of [batch, stagePooledFeatureCount]
-                let positions = geometry.outHeight * geometry.outWidth, width = stagePooledFeatureCount
-                for n in 0..<batch {
-                    globalAveragePool(input: current + n * positions * a.outChannels, batch: 1, positions: positions,
-                                      channels: a.outChannels, output: stagePooled + n * width + stageOffset)
-                }
+                // [positions, out] -> values [stageOffset, stageOffset + out) of the stage-pooled row
+                globalAveragePool(input: current, batch: 1, positions: outRows, channels: a.outChannels,
+                                  output: stagePooled + stageOffset)
                 stageOffset += a.outChannels
             }
         }
 
-        // [rows, 320] -> [rows, 1280] -> mean over positions -> [batch, 1280]
+        // [positions, 320] -> [positions, 1280] -> mean over positions -> [1280]
         let positions = plan.finalHeight * plan.finalWidth
-        pointwiseConvolution(input: current, rows: batch * positions, weights: head, activation: .relu6,
+        pointwiseConvolution(input: current, rows: positions, weights: head, activation: .relu6,
                              output: expanded, threads: threads)
-        globalAveragePool(input: expanded, batch: batch, positions: positions, channels: configuration.headChannels,
+        globalAveragePool(input: expanded, batch: 1, positions: positions, channels: configuration.headChannels,
                           output: features)
-        if let logits {
-            // [batch, 1280] -> [batch, 1000]
-            pointwiseConvolution(input: features, rows: batch, weights: classifier, activation: .identity,
-                                 output: logits, threads: 1)
-        }
     }
 
     /// Convenience for tests and one-off calls; steady-state callers reuse a workspace.
@@ -273,18 +296,19 @@ public struct EfficientNetLite: Sendable {
         return (features, logits)
     }
 
-    /// Buffers for one input geometry, planned once and reused across calls.
+    /// Buffers for one batch size and input geometry, planned once and reused across calls.
     public func makeWorkspace(batch: Int, height: Int? = nil, width: Int? = nil, threads: Int = 1) -> EfficientNetLiteWorkspace {
-        EfficientNetLiteWorkspace(plan: EfficientNetLitePlan(configuration: configuration, batch: batch,
+        EfficientNetLiteWorkspace(plan: EfficientNetLitePlan(configuration: configuration,
                                                              height: height ?? configuration.inputSize,
                                                              width: width ?? configuration.inputSize),
-                                  threads: threads)
+                                  batch: batch, threads: threads)
     }
 }
 
-/// Per-layer geometry and buffer sizes for one batch size and input size.
+/// Per-layer geometry and buffer sizes for one image of one input size.
 public struct EfficientNetLitePlan: Sendable, Equatable {
-    public let batch: Int
+    let inputHeight: Int
+    let inputWidth: Int
     let stem: ConvolutionGeometry
     /// Depthwise geometry of each block (input size = the block's input size).
     let blocks: [ConvolutionGeometry]
@@ -296,14 +320,15 @@ public struct EfficientNetLitePlan: Sendable, Equatable {
     let filteredCount: Int
     let columnsCount: Int
 
-    init(configuration c: EfficientNetLiteConfiguration, batch: Int, height: Int, width: Int) {
-        self.batch = batch
-        stem = ConvolutionGeometry(batch: batch, height: height, width: width, channels: 3, kernel: 3, stride: 2)
+    init(configuration c: EfficientNetLiteConfiguration, height: Int, width: Int) {
+        inputHeight = height
+        inputWidth = width
+        stem = ConvolutionGeometry(batch: 1, height: height, width: width, channels: 3, kernel: 3, stride: 2)
         var h = stem.outHeight, w = stem.outWidth
         var activation = h * w * c.stemChannels, expanded = 0, filtered = 0
         var blocks: [ConvolutionGeometry] = []
         for a in c.blocks {
-            let g = ConvolutionGeometry(batch: batch, height: h, width: w, channels: a.expandedChannels,
+            let g = ConvolutionGeometry(batch: 1, height: h, width: w, channels: a.expandedChannels,
                                         kernel: a.kernel, stride: a.stride)
             blocks.append(g)
             expanded = max(expanded, h * w * a.expandedChannels)
@@ -315,40 +340,50 @@ public struct EfficientNetLitePlan: Sendable, Equatable {
         self.blocks = blocks
         finalHeight = h
         finalWidth = w
-        expanded = max(expanded, h * w * c.headChannels)
-        activationCount = batch * activation
-        expandedCount = batch * expanded
-        filteredCount = batch * filtered
-        columnsCount = batch * stem.outHeight * stem.outWidth * 9 * 3
+        expandedCount = max(expanded, h * w * c.headChannels)
+        activationCount = activation
+        filteredCount = filtered
+        columnsCount = stem.outHeight * stem.outWidth * 9 * 3
     }
 }
 
-/// Scratch memory for `EfficientNetLite.forward`. Not shared between concurrent calls.
+/// Scratch memory for `EfficientNetLite.forward`: one lane of buffers per thread that runs whole
+/// images. Not shared between concurrent calls.
 public final class EfficientNetLiteWorkspace {
     public let plan: EfficientNetLitePlan
+    public let batch: Int
     public let threads: Int
-    let activationA: UnsafeMutableBufferPointer<Float>
-    let activationB: UnsafeMutableBufferPointer<Float>
-    let expanded: UnsafeMutableBufferPointer<Float>
-    let filtered: UnsafeMutableBufferPointer<Float>
-    let columns: UnsafeMutableBufferPointer<Float>
+    let lanes: [Lane]
 
-    init(plan: EfficientNetLitePlan, threads: Int) {
-        self.plan = plan
-        self.threads = max(1, threads)
-        func buffer(_ count: Int) -> UnsafeMutableBufferPointer<Float> {
-            let b = UnsafeMutableBufferPointer<Float>.allocate(capacity: count)
-            b.initialize(repeating: 0)
-            return b
+    final class Lane {
+        let activationA: UnsafeMutableBufferPointer<Float>
+        let activationB: UnsafeMutableBufferPointer<Float>
+        let expanded: UnsafeMutableBufferPointer<Float>
+        let filtered: UnsafeMutableBufferPointer<Float>
+        let columns: UnsafeMutableBufferPointer<Float>
+
+        init(plan: EfficientNetLitePlan) {
+            func buffer(_ count: Int) -> UnsafeMutableBufferPointer<Float> {
+                let b = UnsafeMutableBufferPointer<Float>.allocate(capacity: count)
+                b.initialize(repeating: 0)
+                return b
+            }
+            activationA = buffer(plan.activationCount)
+            activationB = buffer(plan.activationCount)
+            expanded = buffer(plan.expandedCount)
+            filtered = buffer(plan.filteredCount)
+            columns = buffer(plan.columnsCount)
         }
-        activationA = buffer(plan.activationCount)
-        activationB = buffer(plan.activationCount)
-        expanded = buffer(plan.expandedCount)
-        filtered = buffer(plan.filteredCount)
-        columns = buffer(plan.columnsCount)
+
+        deinit {
+            for b in [activationA, activationB, expanded, filtered, columns] { b.deallocate() }
+        }
     }
 
-    deinit {
-        for b in [activationA, activationB, expanded, filtered, columns] { b.deallocate() }
+    init(plan: EfficientNetLitePlan, batch: Int, threads: Int) {
+        self.plan = plan
+        self.batch = max(1, batch)
+        self.threads = max(1, threads)
+        lanes = (0..<max(1, min(self.threads, self.batch))).map { _ in Lane(plan: plan) }
     }
 }

@@ -139,6 +139,20 @@ struct DictionaryTensorSource: TensorSource {
         #expect(rel < 1e-6, "relative difference \(rel)")
     }
 
+    /// Three images on two threads: two run on their own lanes, the third splits its layers across both
+    /// threads. Every image must come out as it does alone, logits included.
+    @Test func lanesAndLeftoverImageMatchSingleImages() throws {
+        let names = samples.prefix(3).map(\.name)
+        let inputs = try names.map { try input($0) }
+        let batch = try model.forward(inputs.flatMap { $0 }, batch: 3, height: 224, width: 224, threads: 2)
+        for (i, image) in inputs.enumerated() {
+            let single = try model.forward(image, batch: 1, height: 224, width: 224, threads: 1)
+            let features = Self.relativeL2(batch.features[(i * 1280)..<((i + 1) * 1280)], single.features)
+            let logits = Self.relativeL2(batch.logits[(i * 1000)..<((i + 1) * 1000)], single.logits)
+            #expect(features < 1e-6 && logits < 1e-6, "\(names[i]): features \(features), logits \(logits)")
+        }
+    }
+
     /// Stage-pooled features: 784 values per image, the same alone and in a batch, and asking for them
     /// leaves features and logits unchanged.
     @Test func stagePooledFeaturesAreConsistent() throws {

@@ -35,4 +35,17 @@ void hk_gemm_bias_activation(const float *a, long row_begin, long row_end, long 
 /// Vectorized erf (Numerical Recipes erfc, fractional error < 1.2e-7) instead of a libm call per value.
 void hk_bias_gelu(float *x, long row_begin, long row_end, long columns, const float *bias);
 
+/// Work of one chunk of a pool job; participant is in 0 ..< participants (0 is the caller) and no two
+/// chunks run on the same participant at once, so it can index per-thread scratch memory.
+typedef void (*hk_pool_body)(void *context, long chunk, long participant);
+
+/// Runs body(context, chunk, participant) for chunk in 0 ..< chunks on the calling thread and up to
+/// participants - 1 of the pool's workers (one per other CPU, started on first use), which take chunks
+/// in order as they finish; returns when all chunks are done. Workers spin briefly between jobs, so
+/// back-to-back short jobs do not pay an OS wake-up each. Nested or concurrent calls run inline.
+void hk_pool_run(long chunks, long participants, hk_pool_body body, void *context);
+
+/// Worker threads of the pool (CPUs - 1).
+int hk_pool_workers(void);
+
 #endif
