@@ -12,6 +12,8 @@ public final class PointwiseWeights: @unchecked Sendable {
     public let bias: [Float]
     /// 64-byte aligned panels, or nil when the BLAS path is used. Immutable after init.
     let packed: UnsafeMutablePointer<Float>?
+    /// A copy of `bias` with a stable address for the C kernels, alongside `packed`.
+    let packedBias: UnsafeMutablePointer<Float>?
 
     /// - usePackedKernel: false forces the BLAS path (tests compare the two).
     public init(weight: [Float], bias: [Float], outChannels: Int, inChannels: Int,
@@ -27,12 +29,19 @@ public final class PointwiseWeights: @unchecked Sendable {
             let packed = raw.bindMemory(to: Float.self, capacity: count)
             hk_gemm_pack(weight, outChannels, inChannels, packed)
             self.packed = packed
+            let packedBias = UnsafeMutablePointer<Float>.allocate(capacity: outChannels)
+            packedBias.initialize(from: bias, count: outChannels)
+            self.packedBias = packedBias
         } else {
             packed = nil
+            packedBias = nil
         }
     }
 
-    deinit { packed.map { UnsafeMutableRawPointer($0).deallocate() } }
+    deinit {
+        packed.map { UnsafeMutableRawPointer($0).deallocate() }
+        packedBias?.deallocate()
+    }
 
     /// Whether this CPU runs the packed AVX-512 kernel (HEADTUNE_GEMM=blas forces OpenBLAS, for
     /// comparisons and as an escape hatch).

@@ -224,6 +224,33 @@ public struct EfficientNetLite: Sendable {
         }
     }
 
+    /// Narrower maps run their blocks layer by layer: their expanded activations fit in cache anyway,
+    /// and the fused kernel's row-by-row expansion would stream the weights once per row.
+    static let minimumFusedWidth = ProcessInfo.processInfo.environment["HEADTUNE_FUSE_MIN_WIDTH"].flatMap { Int($0) } ?? 28
+
+    /// One block layer by layer: expand, depthwise, project, each over the whole map.
+    private func unfusedBlock(
+        _ block: Block, geometry: ConvolutionGeometry, input: UnsafeMutablePointer<Float>,
+        lane: EfficientNetLiteWorkspace.Lane, output: UnsafeMutablePointer<Float>, threads: Int
+    ) {
+        let a = block.arguments
+        let expanded = lane.expanded.baseAddress!, filtered = lane.filtered.baseAddress!
+        // [rows, in] -> [rows, mid]
+        var depthwiseInput = UnsafePointer(input)
+        if let expand = block.expand {
+            pointwiseConvolution(input: input, rows: geometry.height * geometry.width, weights: expand,
+                                 activation: .relu6, output: expanded, threads: threads)
+            depthwiseInput = UnsafePointer(expanded)
+        }
+        // [H, W, mid] -> [H/s, W/s, mid]
+        depthwiseConvolution(input: depthwiseInput, geometry: geometry, weight: block.depthwise.weight,
+                             bias: block.depthwise.bias, activation: .relu6, output: filtered, threads: threads)
+        // [rows', mid] -> [rows', out] (+ block input)
+        pointwiseConvolution(input: filtered, rows: geometry.outHeight * geometry.outWidth, weights: block.project,
+                             activation: .identity, residual: a.hasResidual ? UnsafePointer(input) : nil,
+                             output: output, threads: threads)
+    }
+
     /// One image: [height, width, 3] -> features [headChannels] (and stage-pooled values).
     private func forwardImage(
         input: UnsafePointer<Float>, plan: EfficientNetLitePlan, lane: EfficientNetLiteWorkspace.Lane, threads: Int,
@@ -231,8 +258,6 @@ public struct EfficientNetLite: Sendable {
     ) {
         var current = lane.activationA.baseAddress!
         var next = lane.activationB.baseAddress!
-        let expanded = lane.expanded.baseAddress!
-        let filtered = lane.filtered.baseAddress!
 
         // [H, W, 3] -> [H/2, W/2, stemChannels]
         convolution(input: input, geometry: plan.stem, weight: stem.weight, bias: stem.bias,
@@ -243,21 +268,15 @@ public struct EfficientNetLite: Sendable {
         var stageOffset = 0
         for (index, (block, geometry)) in zip(blocks, plan.blocks).enumerated() {
             let a = block.arguments
-            let inRows = geometry.height * geometry.width
-            // [rows, in] -> [rows, mid]
-            var depthwiseInput = UnsafePointer(current)
-            if let expand = block.expand {
-                pointwiseConvolution(input: current, rows: inRows, weights: expand, activation: .relu6,
-                                     output: expanded, threads: threads)
-                depthwiseInput = UnsafePointer(expanded)
-            }
-            // [H, W, mid] -> [H/s, W/s, mid]
-            depthwiseConvolution(input: depthwiseInput, geometry: geometry, weight: block.depthwise.weight,
-                                 bias: block.depthwise.bias, activation: .relu6, output: filtered, threads: threads)
-            // [rows', mid] -> [rows', out] (+ block input)
             let outRows = geometry.outHeight * geometry.outWidth
-            pointwiseConvolution(input: filtered, rows: outRows, weights: block.project, activation: .identity,
-                                 residual: a.hasResidual ? UnsafePointer(current) : nil, output: next, threads: threads)
+            if geometry.width >= Self.minimumFusedWidth && invertedResidualAvailable(expand: block.expand, project: block.project) {
+                invertedResidual(input: current, inChannels: a.inChannels, expand: block.expand, geometry: geometry,
+                                 depthwiseWeight: block.depthwise.weight, depthwiseBias: block.depthwise.bias,
+                                 project: block.project, residual: a.hasResidual, output: next,
+                                 scratch: lane.blockScratch.baseAddress!, threads: threads)
+            } else {
+                unfusedBlock(block, geometry: geometry, input: current, lane: lane, output: next, threads: threads)
+            }
             swap(&current, &next)
             if let stagePooled, stageEnds.contains(index) {
                 // [positions, out] -> values [stageOffset, stageOffset + out) of the stage-pooled row
@@ -269,6 +288,7 @@ public struct EfficientNetLite: Sendable {
 
         // [positions, 320] -> [positions, 1280] -> mean over positions -> [1280]
         let positions = plan.finalHeight * plan.finalWidth
+        let expanded = lane.expanded.baseAddress!
         pointwiseConvolution(input: current, rows: positions, weights: head, activation: .relu6,
                              output: expanded, threads: threads)
         globalAveragePool(input: expanded, batch: 1, positions: positions, channels: configuration.headChannels,
@@ -319,6 +339,8 @@ public struct EfficientNetLitePlan: Sendable, Equatable {
     let expandedCount: Int
     let filteredCount: Int
     let columnsCount: Int
+    /// Per thread, for the fused inverted-residual kernel (the largest block's need).
+    let blockScratchCount: Int
 
     init(configuration c: EfficientNetLiteConfiguration, height: Int, width: Int) {
         inputHeight = height
@@ -338,6 +360,7 @@ public struct EfficientNetLitePlan: Sendable, Equatable {
             activation = max(activation, h * w * a.outChannels)
         }
         self.blocks = blocks
+        blockScratchCount = blocks.map { invertedResidualScratchCount(geometry: $0) }.max() ?? 0
         finalHeight = h
         finalWidth = w
         expandedCount = max(expanded, h * w * c.headChannels)
@@ -361,8 +384,10 @@ public final class EfficientNetLiteWorkspace {
         let expanded: UnsafeMutableBufferPointer<Float>
         let filtered: UnsafeMutableBufferPointer<Float>
         let columns: UnsafeMutableBufferPointer<Float>
+        /// `threads` slots for the fused inverted-residual kernel.
+        let blockScratch: UnsafeMutableBufferPointer<Float>
 
-        init(plan: EfficientNetLitePlan) {
+        init(plan: EfficientNetLitePlan, threads: Int) {
             func buffer(_ count: Int) -> UnsafeMutableBufferPointer<Float> {
                 let b = UnsafeMutableBufferPointer<Float>.allocate(capacity: count)
                 b.initialize(repeating: 0)
@@ -373,17 +398,19 @@ public final class EfficientNetLiteWorkspace {
             expanded = buffer(plan.expandedCount)
             filtered = buffer(plan.filteredCount)
             columns = buffer(plan.columnsCount)
+            blockScratch = buffer(plan.blockScratchCount * threads)
         }
 
         deinit {
-            for b in [activationA, activationB, expanded, filtered, columns] { b.deallocate() }
+            for b in [activationA, activationB, expanded, filtered, columns, blockScratch] { b.deallocate() }
         }
     }
 
     init(plan: EfficientNetLitePlan, batch: Int, threads: Int) {
         self.plan = plan
-        self.batch = max(1, batch)
-        self.threads = max(1, threads)
-        lanes = (0..<max(1, min(self.threads, self.batch))).map { _ in Lane(plan: plan) }
+        let threads = max(1, threads), batch = max(1, batch)
+        self.threads = threads
+        self.batch = batch
+        lanes = (0..<min(threads, batch)).map { _ in Lane(plan: plan, threads: threads) }
     }
 }

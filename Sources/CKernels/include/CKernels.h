@@ -35,6 +35,24 @@ void hk_gemm_bias_activation(const float *a, long row_begin, long row_end, long 
 /// Vectorized erf (Numerical Recipes erfc, fractional error < 1.2e-7) instead of a libm call per value.
 void hk_bias_gelu(float *x, long row_begin, long row_end, long columns, const float *bias);
 
+/// Floats of scratch hk_inverted_residual needs per thread.
+long hk_inverted_residual_scratch_count(long width, long mid, long kernel, long out_width, long out_height);
+
+/// An inverted-residual block for output rows [row_begin, row_end) of one image, AVX-512 only (like
+/// hk_gemm_bias_activation, whose packed weights it takes):
+/// mid = relu6(expand(input)) (expand_packed NULL: input already has mid channels),
+/// output = project(relu6(depthwise(mid))) (+ input when residual != 0; needs stride 1 and
+/// in_channels == out_channels). input [height, width, in_channels], output [out_height, out_width,
+/// out_channels], depthwise_weight [kernel, kernel, mid], kernel <= 7. Expanded rows are computed once
+/// per call into a ring in scratch (hk_inverted_residual_scratch_count floats, not shared between
+/// concurrent calls); the rows of two calls that split one image overlap by kernel - stride rows.
+void hk_inverted_residual(const float *input, long height, long width, long in_channels,
+                          const float *expand_packed, const float *expand_bias, long mid,
+                          const float *depthwise_weight, const float *depthwise_bias, long kernel, long stride,
+                          long pad_top, long pad_left, long out_height, long out_width,
+                          const float *project_packed, const float *project_bias, long out_channels,
+                          int residual, float *output, long row_begin, long row_end, float *scratch);
+
 /// Work of one chunk of a pool job; participant is in 0 ..< participants (0 is the caller) and no two
 /// chunks run on the same participant at once, so it can index per-thread scratch memory.
 typedef void (*hk_pool_body)(void *context, long chunk, long participant);
