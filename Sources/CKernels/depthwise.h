@@ -21,19 +21,19 @@ static inline __attribute__((always_inline)) v16 relu6_16(v16 v) {
 
 /* One output pixel, any position: taps clipped to the image (rows[ky] == NULL outside it). */
 static inline __attribute__((always_inline)) void
-depthwise_pixel(const float *const *rows, long width, long channels, const float *weight, const float *bias,
-                long kernel, long ix0, long ky_begin, long ky_end, int relu6, float *out) {
+depthwise_pixel(const float *const *rows, long width, long channels, long c_begin, long c_end, const float *weight,
+                const float *bias, long kernel, long ix0, long ky_begin, long ky_end, int relu6, float *out) {
     long kx_begin = ix0 < 0 ? -ix0 : 0;
     long kx_end = width - ix0 < kernel ? width - ix0 : kernel;
-    long c = 0;
-    for (; c + 16 <= channels; c += 16) {
+    long c = c_begin;
+    for (; c + 16 <= c_end; c += 16) {
         v16 acc = load16(bias + c);
         for (long ky = ky_begin; ky < ky_end; ky++)
             for (long kx = kx_begin; kx < kx_end; kx++)
                 acc += load16(rows[ky] + (ix0 + kx) * channels + c) * load16(weight + (ky * kernel + kx) * channels + c);
         store16(out + c, relu6 ? relu6_16(acc) : acc);
     }
-    for (; c < channels; c++) {
+    for (; c < c_end; c++) {
         float acc = bias[c];
         for (long ky = ky_begin; ky < ky_end; ky++)
             for (long kx = kx_begin; kx < kx_end; kx++)
@@ -45,11 +45,11 @@ depthwise_pixel(const float *const *rows, long width, long channels, const float
 /* Four horizontally adjacent output pixels whose taps are all inside the image horizontally: each
    weight vector is loaded once and used four times, and the accumulators stay in registers. */
 static inline __attribute__((always_inline)) void
-depthwise_quad(const float *const *rows, long channels, const float *weight, const float *bias, long kernel,
-               long stride, long ix0, long ky_begin, long ky_end, int relu6, float *out) {
+depthwise_quad(const float *const *rows, long channels, long c_begin, long c_end, const float *weight,
+               const float *bias, long kernel, long stride, long ix0, long ky_begin, long ky_end, int relu6, float *out) {
     const long step = stride * channels;
-    long c = 0;
-    for (; c + 16 <= channels; c += 16) {
+    long c = c_begin;
+    for (; c + 16 <= c_end; c += 16) {
         v16 a0 = load16(bias + c), a1 = a0, a2 = a0, a3 = a0;
         for (long ky = ky_begin; ky < ky_end; ky++) {
             const float *x = rows[ky] + ix0 * channels + c;
@@ -68,7 +68,7 @@ depthwise_quad(const float *const *rows, long channels, const float *weight, con
         store16(out + 2 * channels + c, a2);
         store16(out + 3 * channels + c, a3);
     }
-    for (; c < channels; c++) {
+    for (; c < c_end; c++) {
         for (long p = 0; p < 4; p++) {
             float acc = bias[c];
             for (long ky = ky_begin; ky < ky_end; ky++)
@@ -79,11 +79,11 @@ depthwise_quad(const float *const *rows, long channels, const float *weight, con
     }
 }
 
-/* One output row of width out_width x channels. rows[ky] is input row (oy * stride - pad_top + ky),
+/* One output row of width out_width x channels, channels [c_begin, c_end) only. rows[ky] is input row (oy * stride - pad_top + ky),
    NULL where that row is padding; the non-NULL rows are contiguous in ky. */
 static inline __attribute__((always_inline)) void
-hk_depthwise_row(const float *const *rows, long width, long channels, const float *weight, const float *bias,
-                 long kernel, long stride, long pad_left, long out_width, int relu6, float *out_row) {
+hk_depthwise_row(const float *const *rows, long width, long channels, long c_begin, long c_end, const float *weight,
+                 const float *bias, long kernel, long stride, long pad_left, long out_width, int relu6, float *out_row) {
     long ky_begin = 0, ky_end = kernel;
     while (ky_begin < kernel && rows[ky_begin] == NULL) ky_begin++;
     while (ky_end > ky_begin && rows[ky_end - 1] == NULL) ky_end--;
@@ -91,12 +91,22 @@ hk_depthwise_row(const float *const *rows, long width, long channels, const floa
     while (ox < out_width) {
         long ix0 = ox * stride - pad_left;
         if (ix0 >= 0 && ox + 4 <= out_width && ix0 + 3 * stride + kernel <= width) {
-            depthwise_quad(rows, channels, weight, bias, kernel, stride, ix0, ky_begin, ky_end, relu6,
-                           out_row + ox * channels);
+            /* Constant kernel and stride for the common cases: the tap loops unroll. */
+            float *out = out_row + ox * channels;
+            if (kernel == 3 && stride == 1)
+                depthwise_quad(rows, channels, c_begin, c_end, weight, bias, 3, 1, ix0, ky_begin, ky_end, relu6, out);
+            else if (kernel == 3 && stride == 2)
+                depthwise_quad(rows, channels, c_begin, c_end, weight, bias, 3, 2, ix0, ky_begin, ky_end, relu6, out);
+            else if (kernel == 5 && stride == 1)
+                depthwise_quad(rows, channels, c_begin, c_end, weight, bias, 5, 1, ix0, ky_begin, ky_end, relu6, out);
+            else if (kernel == 5 && stride == 2)
+                depthwise_quad(rows, channels, c_begin, c_end, weight, bias, 5, 2, ix0, ky_begin, ky_end, relu6, out);
+            else
+                depthwise_quad(rows, channels, c_begin, c_end, weight, bias, kernel, stride, ix0, ky_begin, ky_end, relu6, out);
             ox += 4;
             continue;
         }
-        depthwise_pixel(rows, width, channels, weight, bias, kernel, ix0, ky_begin, ky_end, relu6,
+        depthwise_pixel(rows, width, channels, c_begin, c_end, weight, bias, kernel, ix0, ky_begin, ky_end, relu6,
                         out_row + ox * channels);
         ox++;
     }

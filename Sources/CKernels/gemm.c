@@ -82,12 +82,18 @@ block(const float *a, long lda, long k, const float *panel, const float *bias,
 
 AVX512 void hk_gemm_bias_activation(const float *a, long row_begin, long row_end, long k, const float *packed,
                                     long n, const float *bias, const float *residual, int relu6, float *c) {
+    hk_gemm_bias_activation_panels(a, row_begin, row_end, k, packed, n, bias, residual, relu6, c, 0, (n + NR - 1) / NR);
+}
+
+AVX512 void hk_gemm_bias_activation_panels(const float *a, long row_begin, long row_end, long k, const float *packed,
+                                           long n, const float *bias, const float *residual, int relu6, float *c,
+                                           long panel_begin, long panel_end) {
     const long panels = (n + NR - 1) / NR;
     /* Row blocks of 64 keep A's rows in L1/L2 while every weight panel passes over them. */
     const long row_block = 64;
     for (long i0 = row_begin; i0 < row_end; i0 += row_block) {
         long i1 = i0 + row_block < row_end ? i0 + row_block : row_end;
-        for (long p = 0; p < panels; p++) {
+        for (long p = panel_begin; p < panel_end; p++) {
             const float *panel = packed + p * k * NR;
             const float *panel_bias = bias + p * NR;
             long columns = p == panels - 1 ? n - p * NR : NR;

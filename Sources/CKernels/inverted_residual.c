@@ -48,7 +48,7 @@ AVX512 void hk_inverted_residual(const float *input, long height, long width, lo
                 else if (expand_packed != NULL) rows[ky] = ring + (iy % kernel) * width * mid;
                 else rows[ky] = input + iy * width * mid;
             }
-            hk_depthwise_row(rows, width, mid, depthwise_weight, depthwise_bias, kernel, stride, pad_left, out_width,
+            hk_depthwise_row(rows, width, mid, 0, mid, depthwise_weight, depthwise_bias, kernel, stride, pad_left, out_width,
                              1, filtered + (oy - band_begin) * out_width * mid);
         }
         long pixels = (band_end - band_begin) * out_width;

@@ -32,9 +32,10 @@ void hk_bias_activation(float *out, long row_begin, long row_end, long columns, 
 }
 
 MULTIVERSION
-void hk_depthwise(const float *input, long height, long width, long channels, const float *weight,
-                  const float *bias, long kernel, long stride, long pad_top, long pad_left, long out_height,
-                  long out_width, int relu6, float *output, long row_begin, long row_end) {
+void hk_depthwise_channels(const float *input, long height, long width, long channels, const float *weight,
+                           const float *bias, long kernel, long stride, long pad_top, long pad_left, long out_height,
+                           long out_width, int relu6, float *output, long row_begin, long row_end,
+                           long channel_begin, long channel_end) {
     const float *rows[HK_MAX_KERNEL];
     for (long row = row_begin; row < row_end; row++) {
         long n = row / out_height, oy = row % out_height;
@@ -43,9 +44,16 @@ void hk_depthwise(const float *input, long height, long width, long channels, co
             long iy = oy * stride - pad_top + ky;
             rows[ky] = iy >= 0 && iy < height ? image + iy * width * channels : NULL;
         }
-        hk_depthwise_row(rows, width, channels, weight, bias, kernel, stride, pad_left, out_width, relu6,
-                         output + row * out_width * channels);
+        hk_depthwise_row(rows, width, channels, channel_begin, channel_end, weight, bias, kernel, stride, pad_left,
+                         out_width, relu6, output + row * out_width * channels);
     }
+}
+
+void hk_depthwise(const float *input, long height, long width, long channels, const float *weight,
+                  const float *bias, long kernel, long stride, long pad_top, long pad_left, long out_height,
+                  long out_width, int relu6, float *output, long row_begin, long row_end) {
+    hk_depthwise_channels(input, height, width, channels, weight, bias, kernel, stride, pad_top, pad_left, out_height,
+                          out_width, relu6, output, row_begin, row_end, 0, channels);
 }
 
 typedef int v16i __attribute__((vector_size(64)));

@@ -79,9 +79,20 @@ public func depthwiseConvolution(
     weight: UnsafePointer<Float>, bias: UnsafePointer<Float>, activation: Activation,
     output: UnsafeMutablePointer<Float>, threads: Int
 ) {
-    parallelFor(g.batch * g.outHeight, threads: threads) { range in
+    let rows = g.batch * g.outHeight, relu6: Int32 = activation == .relu6 ? 1 : 0
+    if threads > 1 && rows < 4 * threads && g.channels >= 32 * threads {
+        // Few rows (7x7 maps) split unevenly: split the channels, in 16-channel vectors.
+        let vectors = (g.channels + 15) / 16
+        parallelFor(vectors, threads: threads) { range in
+            hk_depthwise_channels(input, g.height, g.width, g.channels, weight, bias, g.kernel, g.stride, g.padTop,
+                                  g.padLeft, g.outHeight, g.outWidth, relu6, output, 0, rows,
+                                  range.lowerBound * 16, min(range.upperBound * 16, g.channels))
+        }
+        return
+    }
+    parallelFor(rows, threads: threads) { range in
         hk_depthwise(input, g.height, g.width, g.channels, weight, bias, g.kernel, g.stride, g.padTop, g.padLeft,
-                     g.outHeight, g.outWidth, activation == .relu6 ? 1 : 0, output, range.lowerBound, range.upperBound)
+                     g.outHeight, g.outWidth, relu6, output, range.lowerBound, range.upperBound)
     }
 }
 

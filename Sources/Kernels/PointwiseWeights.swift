@@ -69,13 +69,20 @@ public func pointwiseConvolution(
         return
     }
     let relu6: Int32 = activation == .relu6 ? 1 : 0
-    weights.bias.withUnsafeBufferPointer { bias in
-        // Chunks of 8-row multiples so the kernel's full-height blocks line up.
-        let blocks = (rows + 7) / 8
-        parallelFor(blocks, threads: threads, minimumChunk: 4) { range in
-            let first = range.lowerBound * 8, last = min(range.upperBound * 8, rows)
-            hk_gemm_bias_activation(input, first, last, weights.inChannels, packed, weights.outChannels,
-                                    bias.baseAddress!, residual, relu6, output)
+    let bias = weights.packedBias!
+    let blocks = (rows + 7) / 8, panels = (weights.outChannels + 31) / 32
+    if threads > 1 && blocks < 4 * threads && panels >= 2 {
+        // Few rows (a 7x7 map, one image's logits): split the output columns, 32 at a time.
+        parallelFor(panels, threads: threads) { range in
+            hk_gemm_bias_activation_panels(input, 0, rows, weights.inChannels, packed, weights.outChannels, bias,
+                                           residual, relu6, output, range.lowerBound, range.upperBound)
         }
+        return
+    }
+    // Chunks of 8-row multiples so the kernel's full-height blocks line up.
+    parallelFor(blocks, threads: threads, minimumChunk: 4) { range in
+        let first = range.lowerBound * 8, last = min(range.upperBound * 8, rows)
+        hk_gemm_bias_activation(input, first, last, weights.inChannels, packed, weights.outChannels,
+                                bias, residual, relu6, output)
     }
 }

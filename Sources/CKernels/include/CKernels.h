@@ -16,6 +16,13 @@ void hk_depthwise(const float *input, long height, long width, long channels, co
                   const float *bias, long kernel, long stride, long pad_top, long pad_left, long out_height,
                   long out_width, int relu6, float *output, long row_begin, long row_end);
 
+/// The same for channels [channel_begin, channel_end) only (multiples of 16 keep it vectorized):
+/// threads split a map with few rows by channels.
+void hk_depthwise_channels(const float *input, long height, long width, long channels, const float *weight,
+                           const float *bias, long kernel, long stride, long pad_top, long pad_left, long out_height,
+                           long out_width, int relu6, float *output, long row_begin, long row_end,
+                           long channel_begin, long channel_end);
+
 
 /// Packed-weight GEMM with a fused epilogue, for 1x1 convolutions on AVX-512 machines:
 /// C[m, n] = act(sum_k A[m, k] * W[n, k] + bias[n] (+ residual[m, n])), rows [row_begin, row_end).
@@ -30,6 +37,12 @@ void hk_gemm_pack(const float *weight, long n, long k, float *packed);
 
 void hk_gemm_bias_activation(const float *a, long row_begin, long row_end, long k, const float *packed, long n,
                              const float *bias, const float *residual, int relu6, float *c);
+
+/// The same for output columns [32 * panel_begin, 32 * panel_end) only: threads split a short, wide
+/// matrix (7x7 maps, one image's logits) by columns.
+void hk_gemm_bias_activation_panels(const float *a, long row_begin, long row_end, long k, const float *packed, long n,
+                                    const float *bias, const float *residual, int relu6, float *c,
+                                    long panel_begin, long panel_end);
 
 /// x[r, c] = gelu(x[r, c] + bias[c]) with the exact (erf) GELU, rows [row_begin, row_end) of [rows, columns].
 /// Vectorized erf (Numerical Recipes erfc, fractional error < 1.2e-7) instead of a libm call per value.
