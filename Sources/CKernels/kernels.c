@@ -104,11 +104,11 @@ static AVX512_ONLY void bias_gelu_avx512(float *x, long row_begin, long row_end,
         float *row = x + r * columns;
         long c = 0;
         for (; c + 16 <= columns; c += 16) {
-            v16 v = *(const v16u *)(row + c) + *(const v16u *)(bias + c);
+            v16 v = *(const v16u *)(row + c) + (bias != NULL ? *(const v16u *)(bias + c) : (v16){0});
             *(v16u *)(row + c) = 0.5f * v * (1.0f + erf16(v * 0.70710678118654752f));
         }
         for (; c < columns; c++) {
-            float v = row[c] + bias[c];
+            float v = row[c] + (bias != NULL ? bias[c] : 0.0f);
             row[c] = 0.5f * v * (1.0f + erff(v * 0.70710678118654752f));
         }
     }
@@ -122,7 +122,7 @@ void hk_bias_gelu(float *x, long row_begin, long row_end, long columns, const fl
     for (long r = row_begin; r < row_end; r++) {
         float *row = x + r * columns;
         for (long c = 0; c < columns; c++) {
-            float v = row[c] + bias[c];
+            float v = row[c] + (bias != NULL ? bias[c] : 0.0f);
             row[c] = 0.5f * v * (1.0f + erff(v * 0.70710678118654752f));
         }
     }

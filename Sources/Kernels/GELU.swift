@@ -4,8 +4,8 @@ import Foundation
 /// `x = gelu(x + bias)` in place over a row-major [rows, columns] matrix, with the exact GELU of
 /// Hendrycks & Gimpel 2016, `0.5 · x · (1 + erf(x / √2))` (BERT's "gelu", PyTorch's default), not the
 /// tanh approximation: the reference embeddings are computed with erf.
-/// - bias: [columns]
-public func biasGELU(_ x: UnsafeMutablePointer<Float>, rows: Int, columns: Int, bias: UnsafePointer<Float>,
+/// - bias: [columns], or nil when the GEMM before already added it
+public func biasGELU(_ x: UnsafeMutablePointer<Float>, rows: Int, columns: Int, bias: UnsafePointer<Float>?,
                      threads: Int = 1) {
     parallelFor(rows, threads: threads, minimumChunk: max(1, 16_384 / max(columns, 1))) { range in
         hk_bias_gelu(x, range.lowerBound, range.upperBound, columns, bias)

@@ -6,7 +6,8 @@ import CKernels
 public final class PointwiseWeights: @unchecked Sendable {
     public let outChannels: Int
     public let inChannels: Int
-    /// [outChannels, inChannels], used by the BLAS path and kept for inspection.
+    /// [outChannels, inChannels] for the BLAS path; empty when the packed copy is used (no second copy
+    /// of the model in memory).
     public let weight: [Float]
     /// [outChannels]
     public let bias: [Float]
@@ -19,7 +20,6 @@ public final class PointwiseWeights: @unchecked Sendable {
     public init(weight: [Float], bias: [Float], outChannels: Int, inChannels: Int,
                 usePackedKernel: Bool = PointwiseWeights.packedKernelAvailable) {
         precondition(weight.count == outChannels * inChannels && bias.count == outChannels)
-        self.weight = weight
         self.bias = bias
         self.outChannels = outChannels
         self.inChannels = inChannels
@@ -29,10 +29,12 @@ public final class PointwiseWeights: @unchecked Sendable {
             let packed = raw.bindMemory(to: Float.self, capacity: count)
             hk_gemm_pack(weight, outChannels, inChannels, packed)
             self.packed = packed
+            self.weight = []
             let packedBias = UnsafeMutablePointer<Float>.allocate(capacity: outChannels)
             packedBias.initialize(from: bias, count: outChannels)
             self.packedBias = packedBias
         } else {
+            self.weight = weight
             packed = nil
             packedBias = nil
         }

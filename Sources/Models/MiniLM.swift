@@ -62,35 +62,49 @@ public struct MiniLMConfiguration: Decodable, Sendable, Equatable {
     }
 }
 
-/// A linear layer `y = x · W + bias`, with W stored [in, out]: the transpose of PyTorch's [out, in],
-/// made once at load. With few rows (a short sentence) GEMM time goes mostly to OpenBLAS packing the
-/// weight matrix, and packing the transposed layout was 2x slower than this one.
+/// A linear layer `y = x · W + bias`. On AVX-512 machines it runs headtune's packed GEMM with the bias
+/// in its epilogue (split by output columns when a short sentence gives few rows); elsewhere OpenBLAS
+/// on W stored [in, out], the transpose of PyTorch's [out, in], made once at load: with few rows GEMM
+/// time goes mostly to OpenBLAS packing the weight matrix, and packing the transposed layout was 2x
+/// slower than this one.
 struct Linear: Sendable {
-    /// [inputs, outputs]
-    var weight: [Float]
-    var bias: [Float]
-    var outputs: Int { bias.count }
-    var inputs: Int { weight.count / max(bias.count, 1) }
+    let outputs: Int
+    let inputs: Int
+    /// [inputs, outputs] for the OpenBLAS path; empty when `packed` is used
+    let weight: [Float]
+    let bias: [Float]
+    /// PyTorch's layout packed for the AVX-512 kernel, or nil where it does not run
+    let packed: PointwiseWeights?
 
     /// - pytorchWeight: [outputs, inputs]
     init(pytorchWeight: [Float], bias: [Float]) {
         let outputs = bias.count, inputs = pytorchWeight.count / max(outputs, 1)
+        self.outputs = outputs
+        self.inputs = inputs
+        self.bias = bias
+        if PointwiseWeights.packedKernelAvailable {
+            packed = PointwiseWeights(weight: pytorchWeight, bias: bias, outChannels: outputs, inChannels: inputs)
+            weight = []
+            return
+        }
+        packed = nil
         var weight = [Float](repeating: 0, count: pytorchWeight.count)
         for o in 0..<outputs {
             for i in 0..<inputs { weight[i * outputs + o] = pytorchWeight[o * inputs + i] }
         }
         self.weight = weight
-        self.bias = bias
     }
 
-    /// - input: [rows, inputs] -> output: [rows, outputs], without the bias when `addBias` is false
-    func callAsFunction(_ input: UnsafePointer<Float>, rows: Int, output: UnsafeMutablePointer<Float>, threads: Int,
-                        addBias: Bool = true) {
+    /// - input: [rows, inputs] -> output: [rows, outputs]
+    func callAsFunction(_ input: UnsafePointer<Float>, rows: Int, output: UnsafeMutablePointer<Float>, threads: Int) {
+        if let packed {
+            pointwiseConvolution(input: input, rows: rows, weights: packed, activation: .identity, output: output,
+                                 threads: threads)
+            return
+        }
         BLAS.sgemm(m: rows, n: outputs, k: inputs, a: input, lda: inputs, b: weight, ldb: outputs,
                    c: output, ldc: outputs)
-        if addBias {
-            biasActivation(output, rows: rows, columns: outputs, bias: bias, activation: .identity, threads: threads)
-        }
+        biasActivation(output, rows: rows, columns: outputs, bias: bias, activation: .identity, threads: threads)
     }
 }
 
@@ -160,14 +174,13 @@ public struct MiniLM: Sendable {
         var layers: [Layer] = []
         for i in 0..<c.layerCount {
             let p = "encoder.layer.\(i)"
-            let q = try linear("\(p).attention.self.query", out: hidden, in: hidden)
-            let k = try linear("\(p).attention.self.key", out: hidden, in: hidden)
-            let v = try linear("\(p).attention.self.value", out: hidden, in: hidden)
+            var queryKeyValueWeight: [Float] = [], queryKeyValueBias: [Float] = []
+            for part in ["query", "key", "value"] {
+                queryKeyValueWeight += try weights.floats("\(p).attention.self.\(part).weight", shape: [hidden, hidden])
+                queryKeyValueBias += try weights.floats("\(p).attention.self.\(part).bias", shape: [hidden])
+            }
             layers.append(Layer(
-                queryKeyValue: Linear(pytorchWeight: try weights.floats("\(p).attention.self.query.weight", shape: [hidden, hidden])
-                                      + weights.floats("\(p).attention.self.key.weight", shape: [hidden, hidden])
-                                      + weights.floats("\(p).attention.self.value.weight", shape: [hidden, hidden]),
-                                      bias: q.bias + k.bias + v.bias),
+                queryKeyValue: Linear(pytorchWeight: queryKeyValueWeight, bias: queryKeyValueBias),
                 attentionOutput: try linear("\(p).attention.output.dense", out: hidden, in: hidden),
                 attentionNorm: try norm("\(p).attention.output.LayerNorm"),
                 intermediate: try linear("\(p).intermediate.dense", out: c.intermediateSize, in: hidden),
@@ -222,8 +235,8 @@ public struct MiniLM: Sendable {
             layerNorm(input: projected, residual: state, rows: rows, columns: hidden, gamma: layer.attentionNorm.gamma,
                       beta: layer.attentionNorm.beta, epsilon: Float(c.layerNormEpsilon), output: state, threads: threads)
             // [rows, hidden] -> [rows, intermediate] -> [rows, hidden]
-            layer.intermediate(state, rows: rows, output: intermediate, threads: threads, addBias: false)
-            biasGELU(intermediate, rows: rows, columns: c.intermediateSize, bias: layer.intermediate.bias, threads: threads)
+            layer.intermediate(state, rows: rows, output: intermediate, threads: threads)
+            biasGELU(intermediate, rows: rows, columns: c.intermediateSize, bias: nil, threads: threads)
             layer.output(intermediate, rows: rows, output: projected, threads: threads)
             layerNorm(input: projected, residual: state, rows: rows, columns: hidden, gamma: layer.outputNorm.gamma,
                       beta: layer.outputNorm.beta, epsilon: Float(c.layerNormEpsilon), output: state, threads: threads)

@@ -44,7 +44,7 @@ void hk_gemm_bias_activation_panels(const float *a, long row_begin, long row_end
                                     const float *bias, const float *residual, int relu6, float *c,
                                     long panel_begin, long panel_end);
 
-/// x[r, c] = gelu(x[r, c] + bias[c]) with the exact (erf) GELU, rows [row_begin, row_end) of [rows, columns].
+/// x[r, c] = gelu(x[r, c] + bias[c]) (bias NULL: no bias) with the exact (erf) GELU, rows [row_begin, row_end) of [rows, columns].
 /// Vectorized erf (Numerical Recipes erfc, fractional error < 1.2e-7) instead of a libm call per value.
 void hk_bias_gelu(float *x, long row_begin, long row_end, long columns, const float *bias);
 
