@@ -94,6 +94,9 @@ public struct EfficientNetLite: Sendable {
         return configuration.stages.map { end += $0.repeats; return end }
     }
 
+    /// Per block: whether it ends a stage (`stageEndBlocks`), computed once rather than per image.
+    let endsStage: [Bool]
+
     /// Width of the stage-pooled features: the channels of every stage's last block
     /// (16+24+40+80+112+192+320 = 784 for Lite0).
     public var stagePooledFeatureCount: Int { configuration.stages.map(\.outChannels).reduce(0, +) }
@@ -157,6 +160,10 @@ public struct EfficientNetLite: Sendable {
             blocks.append(Block(arguments: arguments, expand: expand, depthwise: depthwise, project: project))
         }
         self.blocks = blocks
+        var ends = [Bool](repeating: false, count: blocks.count)
+        var end = -1
+        for stage in c.stages { end += stage.repeats; ends[end] = true }
+        endsStage = ends
         let lastChannels = c.stages.last?.outChannels ?? c.stemChannels
         head = pointwise(try fold("_conv_head.weight", "_bn1", shape: [c.headChannels, lastChannels, 1, 1]))
         classifier = pointwise(FoldedConvolution(
@@ -264,7 +271,6 @@ public struct EfficientNetLite: Sendable {
                     outChannels: configuration.stemChannels, activation: .relu6,
                     columns: lane.columns.baseAddress!, output: current, threads: threads)
 
-        let stageEnds = stageEndBlocks
         var stageOffset = 0
         for (index, (block, geometry)) in zip(blocks, plan.blocks).enumerated() {
             let a = block.arguments
@@ -278,7 +284,7 @@ public struct EfficientNetLite: Sendable {
                 unfusedBlock(block, geometry: geometry, input: current, lane: lane, output: next, threads: threads)
             }
             swap(&current, &next)
-            if let stagePooled, stageEnds.contains(index) {
+            if let stagePooled, endsStage[index] {
                 // [positions, out] -> values [stageOffset, stageOffset + out) of the stage-pooled row
                 globalAveragePool(input: current, batch: 1, positions: outRows, channels: a.outChannels,
                                   output: stagePooled + stageOffset)
