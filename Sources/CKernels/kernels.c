@@ -56,6 +56,31 @@ void hk_depthwise(const float *input, long height, long width, long channels, co
                           out_width, relu6, output, row_begin, row_end, 0, channels);
 }
 
+void hk_im2col(const float *input, long height, long width, long channels, long kernel, long stride, long pad_top,
+               long pad_left, long out_height, long out_width, float *columns, long row_begin, long row_end) {
+    const long patch = kernel * kernel * channels;
+    for (long row = row_begin; row < row_end; row++) {
+        long n = row / out_height, oy = row % out_height;
+        const float *image = input + n * height * width * channels;
+        for (long ox = 0; ox < out_width; ox++) {
+            float *column = columns + (row * out_width + ox) * patch;
+            for (long ky = 0; ky < kernel; ky++) {
+                long iy = oy * stride - pad_top + ky;
+                for (long kx = 0; kx < kernel; kx++) {
+                    long ix = ox * stride - pad_left + kx;
+                    float *dst = column + (ky * kernel + kx) * channels;
+                    if (iy >= 0 && iy < height && ix >= 0 && ix < width) {
+                        const float *src = image + (iy * width + ix) * channels;
+                        for (long c = 0; c < channels; c++) dst[c] = src[c];
+                    } else {
+                        for (long c = 0; c < channels; c++) dst[c] = 0.0f;
+                    }
+                }
+            }
+        }
+    }
+}
+
 typedef int v16i __attribute__((vector_size(64)));
 
 /* exp for x <= 0 (down to underflow): 2^n * exp(r) with r in [-ln2/2, ln2/2] and a degree-7 Taylor

@@ -98,39 +98,20 @@ public func depthwiseConvolution(
 
 /// Dense 2-D convolution via im2col + GEMM, for layers with few input channels (the stem).
 /// - input: [batch, height, width, channels]
-/// - weight: [outChannels, kernel, kernel, channels]
+/// - weights: [outChannels, kernel · kernel · channels] (PyTorch's [out, in, k, k] permuted to [out, k, k, in])
 /// - columns: scratch of at least `batch · outHeight · outWidth · kernel² · channels` floats
 /// - output: [batch, outHeight, outWidth, outChannels]
 public func convolution(
-    input: UnsafePointer<Float>, geometry g: ConvolutionGeometry,
-    weight: UnsafePointer<Float>, bias: UnsafePointer<Float>, outChannels: Int, activation: Activation,
+    input: UnsafePointer<Float>, geometry g: ConvolutionGeometry, weights: PointwiseWeights, activation: Activation,
     columns: UnsafeMutablePointer<Float>, output: UnsafeMutablePointer<Float>, threads: Int
 ) {
-    let patch = g.kernel * g.kernel * g.channels
-    let rows = g.batch * g.outHeight * g.outWidth
+    precondition(weights.inChannels == g.kernel * g.kernel * g.channels)
     parallelFor(g.batch * g.outHeight, threads: threads) { range in
-        for row in range {
-            let n = row / g.outHeight, oy = row % g.outHeight
-            let inputImage = input + n * g.height * g.width * g.channels
-            for ox in 0..<g.outWidth {
-                let column = columns + (row * g.outWidth + ox) * patch
-                for ky in 0..<g.kernel {
-                    let iy = oy * g.stride - g.padTop + ky
-                    for kx in 0..<g.kernel {
-                        let ix = ox * g.stride - g.padLeft + kx
-                        let dst = column + (ky * g.kernel + kx) * g.channels
-                        if iy >= 0 && iy < g.height && ix >= 0 && ix < g.width {
-                            dst.update(from: inputImage + (iy * g.width + ix) * g.channels, count: g.channels)
-                        } else {
-                            dst.update(repeating: 0, count: g.channels)
-                        }
-                    }
-                }
-            }
-        }
+        hk_im2col(input, g.height, g.width, g.channels, g.kernel, g.stride, g.padTop, g.padLeft, g.outHeight,
+                  g.outWidth, columns, range.lowerBound, range.upperBound)
     }
-    pointwiseConvolution(input: columns, rows: rows, inChannels: patch, weight: weight, bias: bias,
-                         outChannels: outChannels, activation: activation, output: output, threads: threads)
+    pointwiseConvolution(input: columns, rows: g.batch * g.outHeight * g.outWidth, weights: weights,
+                         activation: activation, output: output, threads: threads)
 }
 
 /// Mean over the spatial positions: [batch, positions, channels] -> [batch, channels].

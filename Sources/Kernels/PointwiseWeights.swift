@@ -51,6 +51,14 @@ public final class PointwiseWeights: @unchecked Sendable {
         hk_gemm_available() != 0 && ProcessInfo.processInfo.environment["HEADTUNE_GEMM"] != "blas"
 
     public var usesPackedKernel: Bool { packed != nil }
+
+    /// One weight, from whichever layout is kept (for inspection and tests).
+    public func weight(output o: Int, input i: Int) -> Float {
+        precondition(o >= 0 && o < outChannels && i >= 0 && i < inChannels)
+        guard let packed else { return weight[o * inChannels + i] }
+        // Panels of 32 output channels, each [inChannels][32] (hk_gemm_pack).
+        return packed[(o / 32) * inChannels * 32 + i * 32 + o % 32]
+    }
 }
 
 /// 1x1 convolution with prepared weights:

@@ -72,7 +72,8 @@ struct FoldedConvolution: Sendable {
 /// EfficientNet-Lite forward pass: images -> pooled features and class logits, in one pass.
 public struct EfficientNetLite: Sendable {
     public let configuration: EfficientNetLiteConfiguration
-    let stem: FoldedConvolution
+    /// [stemChannels, 3 · 3 · 3], taps outer and channels inner like im2col's patches
+    let stem: PointwiseWeights
     let blocks: [Block]
     let head: PointwiseWeights
     /// Classifier [numClasses, headChannels] and bias [numClasses].
@@ -146,7 +147,7 @@ public struct EfficientNetLite: Sendable {
         // Stem: PyTorch [out, in, k, k] -> [out, k, k, in] to match im2col's channels-last patches.
         var stem = try fold("_conv_stem.weight", "_bn0", shape: [c.stemChannels, 3, 3, 3])
         stem.weight = Self.permuteOIHWtoOHWI(stem.weight, out: c.stemChannels, in: 3, kernel: 3)
-        self.stem = stem
+        self.stem = pointwise(stem)
 
         var blocks: [Block] = []
         for (i, arguments) in c.blocks.enumerated() {
@@ -267,8 +268,7 @@ public struct EfficientNetLite: Sendable {
         var next = lane.activationB.baseAddress!
 
         // [H, W, 3] -> [H/2, W/2, stemChannels]
-        convolution(input: input, geometry: plan.stem, weight: stem.weight, bias: stem.bias,
-                    outChannels: configuration.stemChannels, activation: .relu6,
+        convolution(input: input, geometry: plan.stem, weights: stem, activation: .relu6,
                     columns: lane.columns.baseAddress!, output: current, threads: threads)
 
         var stageOffset = 0

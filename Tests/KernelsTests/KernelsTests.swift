@@ -155,15 +155,19 @@ func naiveConvolution(input: [Float], batch: Int, height: Int, width: Int, inCha
                                          weight: weight, bias: bias, outChannels: outC, kernel: kernel, stride: stride,
                                          groups: 1, activation: .relu6)
         let g = ConvolutionGeometry(batch: batch, height: height, width: width, channels: inC, kernel: kernel, stride: stride)
-        var columns = [Float](repeating: .nan, count: batch * g.outHeight * g.outWidth * kernel * kernel * inC)
-        var output = [Float](repeating: .nan, count: batch * g.outHeight * g.outWidth * outC)
-        columns.withUnsafeMutableBufferPointer { cols in
-            output.withUnsafeMutableBufferPointer { out in
-                convolution(input: input, geometry: g, weight: weight, bias: bias, outChannels: outC, activation: .relu6,
-                            columns: cols.baseAddress!, output: out.baseAddress!, threads: 2)
+        for packed in [true, false] {
+            let weights = PointwiseWeights(weight: weight, bias: bias, outChannels: outC, inChannels: kernel * kernel * inC,
+                                           usePackedKernel: packed)
+            var columns = [Float](repeating: .nan, count: batch * g.outHeight * g.outWidth * kernel * kernel * inC)
+            var output = [Float](repeating: .nan, count: batch * g.outHeight * g.outWidth * outC)
+            columns.withUnsafeMutableBufferPointer { cols in
+                output.withUnsafeMutableBufferPointer { out in
+                    convolution(input: input, geometry: g, weights: weights, activation: .relu6,
+                                columns: cols.baseAddress!, output: out.baseAddress!, threads: 2)
+                }
             }
+            #expect(normalizedSquaredError(output, reference.output) < 1e-12, "packed \(weights.usesPackedKernel)")
         }
-        #expect(normalizedSquaredError(output, reference.output) < 1e-12)
     }
 
     @Test func pointwiseWithResidualMatchesNaive() {

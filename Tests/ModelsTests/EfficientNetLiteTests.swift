@@ -71,7 +71,7 @@ struct DictionaryTensorSource: TensorSource {
         checkpoint.tensors["_bn0.running_var"] = ([32], [Float](repeating: 4 - 1e-3, count: 32))
         let model = try EfficientNetLite(weights: checkpoint)
         // scale = 2 / sqrt(4) = 1; bias = 0.5 - 1 * 1
-        #expect(abs(model.stem.weight[0] - 0.01) < 1e-7)
+        #expect(abs(model.stem.weight(output: 0, input: 0) - 0.01) < 1e-7)
         #expect(abs(model.stem.bias[0] - -0.5) < 1e-6)
     }
 }

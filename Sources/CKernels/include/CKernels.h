@@ -48,6 +48,12 @@ void hk_gemm_bias_activation_panels(const float *a, long row_begin, long row_end
 /// Vectorized erf (Numerical Recipes erfc, fractional error < 1.2e-7) instead of a libm call per value.
 void hk_bias_gelu(float *x, long row_begin, long row_end, long columns, const float *bias);
 
+/// im2col for a dense convolution over NHWC, output rows [row_begin, row_end) of the flattened
+/// (batch * out_height) index: columns[(row * out_width + ox)] = the kernel x kernel x channels patch
+/// (taps outer, channels inner), zeros where the patch leaves the image.
+void hk_im2col(const float *input, long height, long width, long channels, long kernel, long stride, long pad_top,
+               long pad_left, long out_height, long out_width, float *columns, long row_begin, long row_end);
+
 /// Floats of scratch hk_inverted_residual needs per thread.
 long hk_inverted_residual_scratch_count(long width, long mid, long kernel, long out_width, long out_height);
 
