@@ -18,7 +18,9 @@ public struct HeadTrainingRequest: Sendable {
     /// (so `augment: [.flip]` adds nothing on top). Measured: +2 to +5 points on cars49 and busi.
     public var testTimeFlip = true
     /// Backbone outputs the head reads (recorded in the head file, so prediction extracts the same).
-    public var featureSet: FeatureSet = .head
+    /// Measured with the default recipe: head+stages +8 images of 125 on busi, +15 of 314 on cars49,
+    /// +5 of 524 on pneumoniamnist over the head features alone (BENCHMARKS.md, "Training heads").
+    public var featureSet: FeatureSet = .headAndStages
     public var configuration = TrainingConfiguration()
     /// Class directions [labels, features] in the raw feature space for the labels in head order
     /// (`LabelPrior`), used as the linear head's start and L2 anchor; nil: none.

@@ -78,7 +78,8 @@ import Training
         #expect(throws: TrainingError.self) { try HeadPredictor(head: outcome.headFile, path: "pets.head", backbone: other) }
         // A head whose width is not its feature set's on this backbone is refused too.
         var mislabelled = outcome.headFile
-        mislabelled.metadata.backbone.features = .headAndStages
+        #expect(mislabelled.metadata.backbone.featureSet == .headAndStages, "the default")
+        mislabelled.metadata.backbone.features = .head
         #expect(throws: TrainingError.self) { try HeadPredictor(head: mislabelled, path: "pets.head", backbone: backbone) }
     }
 
@@ -163,6 +164,7 @@ import Training
     @Test func aHeadFileFromBeforeFeatureSetsStillPredicts() throws {
         var request = HeadTrainingRequest(data: root)
         request.validationSplit = 0
+        request.featureSet = .head
         let outcome = try HeadTraining.run(request, backbone: backbone,
                                            extractor: FeatureExtractor(backbone: backbone, cache: nil, threads: 2))
         #expect(outcome.headFile.metadata.backbone.featureSet == .head && outcome.data.train.columns == 1280)
