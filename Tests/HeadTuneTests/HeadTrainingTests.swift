@@ -128,12 +128,16 @@ import Training
         return pooled
     }
 
-    @Test func aHeadOnHeadAndStagesRecordsItAndEveryPathExtractsIt() throws {
+    /// A head on all four sample images (no validation split) without a cache.
+    func trainWithoutValidation(on featureSet: FeatureSet) throws -> HeadTrainingOutcome {
         var request = HeadTrainingRequest(data: root)
         request.validationSplit = 0
-        request.featureSet = .headAndStages
-        let outcome = try HeadTraining.run(request, backbone: backbone,
-                                           extractor: FeatureExtractor(backbone: backbone, cache: nil, threads: 2))
+        request.featureSet = featureSet
+        return try HeadTraining.run(request, backbone: backbone, extractor: FeatureExtractor(backbone: backbone, cache: nil, threads: 2))
+    }
+
+    @Test func aHeadOnHeadAndStagesRecordsItAndEveryPathExtractsIt() throws {
+        let outcome = try trainWithoutValidation(on: .headAndStages)
         let metadata = outcome.headFile.metadata
         #expect(metadata.backbone.featureSet == .headAndStages && metadata.backbone.featureCount == 2064)
         #expect(outcome.headFile.head.architecture.inputs == 2064 && outcome.data.train.columns == 2064)
@@ -162,11 +166,7 @@ import Training
     }
 
     @Test func aHeadFileFromBeforeFeatureSetsStillPredicts() throws {
-        var request = HeadTrainingRequest(data: root)
-        request.validationSplit = 0
-        request.featureSet = .head
-        let outcome = try HeadTraining.run(request, backbone: backbone,
-                                           extractor: FeatureExtractor(backbone: backbone, cache: nil, threads: 2))
+        let outcome = try trainWithoutValidation(on: .head)
         #expect(outcome.headFile.metadata.backbone.featureSet == .head && outcome.data.train.columns == 1280)
         var old = outcome.headFile
         old.metadata.backbone.features = nil
