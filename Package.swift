@@ -65,6 +65,6 @@ let package = Package(
                                                    .product(name: "GRDB", package: "GRDB.swift")]),
         .testTarget(name: "ServiceTests", dependencies: ["Service", "HeadTune", "Training", "Imaging", "TestSupport",
                                                   .product(name: "HummingbirdTesting", package: "hummingbird")]),
-        .testTarget(name: "HeadTuneTests", dependencies: ["HeadTune", "Imaging", "Training", "TestSupport"]),
+        .testTarget(name: "HeadTuneTests", dependencies: ["HeadTune", "Kernels", "Imaging", "Training", "TestSupport"]),
     ]
 )

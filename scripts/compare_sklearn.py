@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Our head vs scikit-learn LogisticRegression (C tuned by cross-validation) on the same features.
 
-    python3 scripts/compare_sklearn.py [--datasets cars49,busi,pneumoniamnist] [-- TRAIN OPTIONS...]
+    python3 scripts/compare_sklearn.py [--datasets cars49,busi,pneumoniamnist] [--subsets] [-- TRAIN OPTIONS...]
 
 For each development set in ../shared/datasets (or $HEADTUNE_DATASETS) this runs
 `headtune train` with the given options (default: none, i.e. headtune's defaults) and
@@ -13,6 +13,8 @@ Splits: cars49/train and busi/train with headtune's seeded stratified 80/20 spli
 pneumoniamnist train -> val.
 
 scikit-learn and numpy are installed into .venv-compare/ with pip on first use.
+With `--subsets` on head+stages rows (`-- --features head+stages`), scikit-learn is also scored on column subsets of the same
+rows (the head features alone, the stage averages alone, the head with some stages).
 Prints a Markdown table and writes the numbers as JSON (--json).
 """
 
@@ -55,7 +57,27 @@ def ensure_sklearn() -> None:
     os.execv(str(python), [str(python), __file__, *sys.argv[1:]])
 
 
-def sklearn_accuracy(directory: Path, seed: int) -> tuple[float, float]:
+# Column ranges of `--features head+stages` rows for EfficientNet-Lite0: the 1280 pooled head features,
+# then the average of each stage's output (16, 24, 40, 80, 112, 192, 320 channels).
+HEAD = 1280
+STAGE_WIDTHS = [16, 24, 40, 80, 112, 192, 320]
+
+
+def stage_columns(stages: list[int]) -> list[int]:
+    starts = [HEAD + sum(STAGE_WIDTHS[:i]) for i in range(len(STAGE_WIDTHS))]
+    return [c for i in stages for c in range(starts[i], starts[i] + STAGE_WIDTHS[i])]
+
+
+SUBSETS = {
+    "head": list(range(HEAD)),
+    "stages only": stage_columns(list(range(7))),
+    "head + stages 0-3": list(range(HEAD)) + stage_columns([0, 1, 2, 3]),
+    "head + last 3 stages (4-6)": list(range(HEAD)) + stage_columns([4, 5, 6]),
+    "head + last 2 stages (5-6)": list(range(HEAD)) + stage_columns([5, 6]),
+}
+
+
+def sklearn_accuracy(directory: Path, seed: int, columns: list[int] | None = None) -> tuple[float, float]:
     import numpy as np
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import GridSearchCV, StratifiedGroupKFold
@@ -67,6 +89,8 @@ def sklearn_accuracy(directory: Path, seed: int) -> tuple[float, float]:
     groups = np.load(directory / "train_images.npy").astype(int)
     xv = np.load(directory / "validation_features.npy")
     yv = np.load(directory / "validation_labels.npy").astype(int)
+    if columns is not None:
+        x, xv = x[:, columns], xv[:, columns]
     pipeline = make_pipeline(StandardScaler(), LogisticRegression(max_iter=5000))
     grid = {"logisticregression__C": np.logspace(-4, 1, 11)}
     search = GridSearchCV(pipeline, grid, cv=StratifiedGroupKFold(5, shuffle=True, random_state=seed), n_jobs=2)
@@ -80,6 +104,9 @@ def main() -> int:
     parser.add_argument("--datasets", default=",".join(SPLITS))
     parser.add_argument("--headtune", default=str(ROOT / ".build" / "release" / "headtune"))
     parser.add_argument("--json", help="write the results here")
+    parser.add_argument("--subsets", action="store_true",
+                        help="with --features head+stages: also score scikit-learn on column subsets (head, stages only, "
+                             "head + some stages) of the same rows")
     parser.add_argument("train_options", nargs=argparse.REMAINDER, help="options for headtune train (after --)")
     args = parser.parse_args()
     options = [o for o in args.train_options if o != "--"]
@@ -102,9 +129,21 @@ def main() -> int:
                 return 1
             ours = json.loads(run.stdout)
             theirs, c = sklearn_accuracy(Path(scratch) / "features", seed=0)
+            subsets = {}
+            if args.subsets:
+                import numpy as np
+                width = np.load(Path(scratch) / "features" / "train_features.npy", mmap_mode="r").shape[1]
+                if width != HEAD + sum(STAGE_WIDTHS):
+                    print(f"--subsets needs head+stages rows ({HEAD + sum(STAGE_WIDTHS)} columns), got {width}: "
+                          "add -- --features head+stages", file=sys.stderr)
+                    return 1
+                for subset, columns in SUBSETS.items():
+                    accuracy, subset_c = sklearn_accuracy(Path(scratch) / "features", seed=0, columns=columns)
+                    subsets[subset] = {"sklearn_accuracy": accuracy, "sklearn_C": subset_c, "columns": len(columns)}
+                    print(f"{name}: scikit-learn on {subset} ({len(columns)} columns): {accuracy:.4f} (C={subset_c:g})", file=sys.stderr)
         results.append({"dataset": name, "headtune_accuracy": ours["accuracy"], "headtune_balanced_accuracy": ours["balanced_accuracy"],
                         "sklearn_accuracy": theirs, "sklearn_C": c, "validation_images": ours["count"],
-                        "train_seconds": round(seconds, 1), "options": options})
+                        "train_seconds": round(seconds, 1), "options": options, **({"subsets": subsets} if subsets else {})})
         print(f"{name}: headtune {ours['accuracy']:.4f}, scikit-learn {theirs:.4f} (C={c:g}), train {seconds:.1f} s", file=sys.stderr)
     print("| dataset | validation images | headtune | scikit-learn LogisticRegression (tuned C) |")
     print("| --- | ---: | ---: | ---: |")

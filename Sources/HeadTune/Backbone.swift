@@ -64,7 +64,8 @@ public final class Backbone: Sendable {
 
 /// What the backbone computed for one input.
 public struct BackboneOutput: Sendable {
-    /// [featureCount] pooled features.
+    /// [featureCount] pooled features, followed by the [stagePooledFeatureCount] stage-pooled ones when
+    /// the run asked for `FeatureSet.headAndStages`.
     public var features: [Float]
     /// [classCount] ImageNet logits, when requested.
     public var logits: [Float]?

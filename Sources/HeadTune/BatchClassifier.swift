@@ -47,6 +47,7 @@ public struct BatchClassifier {
         if case .head(let predictor) = classifier {
             let backbone = self.backbone, views = predictor.views
             runner.computeLogits = false
+            runner.featureSet = predictor.featureSet
             runner.viewsPerPath = views.count
             runner.prepare = { path, destination in try backbone.prepare(path: path, views: views, into: destination) }
         }
@@ -72,7 +73,8 @@ public struct BatchClassifier {
                     }
                     record.unknown = output.isUnknown
                     record.oodScore = output.outOfDistributionScore
-                    if includeEmbedding { record.embedding = try outputs[i].get().features }
+                    // The embedding is the pooled head features whatever else the head reads.
+                    if includeEmbedding { record.embedding = Array(try outputs[i].get().features.prefix(backbone.featureCount)) }
                     if includeLogits { record.logits = output.logits }
                 case .failure(let error):
                     record.error = describe(error, path: paths[index])

@@ -2,6 +2,7 @@ import Dispatch
 import Foundation
 import Models
 import Synchronization
+import Training
 
 /// Runs the backbone over many files in batches. While the network runs batch b, batch b + 1 is
 /// read and decoded on a background queue by `decodeThreads` workers; only two batches of inputs
@@ -17,6 +18,9 @@ public struct BatchRunner {
     /// scaling, so one decoder cannot keep up with the network on them.
     public var decodeThreads: Int
     public var computeLogits: Bool
+    /// What `BackboneOutput.features` holds: the pooled head features, or those followed by the
+    /// stage-pooled ones.
+    public var featureSet: FeatureSet = .head
     /// Network inputs `prepare` writes per path (e.g. an image and its mirror image); the output is
     /// their mean, in the same order of operations as `averagedFeatures` so both give the same bits.
     public var viewsPerPath = 1
@@ -54,6 +58,8 @@ public struct BatchRunner {
         let featureCount = backbone.featureCount, classCount = backbone.classCount
         var features = [Float](repeating: 0, count: batchSize * views * featureCount)
         var logits = [Float](repeating: 0, count: batchSize * views * classCount)
+        let featureSet = self.featureSet, stageCount = backbone.model.stagePooledFeatureCount
+        var stagePooled = [Float](repeating: 0, count: featureSet.needsStagePooling ? batchSize * views * stageCount : 0)
         let decodeQueue = DispatchQueue(label: "headtune.decode")
         let backbone = self.backbone, prepare = self.prepare, threads = self.threads, computeLogits = self.computeLogits
 
@@ -74,8 +80,11 @@ public struct BatchRunner {
                 workspaces[images] = workspace
                 features.withUnsafeMutableBufferPointer { f in
                     logits.withUnsafeMutableBufferPointer { l in
-                        backbone.model.forward(input: current.input.baseAddress!, workspace: workspace,
-                                               features: f.baseAddress!, logits: computeLogits ? l.baseAddress! : nil)
+                        stagePooled.withUnsafeMutableBufferPointer { s in
+                            backbone.model.forward(input: current.input.baseAddress!, workspace: workspace,
+                                                   features: f.baseAddress!, logits: computeLogits ? l.baseAddress! : nil,
+                                                   stagePooled: featureSet.needsStagePooling ? s.baseAddress! : nil)
+                        }
                     }
                 }
             }
@@ -84,8 +93,10 @@ public struct BatchRunner {
                 if let error { return .failure(error) }
                 defer { slot += 1 }
                 let f = Self.meanOfViews(features, row: slot * views, views: views, width: featureCount)
+                let s = featureSet.needsStagePooling
+                    ? Self.meanOfViews(stagePooled, row: slot * views, views: views, width: stageCount) : nil
                 let l = computeLogits ? Self.meanOfViews(logits, row: slot * views, views: views, width: classCount) : nil
-                return .success(BackboneOutput(features: f, logits: l))
+                return .success(BackboneOutput(features: featureSet.compose(head: f, stagePooled: s), logits: l))
             }
             try handle(batchRange(b), results)
         }

@@ -14,6 +14,9 @@ extension Backbone {
 
     /// The feature-cache key of this network: its id and the full sha256 of its weights.
     public var cacheIdentity: String { "\(identifier)/\(weightsSHA256)" }
+
+    /// Values per image under `featureSet` (1280 or 2064 for Lite0).
+    public func featureCount(for featureSet: FeatureSet) -> Int { featureSet.featureCount(of: model) }
 }
 
 /// One feature vector to compute: an image under a view.
@@ -53,9 +56,11 @@ public struct FeatureExtractor {
         public var damagedEntries = 0
     }
 
+    /// - featureSet: which backbone outputs each vector holds (the head's, when feeding a head)
     /// - progress: (done, total) over the requests that need the network; called from this thread.
-    public func extract(_ requests: [FeatureRequest], progress: (Int, Int) -> Void = { _, _ in }) throws -> Outcome {
-        let dimension = backbone.featureCount
+    public func extract(_ requests: [FeatureRequest], featureSet: FeatureSet,
+                        progress: (Int, Int) -> Void = { _, _ in }) throws -> Outcome {
+        let dimension = backbone.featureCount(for: featureSet)
         var results = [Result<[Float], Error>?](repeating: nil, count: requests.count)
         var outcome = Outcome(results: [])
         var keys = [FeatureKey?](repeating: nil, count: requests.count)
@@ -64,7 +69,8 @@ public struct FeatureExtractor {
             let hashes = Dictionary(uniqueKeysWithValues: zip(paths, try cache.contentHashes(paths: paths)))
             for (i, request) in requests.enumerated() {
                 if let hash = hashes[request.path] ?? nil {
-                    keys[i] = FeatureKey(contentSHA256: hash, backbone: backbone.cacheIdentity, view: request.view.name)
+                    keys[i] = FeatureKey(contentSHA256: hash, backbone: backbone.cacheIdentity, view: request.view.name,
+                                         featureSet: featureSet)
                 }
             }
             let known = keys.indices.filter { keys[$0] != nil }
@@ -86,6 +92,7 @@ public struct FeatureExtractor {
         for view in byView.keys.sorted(by: { $0.name < $1.name }) {
             let indices = byView[view]!
             var runner = BatchRunner(backbone: backbone, batchSize: batchSize, threads: threads, computeLogits: false)
+            runner.featureSet = featureSet
             let backbone = self.backbone
             runner.prepare = { path, destination in try backbone.prepare(path: path, view: view, into: destination) }
             try runner.run(paths: indices.map { requests[$0].path }) { position, result in

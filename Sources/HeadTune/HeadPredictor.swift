@@ -72,10 +72,18 @@ public struct HeadPredictor {
             throw TrainingError.invalidHeadFile(path: path, reason: "preprocessing \(head.metadata.preprocessing.policy) at "
                                                 + "\(head.metadata.preprocessing.inputSize) px is not supported by this backbone")
         }
+        let featureSet = head.metadata.backbone.featureSet
+        guard head.metadata.backbone.featureCount == backbone.featureCount(for: featureSet) else {
+            throw TrainingError.invalidHeadFile(path: path, reason: "\(head.metadata.backbone.featureCount) \(featureSet.rawValue) features; "
+                                                + "this backbone gives \(backbone.featureCount(for: featureSet))")
+        }
         self.head = head
         self.policy = policy
         views = predictionViews(policy: policy, testTimeFlip: head.metadata.preprocessing.testTimeFlip)
     }
+
+    /// The backbone outputs this head reads (what it was trained on).
+    public var featureSet: FeatureSet { head.metadata.backbone.featureSet }
 
     public static func load(path: String, backbone: Backbone) throws -> HeadPredictor {
         try HeadPredictor(head: HeadFile.read(path: path), path: path, backbone: backbone)
@@ -87,7 +95,7 @@ public struct HeadPredictor {
     public func predict(paths: [String], extractor: FeatureExtractor, progress: (Int, Int) -> Void = { _, _ in })
         throws -> [Result<[Float], Error>]
     {
-        let outcome = try extractor.extract(requests(paths: paths, views: views), progress: progress)
+        let outcome = try extractor.extract(requests(paths: paths, views: views), featureSet: featureSet, progress: progress)
         return probabilities(for: averagedFeatures(outcome.results, paths: paths.count, views: views.count))
     }
 
@@ -111,7 +119,7 @@ public struct HeadPredictor {
         public var isUnknown: Bool?
     }
 
-    /// Standardizes raw backbone features [features] per image, runs the head and the
+    /// Standardizes raw backbone features [features of `featureSet`] per image, runs the head and the
     /// out-of-distribution detector on all successful rows at once (one GEMM each).
     public func outputs(for features: [Result<[Float], Error>]) -> [Result<Output, Error>] {
         var matrix = FeatureMatrix(columns: head.head.architecture.inputs)

@@ -17,6 +17,10 @@ public struct HeadTrainingRequest: Sendable {
     /// Features are the mean of the image's and its mirror image's, in training and prediction alike
     /// (so `augment: [.flip]` adds nothing on top). Measured: +2 to +5 points on cars49 and busi.
     public var testTimeFlip = true
+    /// Backbone outputs the head reads (recorded in the head file, so prediction extracts the same).
+    /// Measured with the default recipe: head+stages +8 images of 125 on busi, +15 of 314 on cars49,
+    /// +5 of 524 on pneumoniamnist over the head features alone (BENCHMARKS.md, "Training heads").
+    public var featureSet: FeatureSet = .headAndStages
     public var configuration = TrainingConfiguration()
     /// Class directions [labels, features] in the raw feature space for the labels in head order
     /// (`LabelPrior`), used as the linear head's start and L2 anchor; nil: none.
@@ -92,7 +96,8 @@ public enum HeadTraining {
         let externalValidation = validationSet?.samples.map { LabeledSample(path: $0.path, label: $0.label, split: .validation) } ?? []
         samples += externalValidation
         let start = Date()
-        let first = try extractor.extract(requests(paths: samples.map(\.path), views: predictionViews)) {
+        let featureSet = request.featureSet, featureCount = backbone.featureCount(for: featureSet)
+        let first = try extractor.extract(requests(paths: samples.map(\.path), views: predictionViews), featureSet: featureSet) {
             events.extraction("features", $0, $1)
         }
         var statistics = HeadTrainingOutcome.Statistics()
@@ -130,7 +135,7 @@ public enum HeadTraining {
         }
 
         // Phase 2: the extra training views.
-        var train = FeatureMatrix(columns: backbone.featureCount)
+        var train = FeatureMatrix(columns: featureCount)
         var trainLabels: [Int] = [], trainImages: [Int] = []
         for (n, i) in trainIndices.enumerated() {
             train.append(row: usable[i].features)
@@ -141,7 +146,9 @@ public enum HeadTraining {
             .filter { !predictionViews.contains($0) }
         if !extraViews.isEmpty {
             let paths = trainIndices.map { usable[$0].sample.path }
-            let second = try extractor.extract(requests(paths: paths, views: extraViews)) { events.extraction("augmented views", $0, $1) }
+            let second = try extractor.extract(requests(paths: paths, views: extraViews), featureSet: featureSet) {
+                events.extraction("augmented views", $0, $1)
+            }
             statistics.cacheHits += second.cacheHits
             statistics.extracted += second.extracted
             statistics.damagedCacheEntries += second.damagedEntries
@@ -156,13 +163,15 @@ public enum HeadTraining {
                 }
             }
         }
-        var validation = FeatureMatrix(columns: backbone.featureCount)
+        var validation = FeatureMatrix(columns: featureCount)
         for i in validationIndices { validation.append(row: usable[i].features) }
         let validationLabels = validationIndices.map { usable[$0].sample.label }
         statistics.extractionSeconds = Date().timeIntervalSince(start)
 
         let trainingStart = Date()
-        let prior = try request.labelPrior?(labels)
+        // The class names say nothing about the stage-pooled features: their weights start at, and are
+        // pulled towards, zero.
+        let prior = try request.labelPrior?(labels).paddingColumns(to: featureCount)
         let result = try HeadTrainer.train(configuration: request.configuration, classes: labels.count, train: train,
                                            trainLabels: trainLabels, trainGroups: trainImages,
                                            validation: validation.rows > 0 ? validation : nil,
@@ -192,7 +201,8 @@ public enum HeadTraining {
         let detector = OutOfDistributionDetector.fit(train: bank, validation: calibration.rows > 0 ? calibration : nil)
         let metadata = HeadFile.Metadata(
             labels: labels,
-            backbone: .init(id: backbone.identifier, weightsSHA256: backbone.weightsSHA256, featureCount: backbone.featureCount),
+            backbone: .init(id: backbone.identifier, weightsSHA256: backbone.weightsSHA256, featureCount: featureCount,
+                            features: featureSet),
             preprocessing: .init(policy: request.policy.rawValue, inputSize: backbone.inputSize, testTimeFlip: request.testTimeFlip,
                                  augment: request.augment.map(\.rawValue)),
             architecture: result.head.architecture, training: configuration, bestEpoch: result.bestEpoch,

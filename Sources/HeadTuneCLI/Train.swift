@@ -36,6 +36,10 @@ struct Train: ParsableCommand {
     @Flag(inversion: .prefixedNo, help: "Use the mean of the features of each image and its mirror image, in training and prediction (--no-test-time-flip: the image alone, half the extraction time).")
     var testTimeFlip = true
 
+    @Option(help: ArgumentHelp("Backbone outputs the head reads: head (the 1280 pooled features) or head+stages (those and the 784 averages of every stage's output).",
+                               discussion: "Recorded in the head: evaluate, classify and serve extract the same."))
+    var features: FeatureSet = HeadTrainingRequest(data: "").featureSet
+
     @Option(help: "Head: linear (logistic regression) or mlp (one hidden layer with dropout).")
     var head: HeadKind = .linear
 
@@ -117,6 +121,7 @@ struct Train: ParsableCommand {
         request.policy = policy
         request.augment = try augmentations()
         request.testTimeFlip = testTimeFlip
+        request.featureSet = features
         request.configuration = trainingConfiguration
         if initFromLabels {
             let (encoder, alignment) = try loadTextSpace(alignment: alignment, backbone: model, options: backbone)

@@ -8,6 +8,7 @@ extension CropPolicy: ExpressibleByArgument {}
 extension HeadKind: ExpressibleByArgument {}
 extension OptimizerKind: ExpressibleByArgument {}
 extension ClassWeighting: ExpressibleByArgument {}
+extension FeatureSet: ExpressibleByArgument {}
 
 /// Where features are cached between runs.
 struct CacheOptions: ParsableArguments {

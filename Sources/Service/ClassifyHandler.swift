@@ -1,5 +1,6 @@
 import HeadTune
 import Hummingbird
+import Training
 
 /// `POST /v1/classify?head=NAME&top_k=K`: one image (image/jpeg, image/png) or several
 /// (multipart/form-data). Answers `{"head": NAME, "results": [record, ...]}` with the records of
@@ -15,11 +16,13 @@ struct ClassifyHandler: Sendable {
         let topK = try request.queryInt("top_k", default: 5, range: 1...100_000)
         let (images, _) = try await readImages(request, limits: limits)
         let views = head.predictor?.views ?? [models.backbone.plainView]
-        let outputs = try await runBackbone(on: images, views: views, models: models, limits: limits)
+        let featureSet = head.predictor?.featureSet ?? .head
+        let outputs = try await runBackbone(on: images, views: views, models: models, limits: limits,
+                                            stagePooling: featureSet.needsStagePooling)
         // Per image: probabilities, and the out-of-distribution score and verdict when the head has them.
         let scored: [(probabilities: [Float], oodScore: Float?, unknown: Bool?)]
         if let predictor = head.predictor {
-            scored = predictor.outputs(viewFeatures: outputs.flatMap { $0.map(\.features) }).map {
+            scored = predictor.outputs(viewFeatures: outputs.flatMap { $0.map { $0.features(featureSet) } }).map {
                 ($0.probabilities, $0.outOfDistributionScore, $0.isUnknown)
             }
         } else {

@@ -5,9 +5,10 @@ import Imaging
 /// Shared by the image routes: decodes each uploaded image under each view (on the request's task,
 /// so decoding runs in parallel across requests) and runs the network inputs through the batching
 /// worker. A decoding failure is a 422 carrying the decoder's message, which names the image.
+/// - stagePooling: also compute the stage-pooled features (a head on `head+stages`)
 /// - returns: per image, per view, what the backbone computed
 func runBackbone(on images: [UploadedImage], views: [ImageView], models: LoadedModels,
-                 limits: RequestLimits) async throws -> [[ImageOutput]] {
+                 limits: RequestLimits, stagePooling: Bool = false) async throws -> [[ImageOutput]] {
     let worker = models.worker, backbone = models.backbone
     let imageFloats = worker.imageFloats
     let count = images.count * views.count
@@ -19,7 +20,8 @@ func runBackbone(on images: [UploadedImage], views: [ImageView], models: LoadedM
         worker.withdrawArrival()
         throw error
     }
-    let outputs = try await worker.infer(inputs: inputs, count: count, timeout: limits.timeout, announced: true)
+    let outputs = try await worker.infer(inputs: inputs, count: count, timeout: limits.timeout, announced: true,
+                                         stagePooling: stagePooling)
     return images.indices.map { i in Array(outputs[(i * views.count)..<((i + 1) * views.count)]) }
 }
 

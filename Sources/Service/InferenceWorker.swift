@@ -2,6 +2,7 @@ import Dispatch
 import Foundation
 import HeadTune
 import Models
+import Training
 
 /// What the backbone computed for one image of a request.
 public struct ImageOutput: Sendable {
@@ -9,6 +10,13 @@ public struct ImageOutput: Sendable {
     public var features: [Float]
     /// [classCount] ImageNet logits.
     public var logits: [Float]
+    /// [stagePooledFeatureCount] stage-pooled features, when the request asked for them.
+    public var stagePooled: [Float]?
+
+    /// The image's features under `featureSet` (the head's).
+    public func features(_ featureSet: FeatureSet) -> [Float] {
+        featureSet.compose(head: features, stagePooled: stagePooled)
+    }
 }
 
 /// Dynamic batching settings (Triton's dynamic batcher: a batch closes when it is full or when its
@@ -40,8 +48,8 @@ public struct BatchingSettings: Sendable, Equatable {
 /// Text-encoder work goes through the same queue, so the two networks never compete for the cores.
 final class InferenceWorker: @unchecked Sendable {
     private enum Work {
-        /// `count` network inputs, [count, size, size, 3].
-        case images(inputs: [Float], count: Int)
+        /// `count` network inputs, [count, size, size, 3]; `stagePooling`: also the stage-pooled features.
+        case images(inputs: [Float], count: Int, stagePooling: Bool)
         case task(@Sendable () throws -> any Sendable)
     }
 
@@ -66,7 +74,7 @@ final class InferenceWorker: @unchecked Sendable {
         }
 
         var imageCount: Int {
-            if case .images(_, let count) = work { return count }
+            if case .images(_, let count, _) = work { return count }
             return 0
         }
     }
@@ -89,6 +97,7 @@ final class InferenceWorker: @unchecked Sendable {
     private let batchInput: UnsafeMutableBufferPointer<Float>
     private var features: [Float]
     private var logits: [Float]
+    private var stagePooled: [Float]
 
     init(backbone: Backbone, settings: BatchingSettings, metrics: ServiceMetrics) {
         self.backbone = backbone
@@ -99,6 +108,7 @@ final class InferenceWorker: @unchecked Sendable {
         batchInput.initialize(repeating: 0)
         features = [Float](repeating: 0, count: settings.maxBatch * backbone.featureCount)
         logits = [Float](repeating: 0, count: settings.maxBatch * backbone.classCount)
+        stagePooled = [Float](repeating: 0, count: settings.maxBatch * backbone.model.stagePooledFeatureCount)
     }
 
     deinit { batchInput.deallocate() }
@@ -164,10 +174,12 @@ final class InferenceWorker: @unchecked Sendable {
 
     /// Runs the backbone on `count` prepared inputs ([count, size, size, 3]), batched with other
     /// requests' images. Throws `ServiceError.queueFull`, `.timeout` or `.shuttingDown`.
-    func infer(inputs: [Float], count: Int, timeout: Duration, announced: Bool = false) async throws -> [ImageOutput] {
+    /// - stagePooling: also return the stage-pooled features (heads on `head+stages`)
+    func infer(inputs: [Float], count: Int, timeout: Duration, announced: Bool = false,
+               stagePooling: Bool = false) async throws -> [ImageOutput] {
         precondition(inputs.count == count * imageFloats)
-        guard case .images(let outputs) = try await submit(.images(inputs: inputs, count: count), timeout: timeout,
-                                                           announced: announced) else {
+        guard case .images(let outputs) = try await submit(.images(inputs: inputs, count: count, stagePooling: stagePooling),
+                                                           timeout: timeout, announced: announced) else {
             throw ServiceError.internal("inference returned no images")
         }
         return outputs
@@ -312,10 +324,10 @@ final class InferenceWorker: @unchecked Sendable {
     /// split into sub-batches whose sizes are powers of two (or `maxBatch`), so at most
     /// log2(maxBatch) + 1 workspaces exist rather than one per possible batch size.
     private func runImages(_ jobs: [Job]) -> [[ImageOutput]] {
-        var all: [(inputs: [Float], index: Int)] = []
+        var all: [(inputs: [Float], index: Int, stagePooling: Bool)] = []
         for job in jobs {
-            guard case .images(let inputs, let count) = job.work else { continue }
-            for i in 0..<count { all.append((inputs, i)) }
+            guard case .images(let inputs, let count, let stagePooling) = job.work else { continue }
+            for i in 0..<count { all.append((inputs, i, stagePooling)) }
         }
         var outputs: [ImageOutput] = []
         outputs.reserveCapacity(all.count)
@@ -331,19 +343,25 @@ final class InferenceWorker: @unchecked Sendable {
             }
             let workspace = workspaces[size] ?? backbone.model.makeWorkspace(batch: size, threads: settings.threads)
             workspaces[size] = workspace
+            // Stage pooling only when an image of this sub-batch needs it (a head on head+stages).
+            let pooling = chunk.contains { $0.stagePooling }
             let started = DispatchTime.now().uptimeNanoseconds
             features.withUnsafeMutableBufferPointer { f in
                 logits.withUnsafeMutableBufferPointer { l in
-                    backbone.model.forward(input: batchInput.baseAddress!, workspace: workspace,
-                                           features: f.baseAddress!, logits: l.baseAddress!)
+                    stagePooled.withUnsafeMutableBufferPointer { s in
+                        backbone.model.forward(input: batchInput.baseAddress!, workspace: workspace,
+                                               features: f.baseAddress!, logits: l.baseAddress!,
+                                               stagePooled: pooling ? s.baseAddress! : nil)
+                    }
                 }
             }
             metrics.inference.recordNanoseconds(Int64(DispatchTime.now().uptimeNanoseconds - started))
             metrics.batchSize.record(size)
-            let f = backbone.featureCount, c = backbone.classCount
-            for slot in 0..<size {
+            let f = backbone.featureCount, c = backbone.classCount, p = backbone.model.stagePooledFeatureCount
+            for (slot, item) in chunk.enumerated() {
                 outputs.append(ImageOutput(features: Array(features[(slot * f)..<((slot + 1) * f)]),
-                                           logits: Array(logits[(slot * c)..<((slot + 1) * c)])))
+                                           logits: Array(logits[(slot * c)..<((slot + 1) * c)]),
+                                           stagePooled: item.stagePooling ? Array(stagePooled[(slot * p)..<((slot + 1) * p)]) : nil))
             }
             position += size
         }

@@ -37,6 +37,7 @@ struct StatusHandlers: Sendable {
                 members.append(("path", head.path.map { .string($0) } ?? .null))
                 members.append(("architecture", .string(metadata.architecture.kind.rawValue)))
                 members.append(("test_time_flip", .bool(metadata.preprocessing.testTimeFlip)))
+                members.append(("features", .string(predictor.featureSet.rawValue)))
                 members.append(("created_at", .string(metadata.createdAt)))
                 if let report = metadata.validation {
                     members.append(("validation", .object([

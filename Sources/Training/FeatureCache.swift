@@ -11,18 +11,30 @@ public struct FeatureKey: Hashable, Sendable {
     public var backbone: String
     /// Preprocessing and augmentation view, e.g. "resize" or "resize+flip".
     public var view: String
+    /// Which backbone outputs the vector holds.
+    public var featureSet: FeatureSet
 
-    public init(contentSHA256: String, backbone: String, view: String) {
+    public init(contentSHA256: String, backbone: String, view: String, featureSet: FeatureSet = .head) {
         self.contentSHA256 = contentSHA256
         self.backbone = backbone
         self.view = view
+        self.featureSet = featureSet
+    }
+
+    /// The `backbone` column: the backbone alone for `head` (so entries written before feature sets
+    /// existed stay valid), suffixed by the set otherwise. Part of the key rather than a new column, so
+    /// the schema stays at version 1 and older headtune builds sharing the file neither drop it nor
+    /// ever match another set's rows.
+    var storedBackbone: String {
+        featureSet == .head ? backbone : "\(backbone)#\(featureSet.rawValue)"
     }
 }
 
 /// An on-disk SQLite store (through GRDB) of backbone features, so a second `train` on the same
 /// images extracts nothing. Every vector carries its dimension and an FNV-1a checksum: a damaged
 /// entry is detected, deleted and recomputed, never used. Entries of another backbone never match
-/// because the backbone (with its weights hash) is part of the key.
+/// because the backbone (with its weights hash) is part of the key; nor do entries of another
+/// feature set (`FeatureKey.featureSet`).
 public final class FeatureCache: Sendable {
     public let path: String
     private let queue: DatabaseQueue
@@ -96,7 +108,7 @@ public final class FeatureCache: Sendable {
                 let delete = try db.cachedStatement(sql: "DELETE FROM features WHERE content_sha256 = ? AND backbone = ? AND view = ?")
                 var damaged = 0
                 let vectors = try keys.map { key -> [Float]? in
-                    let arguments: StatementArguments = [key.contentSHA256, key.backbone, key.view]
+                    let arguments: StatementArguments = [key.contentSHA256, key.storedBackbone, key.view]
                     guard let row = try Row.fetchOne(select, arguments: arguments) else { return nil }
                     let storedDimension: Int = row["dimension"], checksum: Int64 = row["checksum"]
                     let blob: Data = row["vector"] ?? Data()
@@ -126,7 +138,7 @@ public final class FeatureCache: Sendable {
                     """)
                 for (key, vector) in entries {
                     let blob = vector.withUnsafeBytes { Data($0) }
-                    try insert.execute(arguments: [key.contentSHA256, key.backbone, key.view, vector.count,
+                    try insert.execute(arguments: [key.contentSHA256, key.storedBackbone, key.view, vector.count,
                                                    Int64(bitPattern: FNV1a.hash(Array(blob))), blob])
                 }
             }

@@ -28,6 +28,17 @@ public struct FeatureMatrix: Sendable, Equatable {
         for i in indices { result.append(row: row(i)) }
         return result
     }
+
+    /// Each row followed by zeros up to `width` columns (at least `columns`).
+    public func paddingColumns(to width: Int) -> FeatureMatrix {
+        precondition(width >= columns, "cannot pad \(columns) columns to \(width)")
+        guard width > columns else { return self }
+        var result = FeatureMatrix(columns: width)
+        result.values.reserveCapacity(rows * width)
+        let zeros = [Float](repeating: 0, count: width - columns)
+        for r in 0..<rows { result.append(row: row(r) + zeros) }
+        return result
+    }
 }
 
 /// Per-feature standardization `(x - mean) * inverseStd`, fitted on the training rows and stored in

@@ -9,13 +9,19 @@ public struct HeadFile: Sendable {
         /// e.g. "efficientnet-lite0@57934424d8f1".
         public var id: String
         public var weightsSHA256: String
+        /// Values per image: `features.featureCount(of:)` of this backbone.
         public var featureCount: Int
+        /// The backbone outputs the head reads; absent in heads from before feature sets (= `head`).
+        public var features: FeatureSet?
 
-        public init(id: String, weightsSHA256: String, featureCount: Int) {
+        public init(id: String, weightsSHA256: String, featureCount: Int, features: FeatureSet = .head) {
             self.id = id
             self.weightsSHA256 = weightsSHA256
             self.featureCount = featureCount
+            self.features = features
         }
+
+        public var featureSet: FeatureSet { features ?? .head }
     }
 
     /// How images become features for this head.
@@ -95,8 +101,9 @@ public struct HeadFile: Sendable {
     }
 
     public static let format = "headtune-head"
-    /// 2 adds the optional out-of-distribution detector (`ood.bank`).
-    public static let formatVersion = 2
+    /// 2 adds the optional out-of-distribution detector (`ood.bank`); 3 adds feature sets other than
+    /// `head` (`backbone.features`). The highest version this build reads.
+    public static let formatVersion = 3
     static let metadataKey = "headtune"
 
     public var metadata: Metadata
@@ -111,6 +118,9 @@ public struct HeadFile: Sendable {
         self.standardization = standardization
         self.outOfDistribution = outOfDistribution
         self.metadata.outOfDistribution = outOfDistribution?.settings
+        // The lowest version that describes the head: a `head` head stays readable by builds that know
+        // only format 2, while one on other features is refused there rather than fed 1280 values.
+        self.metadata.formatVersion = metadata.backbone.featureSet == .head ? min(metadata.formatVersion, 2) : 3
     }
 
     /// The file contents.

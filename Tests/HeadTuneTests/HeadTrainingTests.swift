@@ -76,6 +76,106 @@ import Training
                                            extractor: FeatureExtractor(backbone: backbone, cache: cache, threads: 2))
         let other = Backbone(model: backbone.model, identifier: backbone.identifier, weightsSHA256: "0123456789abcdef")
         #expect(throws: TrainingError.self) { try HeadPredictor(head: outcome.headFile, path: "pets.head", backbone: other) }
+        // A head whose width is not its feature set's on this backbone is refused too.
+        var mislabelled = outcome.headFile
+        #expect(mislabelled.metadata.backbone.featureSet == .headAndStages, "the default")
+        mislabelled.metadata.backbone.features = .head
+        #expect(throws: TrainingError.self) { try HeadPredictor(head: mislabelled, path: "pets.head", backbone: backbone) }
+    }
+
+    @Test func headAndStagesRowsExtendTheHeadFeaturesAndAreCachedApart() throws {
+        let cache = try FeatureCache(path: root + "/stages.sqlite")
+        let extractor = FeatureExtractor(backbone: backbone, cache: cache, batchSize: 2, threads: 2)
+        let paths = ["animal/chelsea.png", "object/coffee.png", "object/rocket.jpg"].map { root + "/" + $0 }
+        let requests = paths.map { FeatureRequest(path: $0, view: ImageView(policy: .resize)) }
+        let head = try extractor.extract(requests, featureSet: .head).results.map { try $0.get() }
+
+        let stages = try extractor.extract(requests, featureSet: .headAndStages)
+        #expect(stages.cacheHits == 0 && stages.extracted == 3)  // the cached head rows are not answers
+        let rows = try stages.results.map { try $0.get() }
+        #expect(rows.map(\.count) == [2064, 2064, 2064])
+        // Same batches (2 + 1 images), same arithmetic: the first 1280 values are the head features, bit for bit.
+        #expect(rows.map { Array($0.prefix(1280)) } == head)
+        // The other 784 are the network's stage-pooled output for the same batches.
+        for batch in [[0, 1], [2]] {
+            let expected = try stagePooled(paths: batch.map { paths[$0] })
+            #expect(batch.flatMap { Array(rows[$0].suffix(784)) } == expected)
+        }
+        #expect(rows[0].suffix(784) != rows[1].suffix(784))
+
+        // Each set is found again under its own key.
+        let again = try extractor.extract(requests, featureSet: .headAndStages)
+        #expect(again.cacheHits == 3 && again.extracted == 0)
+        #expect(try again.results.map { try $0.get() } == rows)
+        let headAgain = try extractor.extract(requests, featureSet: .head)
+        #expect(headAgain.cacheHits == 3 && headAgain.extracted == 0)
+        #expect(try headAgain.results.map { try $0.get() } == head)
+    }
+
+    /// [paths.count, 784] stage-pooled features of one batch of resized images, straight from the model.
+    func stagePooled(paths: [String]) throws -> [Float] {
+        let model = backbone.model, size = backbone.inputSize
+        var input = [Float](repeating: 0, count: paths.count * size * size * 3)
+        try input.withUnsafeMutableBufferPointer { buffer in
+            for (i, path) in paths.enumerated() {
+                try backbone.prepare(path: path, view: ImageView(policy: .resize), into: buffer.baseAddress! + i * size * size * 3)
+            }
+        }
+        var features = [Float](repeating: 0, count: paths.count * model.featureCount)
+        var pooled = [Float](repeating: 0, count: paths.count * model.stagePooledFeatureCount)
+        let workspace = model.makeWorkspace(batch: paths.count, threads: 2)
+        model.forward(input: input, workspace: workspace, features: &features, logits: nil, stagePooled: &pooled)
+        return pooled
+    }
+
+    /// A head on all four sample images (no validation split) without a cache.
+    func trainWithoutValidation(on featureSet: FeatureSet) throws -> HeadTrainingOutcome {
+        var request = HeadTrainingRequest(data: root)
+        request.validationSplit = 0
+        request.featureSet = featureSet
+        return try HeadTraining.run(request, backbone: backbone, extractor: FeatureExtractor(backbone: backbone, cache: nil, threads: 2))
+    }
+
+    @Test func aHeadOnHeadAndStagesRecordsItAndEveryPathExtractsIt() throws {
+        let outcome = try trainWithoutValidation(on: .headAndStages)
+        let metadata = outcome.headFile.metadata
+        #expect(metadata.backbone.featureSet == .headAndStages && metadata.backbone.featureCount == 2064)
+        #expect(outcome.headFile.head.architecture.inputs == 2064 && outcome.data.train.columns == 2064)
+        // The out-of-distribution bank holds the same features the head reads.
+        #expect(outcome.headFile.outOfDistribution?.bank.columns == 2064)
+
+        let headPath = root + "/stages.head"
+        try outcome.headFile.write(to: headPath)
+        let predictor = try HeadPredictor.load(path: headPath, backbone: backbone)
+        #expect(predictor.featureSet == .headAndStages)
+        let images = ["animal/chelsea.png", "object/coffee.png"].map { root + "/" + $0 }
+        let probabilities = try predictor.predict(paths: images, extractor: FeatureExtractor(backbone: backbone, cache: nil, threads: 2))
+            .map { try $0.get() }
+        #expect(probabilities.map { p in p.indices.max { p[$0] < p[$1] }! } == [0, 1])
+
+        // classify streams through BatchRunner rather than the extractor: same features, same answer.
+        var classifier = BatchClassifier(backbone: backbone, classifier: .head(predictor), topK: 2)
+        classifier.includeEmbedding = true
+        var records: [ClassificationRecord] = []
+        try classifier.run(paths: images) { records.append($0) }
+        for (record, expected) in zip(records, probabilities) {
+            for prediction in record.predictions ?? [] { #expect(abs(prediction.score - expected[prediction.index]) < 1e-5) }
+            #expect(record.embedding?.count == 1280)  // the embedding stays the pooled head features
+        }
+        #expect(records.allSatisfy { $0.unknown != nil })
+    }
+
+    @Test func aHeadFileFromBeforeFeatureSetsStillPredicts() throws {
+        let outcome = try trainWithoutValidation(on: .head)
+        #expect(outcome.headFile.metadata.backbone.featureSet == .head && outcome.data.train.columns == 1280)
+        var old = outcome.headFile
+        old.metadata.backbone.features = nil
+        try old.write(to: root + "/old.head")
+        let predictor = try HeadPredictor.load(path: root + "/old.head", backbone: backbone)
+        #expect(predictor.featureSet == .head && predictor.head.metadata.formatVersion == 2)
+        let report = try HeadEvaluation.run(predictor: predictor, data: root,
+                                            extractor: FeatureExtractor(backbone: backbone, cache: nil, threads: 2))
+        #expect(report.accuracy == 1 && report.count == 4)
     }
 
     @Test func viewsMirrorAndCropDeterministically() {

@@ -1,10 +1,15 @@
 import Foundation
+import Kernels
 import Testing
 import TestSupport
 @testable import HeadTune
 
 /// The image-text bridge's math and the image index, on small synthetic data (no weights needed).
 @Suite struct ImageTextTests {
+    // The GEMMs need OpenBLAS loaded; without this the suite relied on another suite loading a
+    // network first, and crashed on a null sgemm when it ran before them.
+    init() throws { try BLAS.load() }
+
     /// A tiny alignment: 3 classes, 2-d text space, 3 features.
     static func tinyAlignment() -> ImageTextAlignment {
         ImageTextAlignment(classEmbeddings: [1, 0, 0, 1, 0.6, 0.8], projection: [1, 0, 0, 0, 1, 0],

@@ -40,9 +40,13 @@ enum Fixture {
 
     /// A two-class linear head on this backbone with seeded weights and test-time flip, written to a
     /// head file: enough to check that the service runs heads exactly as the library does.
-    static let headPath: Result<String, Error> = Result {
+    static let headPath: Result<String, Error> = Result { try writeHead(features: .head, name: "pets.head") }
+    /// The same on the head and stage-pooled features (served as `pets-stages`).
+    static let stagesHeadPath: Result<String, Error> = Result { try writeHead(features: .headAndStages, name: "pets-stages.head") }
+
+    private static func writeHead(features: FeatureSet, name: String) throws -> String {
         let backbone = try Fixture.backbone.get()
-        let f = backbone.featureCount
+        let f = backbone.featureCount(for: features)
         var generator = SeededGenerator(seed: 6)
         let architecture = HeadArchitecture(kind: .linear, inputs: f, classes: 2)
         let parameters = (0..<(architecture.inputs * 2 + 2)).map { _ in generator.gaussian() * 0.05 }
@@ -50,7 +54,7 @@ enum Fixture {
                                           labels: ["feline", "other"])
         let metadata = HeadFile.Metadata(
             labels: ["feline", "other"],
-            backbone: .init(id: backbone.identifier, weightsSHA256: backbone.weightsSHA256, featureCount: f),
+            backbone: .init(id: backbone.identifier, weightsSHA256: backbone.weightsSHA256, featureCount: f, features: features),
             preprocessing: .init(policy: "center-crop", inputSize: backbone.inputSize, testTimeFlip: true, augment: []),
             architecture: architecture, training: TrainingConfiguration(), bestEpoch: 1,
             dataset: .init(source: "test", imagesPerClass: [1, 1], trainImages: 2, validationImages: 2, trainRows: 2, skippedFiles: 0),
@@ -63,7 +67,7 @@ enum Fixture {
                             standardization: Standardization(mean: [Float](repeating: 0, count: f),
                                                              inverseStd: [Float](repeating: 1, count: f)),
                             outOfDistribution: detector)
-        let path = directory.appendingPathComponent("pets.head").path
+        let path = directory.appendingPathComponent(name).path
         try file.write(to: path)
         return path
     }
@@ -103,10 +107,13 @@ enum Fixture {
     }
 
     /// A server configuration on the shared networks.
-    static func configuration(heads: Bool = true, text: Bool = false, alignment: Bool = false,
+    /// - stagesHead: also serve `pets-stages`, the head on head+stages features
+    static func configuration(heads: Bool = true, stagesHead: Bool = false, text: Bool = false, alignment: Bool = false,
                               batching: BatchingSettings = BatchingSettings(maxBatch: 8, maxDelay: .milliseconds(20), threads: 2),
                               limits: RequestLimits = RequestLimits(), maxPixels: Int = DecodeOptions().maxPixels) throws -> ServerConfiguration {
-        var models = ModelSpecification(heads: heads ? [("pets", try headPath.get())] : [], maxPixels: maxPixels,
+        var served = heads ? [("pets", try headPath.get())] : []
+        if stagesHead { served.append(("pets-stages", try stagesHeadPath.get())) }
+        var models = ModelSpecification(heads: served, maxPixels: maxPixels,
                                         textEncoder: text, alignmentPath: alignment ? try alignmentPath.get() : "/nonexistent/alignment.safetensors")
         models.preloadedBackbone = try backbone.get()
         if maxPixels != DecodeOptions().maxPixels {

@@ -30,6 +30,7 @@ import Training
             #expect((list.first?["labels"] as? [String])?[281] == "tabby")
             #expect(list.last?["labels"] as? [String] == ["feline", "other"])
             #expect(list.last?["test_time_flip"] as? Bool == true)
+            #expect(list.last?["features"] as? String == "head")
             let validation = list.last?["validation"] as? [String: Any]
             #expect(validation?["accuracy"] as? Double == 1)
             #expect(validation?["images"] as? Int == 2)
@@ -77,19 +78,23 @@ import Training
         }
     }
 
-    @Test func classifyWithTrainedHeadEqualsTheCLI() async throws {
+    /// Both feature sets: a head on head+stages gets the stage-pooled features from the batching worker.
+    @Test(arguments: [("pets", FeatureSet.head), ("pets-stages", .headAndStages)])
+    func classifyWithTrainedHeadEqualsTheCLI(head: String, features: FeatureSet) async throws {
         let url = try Fixture.sample("motorcycle_left.png")
-        let predictor = try HeadPredictor.load(path: try Fixture.headPath.get(), backbone: try Fixture.backbone.get())
+        let path = try (features == .head ? Fixture.headPath : Fixture.stagesHeadPath).get()
+        let predictor = try HeadPredictor.load(path: path, backbone: try Fixture.backbone.get())
+        #expect(predictor.featureSet == features)
         var records: [ClassificationRecord] = []
         try BatchClassifier(backbone: try Fixture.backbone.get(), classifier: .head(predictor), topK: 2)
             .run(paths: [url.path]) { records.append($0) }
         let expected = try #require(records.first)
         let expectedScores = Dictionary(uniqueKeysWithValues: (expected.predictions ?? []).map { ($0.index, $0.score) })
-        try await Fixture.withServer(try Fixture.configuration()) { client, _ in
-            let response = try await client.execute(uri: "/v1/classify?head=pets", method: .post, headers: [.contentType: "image/png"],
+        try await Fixture.withServer(try Fixture.configuration(stagesHead: true)) { client, _ in
+            let response = try await client.execute(uri: "/v1/classify?head=\(head)", method: .post, headers: [.contentType: "image/png"],
                                                     body: ByteBuffer(bytes: try Fixture.sampleBytes("motorcycle_left.png")))
             #expect(response.status == .ok)
-            #expect(response.object["head"] as? String == "pets")
+            #expect(response.object["head"] as? String == head)
             let record = try #require(response.results.first)
             let predictions = record["predictions"] as? [[String: Any]] ?? []
             #expect(predictions.count == 2)

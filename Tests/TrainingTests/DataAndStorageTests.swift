@@ -91,6 +91,36 @@ func temporaryDirectory() throws -> String {
         #expect(try cache.lookup([otherBackbone, otherView], dimension: 3).vectors == [nil, nil])
     }
 
+    @Test func aHeadEntryIsNeverReturnedForAnotherFeatureSet() throws {
+        let cache = try FeatureCache(path: try temporaryDirectory() + "/f.sqlite")
+        try cache.store([(key, [1, 2, 3])])
+        var stages = key
+        stages.featureSet = .headAndStages
+        // Neither a hit nor damage: the head entry stays for head requests.
+        #expect(try cache.lookup([stages], dimension: 5) == (vectors: [nil], damaged: 0))
+        #expect(try cache.lookup([stages], dimension: 3) == (vectors: [nil], damaged: 0))
+        try cache.store([(stages, [1, 2, 3, 4, 5])])
+        #expect(try cache.lookup([key], dimension: 3).vectors == [[1, 2, 3]])
+        #expect(try cache.lookup([stages], dimension: 5).vectors == [[1, 2, 3, 4, 5]])
+        #expect(try cache.count() == 2)
+    }
+
+    @Test func entriesWrittenBeforeFeatureSetsAreHeadEntries() throws {
+        // A row exactly as caches before feature sets hold it (schema 1, the backbone column plain).
+        let path = try temporaryDirectory() + "/f.sqlite"
+        _ = try FeatureCache(path: path)
+        let blob = [Float(1), 2, 3].withUnsafeBytes { Data($0) }
+        try DatabaseQueue(path: path).write { db in
+            try db.execute(sql: "INSERT INTO features VALUES (?, ?, ?, 3, ?, ?)",
+                           arguments: [key.contentSHA256, key.backbone, key.view, Int64(bitPattern: FNV1a.hash(Array(blob))), blob])
+        }
+        let cache = try FeatureCache(path: path)
+        #expect(try cache.lookup([key], dimension: 3).vectors == [[1, 2, 3]])
+        var stages = key
+        stages.featureSet = .headAndStages
+        #expect(try cache.lookup([stages], dimension: 3).vectors == [nil])
+    }
+
     @Test func damagedEntriesAreDetectedDeletedAndNotUsed() throws {
         let path = try temporaryDirectory() + "/f.sqlite"
         let cache = try FeatureCache(path: path)
@@ -169,6 +199,43 @@ func temporaryDirectory() throws -> String {
         // Same contents, same bytes.
         #expect(try original.serialized() == Data(contentsOf: URL(fileURLWithPath: path)))
         #expect(try FileManager.default.contentsOfDirectory(atPath: (path as NSString).deletingLastPathComponent) == ["x.head"])
+    }
+
+    @Test func theFeatureSetRoundTripsAndOnlyStagesRaiseTheFormat() throws {
+        let directory = try temporaryDirectory()
+        var stages = sampleHeadFile(kind: .linear)
+        stages.metadata.backbone.features = .headAndStages
+        stages = HeadFile(metadata: stages.metadata, head: stages.head, standardization: stages.standardization)
+        try stages.write(to: directory + "/stages.head")
+        let loaded = try HeadFile.read(path: directory + "/stages.head")
+        #expect(loaded.metadata.backbone.featureSet == .headAndStages)
+        #expect(loaded.metadata.formatVersion == 3)
+        #expect(loaded.metadata == stages.metadata)
+        // A head on the last layer alone stays format 2, readable by builds from before feature sets.
+        let plain = sampleHeadFile(kind: .linear)
+        #expect(plain.metadata.formatVersion == 2)
+        #expect(try metadataJSON(plain.serialized()).contains(#""features":"head""#))
+    }
+
+    @Test func aHeadWithoutTheFeatureSetReadsAsHead() throws {
+        // The file a build from before feature sets wrote: no `features` key in the backbone entry.
+        let directory = try temporaryDirectory()
+        var old = sampleHeadFile(kind: .linear)
+        old.metadata.backbone.features = nil
+        let data = try old.serialized()
+        #expect(try !metadataJSON(data).contains("features"))
+        try data.write(to: URL(fileURLWithPath: directory + "/old.head"))
+        let loaded = try HeadFile.read(path: directory + "/old.head")
+        #expect(loaded.metadata.backbone.features == nil)
+        #expect(loaded.metadata.backbone.featureSet == .head)
+        #expect(loaded.metadata.formatVersion == 2)
+    }
+
+    /// The `headtune` metadata JSON of a serialized head file.
+    func metadataJSON(_ data: Data) throws -> String {
+        let length = Int(data.prefix(8).withUnsafeBytes { $0.loadUnaligned(as: UInt64.self).littleEndian })
+        let header = try JSONSerialization.jsonObject(with: data.subdata(in: 8..<(8 + length))) as? [String: Any]
+        return try #require((header?["__metadata__"] as? [String: String])?["headtune"])
     }
 
     @Test func anotherBackboneIsRefused() throws {
