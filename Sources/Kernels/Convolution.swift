@@ -79,6 +79,7 @@ public func depthwiseConvolution(
     weight: UnsafePointer<Float>, bias: UnsafePointer<Float>, activation: Activation,
     output: UnsafeMutablePointer<Float>, threads: Int
 ) {
+    precondition(g.kernel >= 1 && g.kernel <= 7, "depthwise kernels up to 7x7 (CKernels' HK_MAX_KERNEL)")
     let rows = g.batch * g.outHeight, relu6: Int32 = activation == .relu6 ? 1 : 0
     if threads > 1 && rows < 4 * threads && g.channels >= 32 * threads {
         // Few rows (7x7 maps) split unevenly: split the channels, in 16-channel vectors.
