@@ -59,7 +59,7 @@ func requests(paths: [String], views: [ImageView]) -> [FeatureRequest] {
 }
 
 /// A trained head on top of the backbone it was trained on: image files -> class probabilities.
-public struct HeadPredictor {
+public struct HeadPredictor: Sendable {
     public let head: HeadFile
     public let policy: CropPolicy
     public let views: [ImageView]

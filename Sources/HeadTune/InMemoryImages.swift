@@ -28,7 +28,3 @@ extension HeadPredictor {
         return outputs(for: averaged).compactMap { try? $0.get() }
     }
 }
-
-// Only `let`s of Sendable types (HeadFile, CropPolicy, [ImageView]), so one predictor can serve
-// concurrent requests; declared here because HeadPredictor.swift is not this file.
-extension HeadPredictor: @unchecked Sendable {}

@@ -242,7 +242,7 @@ public struct EfficientNetLite: Sendable {
         lane: EfficientNetLiteWorkspace.Lane, output: UnsafeMutablePointer<Float>, threads: Int
     ) {
         let a = block.arguments
-        let expanded = lane.expanded.baseAddress!, filtered = lane.filtered.baseAddress!
+        let expanded = lane.expanded.pointer, filtered = lane.filtered.pointer
         // [rows, in] -> [rows, mid]
         var depthwiseInput = UnsafePointer(input)
         if let expand = block.expand {
@@ -264,12 +264,12 @@ public struct EfficientNetLite: Sendable {
         input: UnsafePointer<Float>, plan: EfficientNetLitePlan, lane: EfficientNetLiteWorkspace.Lane, threads: Int,
         features: UnsafeMutablePointer<Float>, stagePooled: UnsafeMutablePointer<Float>?
     ) {
-        var current = lane.activationA.baseAddress!
-        var next = lane.activationB.baseAddress!
+        var current = lane.activationA.pointer
+        var next = lane.activationB.pointer
 
         // [H, W, 3] -> [H/2, W/2, stemChannels]
         convolution(input: input, geometry: plan.stem, weights: stem, activation: .relu6,
-                    columns: lane.columns.baseAddress!, output: current, threads: threads)
+                    columns: lane.columns.pointer, output: current, threads: threads)
 
         var stageOffset = 0
         for (index, (block, geometry)) in zip(blocks, plan.blocks).enumerated() {
@@ -279,7 +279,7 @@ public struct EfficientNetLite: Sendable {
                 invertedResidual(input: current, inChannels: a.inChannels, expand: block.expand, geometry: geometry,
                                  depthwiseWeight: block.depthwise.weight, depthwiseBias: block.depthwise.bias,
                                  project: block.project, residual: a.hasResidual, output: next,
-                                 scratch: lane.blockScratch.baseAddress!, threads: threads)
+                                 scratch: lane.blockScratch.pointer, threads: threads)
             } else {
                 unfusedBlock(block, geometry: geometry, input: current, lane: lane, output: next, threads: threads)
             }
@@ -294,7 +294,7 @@ public struct EfficientNetLite: Sendable {
 
         // [positions, 320] -> [positions, 1280] -> mean over positions -> [1280]
         let positions = plan.finalHeight * plan.finalWidth
-        let expanded = lane.expanded.baseAddress!
+        let expanded = lane.expanded.pointer
         pointwiseConvolution(input: current, rows: positions, weights: head, activation: .relu6,
                              output: expanded, threads: threads)
         globalAveragePool(input: expanded, batch: 1, positions: positions, channels: configuration.headChannels,
@@ -385,30 +385,21 @@ public final class EfficientNetLiteWorkspace {
     let lanes: [Lane]
 
     final class Lane {
-        let activationA: UnsafeMutableBufferPointer<Float>
-        let activationB: UnsafeMutableBufferPointer<Float>
-        let expanded: UnsafeMutableBufferPointer<Float>
-        let filtered: UnsafeMutableBufferPointer<Float>
-        let columns: UnsafeMutableBufferPointer<Float>
+        let activationA: ScratchBuffer
+        let activationB: ScratchBuffer
+        let expanded: ScratchBuffer
+        let filtered: ScratchBuffer
+        let columns: ScratchBuffer
         /// `threads` slots for the fused inverted-residual kernel.
-        let blockScratch: UnsafeMutableBufferPointer<Float>
+        let blockScratch: ScratchBuffer
 
         init(plan: EfficientNetLitePlan, threads: Int) {
-            func buffer(_ count: Int) -> UnsafeMutableBufferPointer<Float> {
-                let b = UnsafeMutableBufferPointer<Float>.allocate(capacity: count)
-                b.initialize(repeating: 0)
-                return b
-            }
-            activationA = buffer(plan.activationCount)
-            activationB = buffer(plan.activationCount)
-            expanded = buffer(plan.expandedCount)
-            filtered = buffer(plan.filteredCount)
-            columns = buffer(plan.columnsCount)
-            blockScratch = buffer(plan.blockScratchCount * threads)
-        }
-
-        deinit {
-            for b in [activationA, activationB, expanded, filtered, columns, blockScratch] { b.deallocate() }
+            activationA = ScratchBuffer(count: plan.activationCount)
+            activationB = ScratchBuffer(count: plan.activationCount)
+            expanded = ScratchBuffer(count: plan.expandedCount)
+            filtered = ScratchBuffer(count: plan.filteredCount)
+            columns = ScratchBuffer(count: plan.columnsCount)
+            blockScratch = ScratchBuffer(count: plan.blockScratchCount * threads)
         }
     }
 

@@ -203,11 +203,11 @@ public struct MiniLM: Sendable {
         precondition(rows <= workspace.tokenCapacity && sequence <= c.maxPositions, "workspace too small")
         let threads = workspace.threads
         BLAS.threads = threads
-        let state = workspace.hidden.baseAddress!
-        let qkv = workspace.queryKeyValue.baseAddress!
-        let context = workspace.context.baseAddress!
-        let projected = workspace.projected.baseAddress!
-        let intermediate = workspace.intermediate.baseAddress!
+        let state = workspace.hidden.pointer
+        let qkv = workspace.queryKeyValue.pointer
+        let context = workspace.context.pointer
+        let projected = workspace.projected.pointer
+        let intermediate = workspace.intermediate.pointer
 
         // [batch, sequence] ids -> [rows, hidden]: word + position + token type 0, then LayerNorm.
         wordEmbeddings.withUnsafeBufferPointer { words in
@@ -290,29 +290,20 @@ public struct MiniLM: Sendable {
 public final class MiniLMWorkspace {
     public let tokenCapacity: Int
     public let threads: Int
-    let hidden: UnsafeMutableBufferPointer<Float>
-    let queryKeyValue: UnsafeMutableBufferPointer<Float>
-    let context: UnsafeMutableBufferPointer<Float>
-    let projected: UnsafeMutableBufferPointer<Float>
-    let intermediate: UnsafeMutableBufferPointer<Float>
+    let hidden: ScratchBuffer
+    let queryKeyValue: ScratchBuffer
+    let context: ScratchBuffer
+    let projected: ScratchBuffer
+    let intermediate: ScratchBuffer
 
     init(tokenCapacity: Int, hidden width: Int, intermediate intermediateWidth: Int, threads: Int) {
         let capacity = max(1, tokenCapacity)
         self.tokenCapacity = capacity
         self.threads = max(1, threads)
-        func buffer(_ columns: Int) -> UnsafeMutableBufferPointer<Float> {
-            let b = UnsafeMutableBufferPointer<Float>.allocate(capacity: capacity * columns)
-            b.initialize(repeating: 0)
-            return b
-        }
-        hidden = buffer(width)
-        queryKeyValue = buffer(3 * width)
-        context = buffer(width)
-        projected = buffer(width)
-        intermediate = buffer(intermediateWidth)
-    }
-
-    deinit {
-        for b in [hidden, queryKeyValue, context, projected, intermediate] { b.deallocate() }
+        hidden = ScratchBuffer(count: capacity * width)
+        queryKeyValue = ScratchBuffer(count: capacity * 3 * width)
+        context = ScratchBuffer(count: capacity * width)
+        projected = ScratchBuffer(count: capacity * width)
+        intermediate = ScratchBuffer(count: capacity * intermediateWidth)
     }
 }
