@@ -123,8 +123,3 @@ void hk_pool_run(long chunks, long participants, hk_pool_body body, void *contex
     while (atomic_load(&pool.busy) > 0) cpu_relax();
     atomic_flag_clear(&pool.caller);
 }
-
-int hk_pool_workers(void) {
-    pthread_once(&pool.once, start_workers);
-    return pool.workers;
-}

@@ -90,12 +90,9 @@ public struct EfficientNetLite: Sendable {
     public var classCount: Int { configuration.numClasses }
 
     /// Index of the last block of each stage, whose output `forward` can pool as mid-level features.
-    public var stageEndBlocks: [Int] {
-        var end = -1
-        return configuration.stages.map { end += $0.repeats; return end }
-    }
+    public let stageEndBlocks: [Int]
 
-    /// Per block: whether it ends a stage (`stageEndBlocks`), computed once rather than per image.
+    /// Per block: whether it ends a stage, for the per-image loop.
     let endsStage: [Bool]
 
     /// Width of the stage-pooled features: the channels of every stage's last block
@@ -161,10 +158,10 @@ public struct EfficientNetLite: Sendable {
             blocks.append(Block(arguments: arguments, expand: expand, depthwise: depthwise, project: project))
         }
         self.blocks = blocks
-        var ends = [Bool](repeating: false, count: blocks.count)
         var end = -1
-        for stage in c.stages { end += stage.repeats; ends[end] = true }
-        endsStage = ends
+        let stageEnds = c.stages.map { end += $0.repeats; return end }
+        stageEndBlocks = stageEnds
+        endsStage = blocks.indices.map { stageEnds.contains($0) }
         let lastChannels = c.stages.last?.outChannels ?? c.stemChannels
         head = pointwise(try fold("_conv_head.weight", "_bn1", shape: [c.headChannels, lastChannels, 1, 1]))
         classifier = pointwise(FoldedConvolution(
@@ -233,8 +230,9 @@ public struct EfficientNetLite: Sendable {
     }
 
     /// Narrower maps run their blocks layer by layer: their expanded activations fit in cache anyway,
-    /// and the fused kernel's row-by-row expansion would stream the weights once per row.
-    static let minimumFusedWidth = ProcessInfo.processInfo.environment["HEADTUNE_FUSE_MIN_WIDTH"].flatMap { Int($0) } ?? 28
+    /// and the fused kernel's row-by-row expansion would stream the weights once per row (14 and 56
+    /// measured within noise of 28).
+    static let minimumFusedWidth = 28
 
     /// One block layer by layer: expand, depthwise, project, each over the whole map.
     private func unfusedBlock(

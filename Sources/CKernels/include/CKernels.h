@@ -82,7 +82,4 @@ typedef void (*hk_pool_body)(void *context, long chunk, long participant);
 /// back-to-back short jobs do not pay an OS wake-up each. Nested or concurrent calls run inline.
 void hk_pool_run(long chunks, long participants, hk_pool_body body, void *context);
 
-/// Worker threads of the pool (CPUs - 1).
-int hk_pool_workers(void);
-
 #endif
