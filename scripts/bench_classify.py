@@ -24,6 +24,8 @@ import subprocess
 import sys
 import time
 
+from bench_common import peak_rss_mb
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHARED = os.path.join(ROOT, '..', 'shared')
 
@@ -60,17 +62,6 @@ def files(folder):
     return sorted(os.path.join(folder, f) for f in os.listdir(folder))
 
 
-def vmhwm(pid):
-    try:
-        with open(f'/proc/{pid}/status') as f:
-            for line in f:
-                if line.startswith('VmHWM:'):
-                    return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return 0.0
-
-
 def run_headtune(folder, out, batch, threads):
     cmd = [os.environ.get('HEADTUNE_BIN', os.path.join(ROOT, '.build/release/headtune')), 'classify', '--imagenet', '--top-k', '5', '--format', 'jsonl',
            '--batch-size', str(batch), '--threads', str(threads), '-o', out, folder]
@@ -79,7 +70,7 @@ def run_headtune(folder, out, batch, threads):
     peak = 0.0
     # VmHWM only grows: the last reading before exit is the peak (polled, as /proc goes with the process).
     while p.poll() is None:
-        peak = max(peak, vmhwm(p.pid))
+        peak = max(peak, peak_rss_mb(p.pid))
         time.sleep(0.02)
     seconds = time.perf_counter() - start
     if p.returncode != 0:
@@ -148,7 +139,7 @@ def worker(folder, out, batch, threads):
                 top = np.argsort(-p)[:5]
                 sink.write(json.dumps({'path': path, 'predictions': [
                     {'label': labels[i], 'index': int(i), 'score': float(p[i])} for i in top]}) + '\n')
-    print(json.dumps({'peak_rss_mb': vmhwm(os.getpid()), 'onnxruntime': ort.__version__}))
+    print(json.dumps({'peak_rss_mb': peak_rss_mb(), 'onnxruntime': ort.__version__}))
 
 
 def agreement(a, b):

@@ -9,7 +9,6 @@ import argparse
 import datetime
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -18,15 +17,9 @@ import time
 import numpy as np
 import onnxruntime as ort
 
+from bench_common import cpu_model, peak_rss_mb
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def cpu_model():
-    with open('/proc/cpuinfo') as f:
-        for line in f:
-            if line.startswith('model name'):
-                return line.split(':', 1)[1].strip()
-    return platform.processor()
 
 
 def run_headtune(batch, threads, seconds):
@@ -34,15 +27,6 @@ def run_headtune(batch, threads, seconds):
                           '--threads', str(threads), '--seconds', str(seconds), '--format', 'json'],
                          check=True, capture_output=True, text=True, cwd=ROOT).stdout
     return json.loads(out)
-
-
-def peak_rss_mb():
-    # VmHWM is this process's own high-water mark; ru_maxrss would carry a parent's peak across exec.
-    with open('/proc/self/status') as f:
-        for line in f:
-            if line.startswith('VmHWM:'):
-                return int(line.split()[1]) / 1024
-    return float('nan')
 
 
 def run_onnxruntime_worker(onnx, batch, threads, seconds):

@@ -14,7 +14,6 @@ import argparse
 import datetime
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -31,6 +30,8 @@ from safetensors.torch import load_file
 from tokenizers import Tokenizer
 from transformers import BertConfig, BertModel
 
+from bench_common import cpu_model
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 WEIGHTS = os.path.join(ROOT, 'weights')
 # Kept equal to BenchText.benchmarkSentences in Sources/HeadTuneCLI/BenchText.swift.
@@ -41,14 +42,6 @@ BASE = ["A cat sits on the mat.", "A kitten is resting on a rug.", "The stock ma
 
 def sentences(n):
     return [BASE[i % len(BASE)] + ('' if i < len(BASE) else f' #{i}') for i in range(n)]
-
-
-def cpu_model():
-    with open('/proc/cpuinfo') as f:
-        for line in f:
-            if line.startswith('model name'):
-                return line.split(':', 1)[1].strip()
-    return platform.processor()
 
 
 class SentenceEncoder(torch.nn.Module):
