@@ -107,6 +107,13 @@ int headtune_blas_get_threads(void) { return get_threads_ptr != NULL ? get_threa
 
 void headtune_sgemm(int trans_a, int trans_b, int m, int n, int k, float alpha, const float *a, int lda,
                     const float *b, int ldb, float beta, float *c, int ldc) {
+    /* Callers that reach a GEMM without headtune_blas_load (a head scored on its own, a test suite run
+       alone) load here instead of calling a null pointer; after the first call this is one check. */
+    pthread_once(&load_once, load);
+    if (load_status != 0) {
+        fprintf(stderr, "headtune: OpenBLAS is unavailable: %s\n", load_error);
+        abort();
+    }
     cblas_sgemm_ptr(ROW_MAJOR, trans_a ? TRANS : NO_TRANS, trans_b ? TRANS : NO_TRANS, m, n, k, alpha, a, lda, b,
                     ldb, beta, c, ldc);
 }

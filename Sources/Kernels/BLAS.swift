@@ -3,7 +3,8 @@ import COpenBLAS
 /// Single-precision GEMM through OpenBLAS, loaded at run time so that its CPU kernels are chosen
 /// correctly on VMs that OpenBLAS misdetects (see `COpenBLAS.h`).
 public enum BLAS {
-    /// Loads OpenBLAS once; later calls are free. Call before the first GEMM.
+    /// Loads OpenBLAS once; later calls are free. Call it early to get a missing library as an error;
+    /// `sgemm` otherwise loads on first use (and stops the process with the reason if it cannot).
     public static func load() throws(KernelsError) {
         var message = [CChar](repeating: 0, count: 512)
         if headtune_blas_load(&message, Int32(message.count)) != 0 {
