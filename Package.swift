@@ -33,16 +33,16 @@ let package = Package(
         .target(name: "CImageCodecs", dependencies: ["CJPEG", "CPNG"]),
         .target(name: "Imaging", dependencies: ["CImageCodecs"]),
         .target(name: "Weights"),
-        .target(name: "Models", dependencies: ["Kernels", "Weights"]),
+        .target(name: "Models", dependencies: ["Kernels", "Imaging", "Weights"]),
         // Heads, losses, optimizers, metrics, datasets and the feature cache.
-        .target(name: "Training", dependencies: ["Kernels", "Models", "Weights",
+        .target(name: "Training", dependencies: ["Kernels", "Imaging", "Weights",
                                                  .product(name: "GRDB", package: "GRDB.swift")]),
         .target(name: "HeadTune", dependencies: ["Kernels", "Imaging", "Weights", "Models", "Training",
                                                  .product(name: "GRDB", package: "GRDB.swift")],
                 resources: [.copy("Resources/imagenet_classes.txt")]),
-        // The HTTP inference service (thin: routes, batching worker, metrics over HeadTune).
+        // The HTTP inference service (thin: routes, batching worker, metrics over HeadTune; no model types).
         .target(name: "Service", dependencies: [
-            "HeadTune", "Imaging", "Training", "Models", "Weights",
+            "HeadTune", "Imaging", "Training", "Weights",
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             .product(name: "Logging", package: "swift-log"),

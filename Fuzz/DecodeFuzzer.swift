@@ -17,7 +17,9 @@ public func headtuneFuzzDecode(_ data: UnsafePointer<UInt8>, _ size: Int) -> CIn
             guard error.errorDescription?.hasPrefix("fuzz-input: ") == true else { fatalError("message: \(error)") }
             continue
         }
-        let tensor = Preprocessor(size: inputSize, policy: policy).tensor(decoded.image)
+        let spec = PreprocessingSpec(inputSize: inputSize, centerCrop: .fraction(margin: 32),
+                                     normalization: .scaleOffset(offset: 127, scale: 128), defaultPolicy: .centerCrop)
+        let tensor = Preprocessor(spec, policy: policy).tensor(decoded.image)
         // A decoded image must give a full tensor of values in the normalization's range.
         guard tensor.count == inputSize * inputSize * 3, tensor.allSatisfy({ $0 >= -1 && $0 <= 1 }) else {
             fatalError("bad tensor for a \(decoded.image.width)x\(decoded.image.height) image")

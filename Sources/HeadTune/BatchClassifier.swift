@@ -12,7 +12,7 @@ public struct BatchClassifier {
         case head(HeadPredictor)
     }
 
-    public var backbone: Backbone
+    public var encoder: ImageEncoder
     public var classifier: Classifier
     /// Labels per record; capped at the number of classes.
     public var topK: Int
@@ -25,8 +25,8 @@ public struct BatchClassifier {
     /// nil: as many decoders as network threads.
     public var decodeThreads: Int?
 
-    public init(backbone: Backbone, classifier: Classifier, topK: Int) {
-        self.backbone = backbone
+    public init(encoder: ImageEncoder, classifier: Classifier, topK: Int) {
+        self.encoder = encoder
         self.classifier = classifier
         self.topK = topK
     }
@@ -43,14 +43,13 @@ public struct BatchClassifier {
     public func run(paths: [String], emit: (ClassificationRecord) throws -> Void) throws {
         let labels = self.labels
         let k = min(max(topK, 1), labels.count)
-        var runner = BatchRunner(backbone: backbone, batchSize: batchSize, threads: threads, decodeThreads: decodeThreads)
+        var runner = BatchRunner(encoder: encoder, batchSize: batchSize, threads: threads, decodeThreads: decodeThreads,
+                                 outputs: [.features, .logits])
         if case .head(let predictor) = classifier {
-            let backbone = self.backbone, views = predictor.views
-            runner.computeLogits = false
-            runner.featureSet = predictor.featureSet
-            runner.viewsPerPath = views.count
-            runner.prepare = { path, destination in try backbone.prepare(path: path, views: views, into: destination) }
+            runner = BatchRunner(encoder: encoder, batchSize: batchSize, threads: threads, decodeThreads: decodeThreads,
+                                 outputs: encoder.outputs(for: predictor.featureSet), views: predictor.views)
         }
+        let encoder = self.encoder
         try runner.runBatches(paths: paths) { range, outputs in
             let scored: [Result<HeadPredictor.Output, Error>]
             switch classifier {
@@ -62,7 +61,7 @@ public struct BatchClassifier {
                     }
                 }
             case .head(let predictor):
-                scored = predictor.outputs(for: outputs.map { $0.map(\.features) })
+                scored = predictor.outputs(for: outputs.map { $0.map { $0.features(predictor.featureSet, of: encoder) } })
             }
             for (i, index) in range.enumerated() {
                 var record = ClassificationRecord(path: paths[index])
@@ -73,33 +72,14 @@ public struct BatchClassifier {
                     }
                     record.unknown = output.isUnknown
                     record.oodScore = output.outOfDistributionScore
-                    // The embedding is the pooled head features whatever else the head reads.
-                    if includeEmbedding { record.embedding = Array(try outputs[i].get().features.prefix(backbone.featureCount)) }
+                    // The embedding is the pooled features whatever else the head reads.
+                    if includeEmbedding { record.embedding = try outputs[i].get().features }
                     if includeLogits { record.logits = output.logits }
                 case .failure(let error):
                     record.error = describe(error, path: paths[index])
                 }
                 try emit(record)
             }
-        }
-    }
-}
-
-extension Backbone {
-    /// Every view of one file into consecutive network inputs, decoding the file once per distinct
-    /// decode scale (an image and its mirror share one decode). Each input equals what
-    /// `prepare(path:view:into:)` makes for that view, so classify sees the features training saw.
-    public func prepare(path: String, views: [ImageView], into destination: UnsafeMutablePointer<Float>) throws(ImagingError) {
-        var decoded: [Int: RGBImage] = [:]
-        let floats = inputSize * inputSize * 3
-        for (v, view) in views.enumerated() {
-            let side = view.minimumDecodeSide(forOutput: inputSize)
-            let image: RGBImage
-            if let known = decoded[side] { image = known } else {
-                image = try ImageDecoder.decode(fileAt: path, options: DecodeOptions(maxPixels: maxPixels, minimumSide: side))
-                decoded[side] = image
-            }
-            Preprocessor(size: inputSize, policy: view.policy).preprocess(view.apply(image), into: destination + v * floats)
         }
     }
 }

@@ -1,67 +1,62 @@
 import Dispatch
 import Foundation
+import Imaging
 import Models
 import Synchronization
 import Training
 
-/// Runs the backbone over many files in batches. While the network runs batch b, batch b + 1 is
+/// Runs an image encoder over many files in batches. While the network runs batch b, batch b + 1 is
 /// read and decoded on a background queue by `decodeThreads` workers; only two batches of inputs
 /// exist at any time, so memory does not grow with the number of files. Results arrive in input
 /// order whatever the parallelism.
 public struct BatchRunner {
-    public var backbone: Backbone
-    /// Paths per batch (the network sees `batchSize * viewsPerPath` images).
+    public var encoder: ImageEncoder
+    /// Paths per batch (the network sees `batchSize * views.count` images).
     public var batchSize: Int
     /// Threads of the network.
     public var threads: Int
     /// Workers decoding the next batch. Large JPEGs cost tens of milliseconds each even with DCT
     /// scaling, so one decoder cannot keep up with the network on them.
     public var decodeThreads: Int
-    public var computeLogits: Bool
-    /// What `BackboneOutput.features` holds: the pooled head features, or those followed by the
-    /// stage-pooled ones.
-    public var featureSet: FeatureSet = .head
-    /// Network inputs `prepare` writes per path (e.g. an image and its mirror image); the output is
-    /// their mean, in the same order of operations as `averagedFeatures` so both give the same bits.
-    public var viewsPerPath = 1
-    /// Turns a path into `viewsPerPath` consecutive network inputs: by default
-    /// `backbone.prepare(path:into:)`; training and heads supply their own views.
+    /// What the network computes per image.
+    public var outputs: [ImageOutput]
+    /// The views each path is run under (e.g. an image and its mirror image); a result is their mean.
+    public var views: [ImageView]
+    /// Turns a path into `views.count` consecutive network inputs; by default the encoder's own
+    /// decoding and preprocessing (`ImageEncoder.prepare`).
     public var prepare: @Sendable (String, UnsafeMutablePointer<Float>) throws -> Void
 
-    public init(backbone: Backbone, batchSize: Int = 16, threads: Int = ProcessInfo.processInfo.activeProcessorCount,
-                decodeThreads: Int? = nil, computeLogits: Bool = true) {
-        self.backbone = backbone
+    public init(encoder: ImageEncoder, batchSize: Int = 16, threads: Int = ProcessInfo.processInfo.activeProcessorCount,
+                decodeThreads: Int? = nil, outputs: [ImageOutput] = [.features, .logits], views: [ImageView]? = nil) {
+        self.encoder = encoder
         self.batchSize = max(1, batchSize)
         self.threads = max(1, threads)
         self.decodeThreads = max(1, decodeThreads ?? self.threads)
-        self.computeLogits = computeLogits
-        prepare = { [backbone] path, destination in try backbone.prepare(path: path, into: destination) }
+        self.outputs = outputs.filter { encoder.width(of: $0) != nil }
+        let views = views ?? [encoder.plainView]
+        self.views = views
+        prepare = { [encoder] path, destination in try encoder.prepare(.file(path: path), views: views, into: destination) }
     }
 
     /// Calls `handle(index, result)` once per path, in order. A failing file yields `.failure` and the
     /// run goes on; an error thrown by `handle` stops the run and is rethrown.
-    public func run(paths: [String], handle: (Int, Result<BackboneOutput, Error>) throws -> Void) throws {
+    public func run(paths: [String], handle: (Int, Result<EncodedImage, Error>) throws -> Void) throws {
         try runBatches(paths: paths) { range, results in
             for (index, result) in zip(range, results) { try handle(index, result) }
         }
     }
 
     /// Calls `handle(range, results)` once per batch, in order, with one result per path of `range`.
-    public func runBatches(paths: [String], handle: (Range<Int>, [Result<BackboneOutput, Error>]) throws -> Void) throws {
+    public func runBatches(paths: [String], handle: (Range<Int>, [Result<EncodedImage, Error>]) throws -> Void) throws {
         guard !paths.isEmpty else { return }
-        let views = max(1, viewsPerPath)
+        let views = max(1, self.views.count)
         let batchCount = (paths.count + batchSize - 1) / batchSize
         let batchRange = { (b: Int) in (b * batchSize)..<min((b + 1) * batchSize, paths.count) }
-        let capacity = batchSize * views, inputSize = backbone.inputSize, decodeThreads = self.decodeThreads
-        let slots = (0..<2).map { _ in PreparedBatch(capacity: capacity, inputSize: inputSize, decodeThreads: decodeThreads) }
-        var workspaces: [Int: EfficientNetLiteWorkspace] = [:]
-        let featureCount = backbone.featureCount, classCount = backbone.classCount
-        var features = [Float](repeating: 0, count: batchSize * views * featureCount)
-        var logits = [Float](repeating: 0, count: batchSize * views * classCount)
-        let featureSet = self.featureSet, stageCount = backbone.model.stagePooledFeatureCount
-        var stagePooled = [Float](repeating: 0, count: featureSet.needsStagePooling ? batchSize * views * stageCount : 0)
+        let capacity = batchSize * views, decodeThreads = self.decodeThreads
+        let slots = (0..<2).map { _ in PreparedBatch(capacity: capacity, imageFloats: encoder.inputFloats, decodeThreads: decodeThreads) }
+        let session = encoder.makeSession(threads: threads)
         let decodeQueue = DispatchQueue(label: "headtune.decode")
-        let backbone = self.backbone, prepare = self.prepare, threads = self.threads, computeLogits = self.computeLogits
+        let prepare = self.prepare, outputs = self.outputs
 
         slots[0].fill(paths: paths, range: batchRange(0), views: views, prepare: prepare)
         for b in 0..<batchCount {
@@ -74,44 +69,14 @@ public struct BatchRunner {
             // The slot being filled must not be reused before its decode finishes, even on a throw.
             defer { pending.wait() }
 
-            let images = current.validCount * views
-            if images > 0 {
-                let workspace = workspaces[images] ?? backbone.model.makeWorkspace(batch: images, threads: threads)
-                workspaces[images] = workspace
-                features.withUnsafeMutableBufferPointer { f in
-                    logits.withUnsafeMutableBufferPointer { l in
-                        stagePooled.withUnsafeMutableBufferPointer { s in
-                            backbone.model.forward(input: current.input.baseAddress!, workspace: workspace,
-                                                   features: f.baseAddress!, logits: computeLogits ? l.baseAddress! : nil,
-                                                   stagePooled: featureSet.needsStagePooling ? s.baseAddress! : nil)
-                        }
-                    }
-                }
-            }
-            var slot = 0
-            let results: [Result<BackboneOutput, Error>] = current.errors.map { error in
+            var encoded = session.encode(current.input.baseAddress!, count: current.validCount, views: views, outputs: outputs)
+                .makeIterator()
+            let results: [Result<EncodedImage, Error>] = current.errors.map { error in
                 if let error { return .failure(error) }
-                defer { slot += 1 }
-                let f = Self.meanOfViews(features, row: slot * views, views: views, width: featureCount)
-                let s = featureSet.needsStagePooling
-                    ? Self.meanOfViews(stagePooled, row: slot * views, views: views, width: stageCount) : nil
-                let l = computeLogits ? Self.meanOfViews(logits, row: slot * views, views: views, width: classCount) : nil
-                return .success(BackboneOutput(features: featureSet.compose(head: f, stagePooled: s), logits: l))
+                return .success(encoded.next()!)
             }
             try handle(batchRange(b), results)
         }
-    }
-
-    /// Mean of `views` consecutive rows of `width` values, starting at `row`.
-    static func meanOfViews(_ values: [Float], row: Int, views: Int, width: Int) -> [Float] {
-        var sum = Array(values[(row * width)..<((row + 1) * width)])
-        guard views > 1 else { return sum }
-        for v in 1..<views {
-            let base = (row + v) * width
-            for i in 0..<width { sum[i] += values[base + i] }
-        }
-        for i in 0..<width { sum[i] /= Float(views) }
-        return sum
     }
 }
 
@@ -125,8 +90,8 @@ private final class PreparedBatch: @unchecked Sendable {
     private(set) var errors: [Error?] = []
     private(set) var validCount = 0
 
-    init(capacity: Int, inputSize: Int, decodeThreads: Int) {
-        imageFloats = inputSize * inputSize * 3
+    init(capacity: Int, imageFloats: Int, decodeThreads: Int) {
+        self.imageFloats = imageFloats
         input = .allocate(capacity: capacity * imageFloats)
         input.initialize(repeating: 0)
         self.decodeThreads = decodeThreads

@@ -2,23 +2,6 @@ import Foundation
 import Imaging
 import Training
 
-extension Backbone {
-    /// Like `prepare(path:into:)` for any view: decodes at the scale the view needs, crops and
-    /// mirrors, then applies the view's geometry policy. The plain view of this backbone's own
-    /// policy gives exactly the same input as `prepare(path:into:)`.
-    public func prepare(path: String, view: ImageView, into destination: UnsafeMutablePointer<Float>) throws(ImagingError) {
-        let options = DecodeOptions(maxPixels: maxPixels, minimumSide: view.minimumDecodeSide(forOutput: inputSize))
-        let image = try ImageDecoder.decode(fileAt: path, options: options)
-        Preprocessor(size: inputSize, policy: view.policy).preprocess(view.apply(image), into: destination)
-    }
-
-    /// The feature-cache key of this network: its id and the full sha256 of its weights.
-    public var cacheIdentity: String { "\(identifier)/\(weightsSHA256)" }
-
-    /// Values per image under `featureSet` (1280 or 2064 for Lite0).
-    public func featureCount(for featureSet: FeatureSet) -> Int { featureSet.featureCount(of: model) }
-}
-
 /// One feature vector to compute: an image under a view.
 public struct FeatureRequest: Hashable, Sendable {
     public var path: String
@@ -30,18 +13,18 @@ public struct FeatureRequest: Hashable, Sendable {
     }
 }
 
-/// Computes backbone features for (image, view) requests, through the feature cache when there is
+/// Computes encoder features for (image, view) requests, through the feature cache when there is
 /// one: cached vectors are read, the rest are extracted in batches (decoding overlapped with the
 /// network by `BatchRunner`) and stored.
 public struct FeatureExtractor {
-    public var backbone: Backbone
+    public var encoder: ImageEncoder
     public var cache: FeatureCache?
     public var batchSize: Int
     public var threads: Int
 
-    public init(backbone: Backbone, cache: FeatureCache?, batchSize: Int = 16,
+    public init(encoder: ImageEncoder, cache: FeatureCache?, batchSize: Int = 16,
                 threads: Int = ProcessInfo.processInfo.activeProcessorCount) {
-        self.backbone = backbone
+        self.encoder = encoder
         self.cache = cache
         self.batchSize = batchSize
         self.threads = threads
@@ -56,11 +39,13 @@ public struct FeatureExtractor {
         public var damagedEntries = 0
     }
 
-    /// - featureSet: which backbone outputs each vector holds (the head's, when feeding a head)
+    /// - featureSet: which encoder outputs each vector holds (the head's, when feeding a head)
     /// - progress: (done, total) over the requests that need the network; called from this thread.
     public func extract(_ requests: [FeatureRequest], featureSet: FeatureSet,
                         progress: (Int, Int) -> Void = { _, _ in }) throws -> Outcome {
-        let dimension = backbone.featureCount(for: featureSet)
+        guard let dimension = encoder.featureCount(for: featureSet) else {
+            throw HeadTuneError.unsupportedFeatures(featureSet: featureSet.rawValue, encoder: encoder.identifier)
+        }
         var results = [Result<[Float], Error>?](repeating: nil, count: requests.count)
         var outcome = Outcome(results: [])
         var keys = [FeatureKey?](repeating: nil, count: requests.count)
@@ -69,7 +54,7 @@ public struct FeatureExtractor {
             let hashes = Dictionary(uniqueKeysWithValues: zip(paths, try cache.contentHashes(paths: paths)))
             for (i, request) in requests.enumerated() {
                 if let hash = hashes[request.path] ?? nil {
-                    keys[i] = FeatureKey(contentSHA256: hash, backbone: backbone.cacheIdentity, view: request.view.name,
+                    keys[i] = FeatureKey(contentSHA256: hash, backbone: encoder.cacheIdentity, view: request.view.name,
                                          featureSet: featureSet)
                 }
             }
@@ -91,17 +76,17 @@ public struct FeatureExtractor {
         let byView = Dictionary(grouping: missing) { requests[$0].view }
         for view in byView.keys.sorted(by: { $0.name < $1.name }) {
             let indices = byView[view]!
-            var runner = BatchRunner(backbone: backbone, batchSize: batchSize, threads: threads, computeLogits: false)
-            runner.featureSet = featureSet
-            let backbone = self.backbone
-            runner.prepare = { path, destination in try backbone.prepare(path: path, view: view, into: destination) }
+            let runner = BatchRunner(encoder: encoder, batchSize: batchSize, threads: threads,
+                                     outputs: encoder.outputs(for: featureSet), views: [view])
+            let encoder = self.encoder
             try runner.run(paths: indices.map { requests[$0].path }) { position, result in
                 let i = indices[position]
                 switch result {
                 case .success(let output):
-                    results[i] = .success(output.features)
+                    let features = output.features(featureSet, of: encoder)
+                    results[i] = .success(features)
                     outcome.extracted += 1
-                    if let key = keys[i] { pending.append((key, output.features)) }
+                    if let key = keys[i] { pending.append((key, features)) }
                 case .failure(let error):
                     results[i] = .failure(error)
                 }

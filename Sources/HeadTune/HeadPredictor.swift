@@ -40,16 +40,14 @@ public func predictionViews(policy: CropPolicy, testTimeFlip: Bool) -> [ImageVie
 /// `requests(paths:views:)` makes them); a failure in any view fails the path.
 func averagedFeatures(_ results: [Result<[Float], Error>], paths: Int, views: Int) -> [Result<[Float], Error>] {
     (0..<paths).map { p in
-        var sum: [Float] = []
+        var rows: [[Float]] = []
         for v in 0..<views {
             switch results[p * views + v] {
             case .failure(let error): return .failure(error)
-            case .success(let features):
-                if sum.isEmpty { sum = features } else { for i in sum.indices { sum[i] += features[i] } }
+            case .success(let features): rows.append(features)
             }
         }
-        if views > 1 { for i in sum.indices { sum[i] /= Float(views) } }
-        return .success(sum)
+        return .success(meanOfVectors(rows))
     }
 }
 
@@ -58,35 +56,36 @@ func requests(paths: [String], views: [ImageView]) -> [FeatureRequest] {
     paths.flatMap { path in views.map { FeatureRequest(path: path, view: $0) } }
 }
 
-/// A trained head on top of the backbone it was trained on: image files -> class probabilities.
+/// A trained head on top of the encoder it was trained on: image files -> class probabilities.
 public struct HeadPredictor: Sendable {
     public let head: HeadFile
     public let policy: CropPolicy
     public let views: [ImageView]
 
-    /// Refuses a head trained on other backbone weights (its features would mean something else).
-    public init(head: HeadFile, path: String, backbone: Backbone) throws {
-        try head.requireBackbone(id: backbone.identifier, weightsSHA256: backbone.weightsSHA256, path: path)
-        guard let policy = CropPolicy(rawValue: head.metadata.preprocessing.policy),
-              head.metadata.preprocessing.inputSize == backbone.inputSize else {
-            throw TrainingError.invalidHeadFile(path: path, reason: "preprocessing \(head.metadata.preprocessing.policy) at "
-                                                + "\(head.metadata.preprocessing.inputSize) px is not supported by this backbone")
+    /// Refuses a head trained on other encoder weights (its features would mean something else).
+    public init(head: HeadFile, path: String, encoder: ImageEncoder) throws {
+        try head.requireBackbone(id: encoder.identifier, weightsSHA256: encoder.weightsSHA256, path: path)
+        let preprocessing = head.metadata.preprocessing
+        guard preprocessing.inputSize == encoder.inputSize else {
+            throw TrainingError.invalidHeadFile(path: path, reason: "preprocessing \(preprocessing.policy.rawValue) at "
+                                                + "\(preprocessing.inputSize) px is not supported by this encoder")
         }
         let featureSet = head.metadata.backbone.featureSet
-        guard head.metadata.backbone.featureCount == backbone.featureCount(for: featureSet) else {
+        let available = encoder.featureCount(for: featureSet)
+        guard head.metadata.backbone.featureCount == available else {
             throw TrainingError.invalidHeadFile(path: path, reason: "\(head.metadata.backbone.featureCount) \(featureSet.rawValue) features; "
-                                                + "this backbone gives \(backbone.featureCount(for: featureSet))")
+                                                + "this encoder gives \(available.map(String.init) ?? "none")")
         }
         self.head = head
-        self.policy = policy
-        views = predictionViews(policy: policy, testTimeFlip: head.metadata.preprocessing.testTimeFlip)
+        policy = preprocessing.policy
+        views = predictionViews(policy: policy, testTimeFlip: preprocessing.testTimeFlip)
     }
 
-    /// The backbone outputs this head reads (what it was trained on).
+    /// The encoder outputs this head reads (what it was trained on).
     public var featureSet: FeatureSet { head.metadata.backbone.featureSet }
 
-    public static func load(path: String, backbone: Backbone) throws -> HeadPredictor {
-        try HeadPredictor(head: HeadFile.read(path: path), path: path, backbone: backbone)
+    public static func load(path: String, encoder: ImageEncoder) throws -> HeadPredictor {
+        try HeadPredictor(head: HeadFile.read(path: path), path: path, encoder: encoder)
     }
 
     public var labels: [String] { head.metadata.labels }
@@ -99,7 +98,7 @@ public struct HeadPredictor: Sendable {
         return probabilities(for: averagedFeatures(outcome.results, paths: paths.count, views: views.count))
     }
 
-    /// Standardizes raw backbone features and runs the head.
+    /// Standardizes raw encoder features and runs the head.
     func probabilities(for features: [Result<[Float], Error>]) -> [Result<[Float], Error>] {
         outputs(for: features).map { $0.map(\.probabilities) }
     }
@@ -119,7 +118,7 @@ public struct HeadPredictor: Sendable {
         public var isUnknown: Bool?
     }
 
-    /// Standardizes raw backbone features [features of `featureSet`] per image, runs the head and the
+    /// Standardizes raw encoder features [features of `featureSet`] per image, runs the head and the
     /// out-of-distribution detector on all successful rows at once (one GEMM each).
     public func outputs(for features: [Result<[Float], Error>]) -> [Result<Output, Error>] {
         var matrix = FeatureMatrix(columns: head.head.architecture.inputs)
@@ -145,5 +144,15 @@ public struct HeadPredictor: Sendable {
                               outOfDistributionScore: score, isUnknown: score.map { detector!.isUnknown($0) })
             }
         }
+    }
+
+    /// What the head says about each image from its features under each of `views`, laid out
+    /// image-major (every view of the first image, then of the second, ...) and averaged over the
+    /// views as `predict(paths:extractor:)` does (the service's path: images held in memory).
+    public func outputs(viewFeatures: [[Float]]) -> [Output] {
+        precondition(viewFeatures.count % views.count == 0, "features for \(viewFeatures.count) views, \(views.count) per image")
+        let images = viewFeatures.count / views.count
+        let averaged = averagedFeatures(viewFeatures.map { .success($0) }, paths: images, views: views.count)
+        return outputs(for: averaged).compactMap { try? $0.get() }
     }
 }

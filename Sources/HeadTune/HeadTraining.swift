@@ -17,7 +17,7 @@ public struct HeadTrainingRequest: Sendable {
     /// Features are the mean of the image's and its mirror image's, in training and prediction alike
     /// (so `augment: [.flip]` adds nothing on top). Measured: +2 to +5 points on cars49 and busi.
     public var testTimeFlip = true
-    /// Backbone outputs the head reads (recorded in the head file, so prediction extracts the same).
+    /// Encoder outputs the head reads (recorded in the head file, so prediction extracts the same).
     /// Measured with the default recipe: head+stages +8 images of 125 on busi, +15 of 314 on cars49,
     /// +5 of 524 on pneumoniamnist over the head features alone (BENCHMARKS.md, "Training heads").
     public var featureSet: FeatureSet = .headAndStages
@@ -78,9 +78,72 @@ public struct HeadTrainingOutcome {
 }
 
 public enum HeadTraining {
-    public static func run(_ request: HeadTrainingRequest, backbone: Backbone, extractor: FeatureExtractor,
+    /// Data -> head file, in the steps below: load the datasets, extract each image's prediction
+    /// features (dropping unreadable files), split, add the augmented training views, fit the head,
+    /// score the validation images, fit the out-of-distribution detector, describe it all in metadata.
+    public static func run(_ request: HeadTrainingRequest, encoder: ImageEncoder, extractor: FeatureExtractor,
                            events: HeadTrainingEvents = HeadTrainingEvents(), now: Date = Date()) throws -> HeadTrainingOutcome {
         try request.configuration.validate()
+        guard let featureCount = encoder.featureCount(for: request.featureSet) else {
+            throw HeadTuneError.unsupportedFeatures(featureSet: request.featureSet.rawValue, encoder: encoder.identifier)
+        }
+        let (labels, samples) = try loadSamples(request)
+        var statistics = HeadTrainingOutcome.Statistics()
+        let start = Date()
+        let usable = try predictionFeatures(of: samples, request: request, extractor: extractor, events: events,
+                                            statistics: &statistics)
+        let (trainIndices, validationIndices) = try split(usable, labels: labels, request: request, statistics: &statistics)
+        var rows = TrainingRows(train: FeatureMatrix(columns: featureCount), validation: FeatureMatrix(columns: featureCount))
+        for (n, i) in trainIndices.enumerated() { rows.appendTraining(usable[i].features, label: usable[i].sample.label, image: n) }
+        try addAugmentedViews(to: &rows, paths: trainIndices.map { usable[$0].sample.path },
+                              labels: trainIndices.map { usable[$0].sample.label }, request: request, extractor: extractor,
+                              events: events, statistics: &statistics)
+        for i in validationIndices { rows.validation.append(row: usable[i].features) }
+        rows.validationLabels = validationIndices.map { usable[$0].sample.label }
+        statistics.extractionSeconds = Date().timeIntervalSince(start)
+
+        let result = try fitHead(rows, labels: labels, request: request, events: events, statistics: &statistics)
+        // The head file records the L2 strength that was used, chosen or given.
+        var configuration = request.configuration
+        if configuration.resolvedOptimizer == .lbfgs { configuration.l2 = result.l2 }
+        let report = validationReport(result, rows: rows, paths: validationIndices.map { usable[$0].sample.path }, labels: labels)
+        let detector = outOfDistributionDetector(result, rows: rows, trainImages: trainIndices.count)
+        let metadata = HeadFile.Metadata(
+            labels: labels,
+            backbone: .init(id: encoder.identifier, weightsSHA256: encoder.weightsSHA256, featureCount: featureCount,
+                            features: request.featureSet),
+            preprocessing: .init(policy: request.policy, inputSize: encoder.inputSize, testTimeFlip: request.testTimeFlip,
+                                 augment: request.augment.map(\.rawValue)),
+            architecture: result.head.architecture, training: configuration, bestEpoch: result.bestEpoch,
+            dataset: .init(source: request.data, imagesPerClass: zip(statistics.trainCounts, statistics.validationCounts).map { $0 + $1 },
+                           trainImages: trainIndices.count, validationImages: validationIndices.count, trainRows: rows.train.rows,
+                           skippedFiles: statistics.skippedFiles),
+            validation: report, createdAt: ISO8601DateFormatter().string(from: now), headtuneVersion: HeadTuneVersion.current)
+        return HeadTrainingOutcome(headFile: HeadFile(metadata: metadata, head: result.head, standardization: result.standardization,
+                                                      outOfDistribution: detector),
+                                   statistics: statistics,
+                                   data: .init(train: rows.train, trainLabels: rows.trainLabels, trainImages: rows.trainImages,
+                                               validation: rows.validation, validationLabels: rows.validationLabels))
+    }
+
+    /// The rows a head is fitted and validated on.
+    struct TrainingRows {
+        var train: FeatureMatrix
+        var trainLabels: [Int] = []
+        /// Per training row, its image (augmented views share it): cross-validation folds group by it.
+        var trainImages: [Int] = []
+        var validation: FeatureMatrix
+        var validationLabels: [Int] = []
+
+        mutating func appendTraining(_ features: [Float], label: Int, image: Int) {
+            train.append(row: features)
+            trainLabels.append(label)
+            trainImages.append(image)
+        }
+    }
+
+    /// Step 1: the labelled images of `request.data` (and of `validationData`, marked as validation).
+    static func loadSamples(_ request: HeadTrainingRequest) throws -> (labels: [String], samples: [LabeledSample]) {
         let dataset = try LabeledDataset.load(path: request.data, imageExtensions: InputCollector.imageExtensions)
         let labels = dataset.labels
         let validationSet = try request.validationData.map {
@@ -89,24 +152,25 @@ public enum HeadTraining {
         guard labels.count >= 2 else {
             throw TrainingError.invalidDataset(path: request.data, reason: "found \(labels.count) class; a classifier needs at least 2")
         }
+        let external = validationSet?.samples.map { LabeledSample(path: $0.path, label: $0.label, split: .validation) } ?? []
+        return (labels, dataset.samples + external)
+    }
 
-        // Phase 1: the prediction views of every image; files that fail are dropped here.
-        let predictionViews = HeadTune.predictionViews(policy: request.policy, testTimeFlip: request.testTimeFlip)
-        var samples = dataset.samples
-        let externalValidation = validationSet?.samples.map { LabeledSample(path: $0.path, label: $0.label, split: .validation) } ?? []
-        samples += externalValidation
-        let start = Date()
-        let featureSet = request.featureSet, featureCount = backbone.featureCount(for: featureSet)
-        let first = try extractor.extract(requests(paths: samples.map(\.path), views: predictionViews), featureSet: featureSet) {
+    /// Step 2: every image's features under the prediction views (averaged), as prediction will see
+    /// them; files that fail are reported and dropped here.
+    static func predictionFeatures(of samples: [LabeledSample], request: HeadTrainingRequest, extractor: FeatureExtractor,
+                                   events: HeadTrainingEvents, statistics: inout HeadTrainingOutcome.Statistics)
+        throws -> [(sample: LabeledSample, features: [Float])]
+    {
+        let views = HeadTune.predictionViews(policy: request.policy, testTimeFlip: request.testTimeFlip)
+        let outcome = try extractor.extract(requests(paths: samples.map(\.path), views: views), featureSet: request.featureSet) {
             events.extraction("features", $0, $1)
         }
-        var statistics = HeadTrainingOutcome.Statistics()
-        statistics.cacheHits = first.cacheHits
-        statistics.extracted = first.extracted
-        statistics.damagedCacheEntries = first.damagedEntries
-        let averaged = averagedFeatures(first.results, paths: samples.count, views: predictionViews.count)
+        statistics.cacheHits += outcome.cacheHits
+        statistics.extracted += outcome.extracted
+        statistics.damagedCacheEntries += outcome.damagedEntries
         var usable: [(sample: LabeledSample, features: [Float])] = []
-        for (sample, result) in zip(samples, averaged) {
+        for (sample, result) in zip(samples, averagedFeatures(outcome.results, paths: samples.count, views: views.count)) {
             switch result {
             case .success(let features): usable.append((sample, features))
             case .failure(let error):
@@ -114,8 +178,12 @@ public enum HeadTraining {
                 statistics.skippedFiles += 1
             }
         }
+        return usable
+    }
 
-        // Split: the manifest's split column, else --validation-dir, else a stratified seeded split.
+    /// Step 3: the manifest's split column, else --validation-dir, else a stratified seeded split.
+    static func split(_ usable: [(sample: LabeledSample, features: [Float])], labels: [String], request: HeadTrainingRequest,
+                      statistics: inout HeadTrainingOutcome.Statistics) throws -> (train: [Int], validation: [Int]) {
         var trainIndices: [Int], validationIndices: [Int]
         if usable.contains(where: { $0.sample.split != nil }) {
             trainIndices = usable.indices.filter { usable[$0].sample.split != .validation }
@@ -133,88 +201,73 @@ public enum HeadTraining {
         if let missing = statistics.trainCounts.firstIndex(of: 0) {
             throw TrainingError.tooFewImages(label: labels[missing], count: 0, needed: 1)
         }
+        return (trainIndices, validationIndices)
+    }
 
-        // Phase 2: the extra training views.
-        var train = FeatureMatrix(columns: featureCount)
-        var trainLabels: [Int] = [], trainImages: [Int] = []
-        for (n, i) in trainIndices.enumerated() {
-            train.append(row: usable[i].features)
-            trainLabels.append(usable[i].sample.label)
-            trainImages.append(n)
-        }
+    /// Step 4: the extra training views (`--augment`) of the training images, one row each.
+    static func addAugmentedViews(to rows: inout TrainingRows, paths: [String], labels: [Int], request: HeadTrainingRequest,
+                                  extractor: FeatureExtractor, events: HeadTrainingEvents,
+                                  statistics: inout HeadTrainingOutcome.Statistics) throws {
+        let predictionViews = HeadTune.predictionViews(policy: request.policy, testTimeFlip: request.testTimeFlip)
         let extraViews = Augmentation.trainingViews(policy: request.policy, augment: request.augment)
             .filter { !predictionViews.contains($0) }
-        if !extraViews.isEmpty {
-            let paths = trainIndices.map { usable[$0].sample.path }
-            let second = try extractor.extract(requests(paths: paths, views: extraViews), featureSet: featureSet) {
-                events.extraction("augmented views", $0, $1)
-            }
-            statistics.cacheHits += second.cacheHits
-            statistics.extracted += second.extracted
-            statistics.damagedCacheEntries += second.damagedEntries
-            for (n, i) in trainIndices.enumerated() {
-                for v in extraViews.indices {
-                    // A view that fails where the plain one worked (it cannot, in practice) only loses that row.
-                    if case .success(let features) = second.results[n * extraViews.count + v] {
-                        train.append(row: features)
-                        trainLabels.append(usable[i].sample.label)
-                        trainImages.append(n)
-                    }
+        guard !extraViews.isEmpty else { return }
+        let outcome = try extractor.extract(requests(paths: paths, views: extraViews), featureSet: request.featureSet) {
+            events.extraction("augmented views", $0, $1)
+        }
+        statistics.cacheHits += outcome.cacheHits
+        statistics.extracted += outcome.extracted
+        statistics.damagedCacheEntries += outcome.damagedEntries
+        for n in paths.indices {
+            for v in extraViews.indices {
+                // A view that fails where the plain one worked (it cannot, in practice) only loses that row.
+                if case .success(let features) = outcome.results[n * extraViews.count + v] {
+                    rows.appendTraining(features, label: labels[n], image: n)
                 }
             }
         }
-        var validation = FeatureMatrix(columns: featureCount)
-        for i in validationIndices { validation.append(row: usable[i].features) }
-        let validationLabels = validationIndices.map { usable[$0].sample.label }
-        statistics.extractionSeconds = Date().timeIntervalSince(start)
+    }
 
-        let trainingStart = Date()
+    /// Step 5: the head itself (L2 chosen by cross-validation unless given).
+    static func fitHead(_ rows: TrainingRows, labels: [String], request: HeadTrainingRequest, events: HeadTrainingEvents,
+                        statistics: inout HeadTrainingOutcome.Statistics) throws -> TrainingResult {
+        let start = Date()
         // The class names say nothing about the stage-pooled features: their weights start at, and are
         // pulled towards, zero.
-        let prior = try request.labelPrior?(labels).paddingColumns(to: featureCount)
-        let result = try HeadTrainer.train(configuration: request.configuration, classes: labels.count, train: train,
-                                           trainLabels: trainLabels, trainGroups: trainImages,
-                                           validation: validation.rows > 0 ? validation : nil,
-                                           validationLabels: validationLabels, prior: prior, onEpoch: events.epoch)
+        let prior = try request.labelPrior?(labels).paddingColumns(to: rows.train.columns)
+        let result = try HeadTrainer.train(configuration: request.configuration, classes: labels.count, train: rows.train,
+                                           trainLabels: rows.trainLabels, trainGroups: rows.trainImages,
+                                           validation: rows.validation.rows > 0 ? rows.validation : nil,
+                                           validationLabels: rows.validationLabels, prior: prior, onEpoch: events.epoch)
         statistics.l2Selection = result.l2Selection
-        // The head file records the L2 strength that was used, chosen or given.
-        var configuration = request.configuration
-        if configuration.resolvedOptimizer == .lbfgs { configuration.l2 = result.l2 }
-        statistics.trainingSeconds = Date().timeIntervalSince(trainingStart)
+        statistics.trainingSeconds = Date().timeIntervalSince(start)
         statistics.epochs = result.history.count
         statistics.stoppedEarly = result.stoppedEarly
         statistics.bestEpoch = result.bestEpoch
+        return result
+    }
 
-        var report: ClassificationReport?
-        if validation.rows > 0 {
-            var standardized = validation
-            result.standardization.apply(to: &standardized)
-            report = ClassificationReport(probabilities: result.head.probabilities(standardized), truth: validationLabels,
-                                          paths: validationIndices.map { usable[$0].sample.path }, labels: labels)
-        }
-        // Out-of-distribution detector: one row per training image (not its augmented views), in the
-        // head's standardized space, threshold from the validation images.
-        var bank = train.selecting(Array(trainIndices.indices))
+    /// Step 6: the validation report (nil without validation images).
+    static func validationReport(_ result: TrainingResult, rows: TrainingRows, paths: [String], labels: [String])
+        -> ClassificationReport?
+    {
+        guard rows.validation.rows > 0 else { return nil }
+        var standardized = rows.validation
+        result.standardization.apply(to: &standardized)
+        return ClassificationReport(probabilities: result.head.probabilities(standardized), truth: rows.validationLabels,
+                                    paths: paths, labels: labels)
+    }
+
+    /// Step 7: the out-of-distribution detector: one row per training image (not its augmented views,
+    /// which come after them), in the head's standardized space, threshold from the validation images.
+    static func outOfDistributionDetector(_ result: TrainingResult, rows: TrainingRows, trainImages: Int)
+        -> OutOfDistributionDetector?
+    {
+        var bank = rows.train.selecting(Array(0..<trainImages))
         result.standardization.apply(to: &bank)
-        var calibration = validation
+        var calibration = rows.validation
         result.standardization.apply(to: &calibration)
-        let detector = OutOfDistributionDetector.fit(train: bank, validation: calibration.rows > 0 ? calibration : nil)
-        let metadata = HeadFile.Metadata(
-            labels: labels,
-            backbone: .init(id: backbone.identifier, weightsSHA256: backbone.weightsSHA256, featureCount: featureCount,
-                            features: featureSet),
-            preprocessing: .init(policy: request.policy.rawValue, inputSize: backbone.inputSize, testTimeFlip: request.testTimeFlip,
-                                 augment: request.augment.map(\.rawValue)),
-            architecture: result.head.architecture, training: configuration, bestEpoch: result.bestEpoch,
-            dataset: .init(source: request.data, imagesPerClass: zip(statistics.trainCounts, statistics.validationCounts).map { $0 + $1 },
-                           trainImages: trainIndices.count, validationImages: validationIndices.count, trainRows: train.rows,
-                           skippedFiles: statistics.skippedFiles),
-            validation: report, createdAt: ISO8601DateFormatter().string(from: now), headtuneVersion: HeadTuneVersion.current)
-        return HeadTrainingOutcome(headFile: HeadFile(metadata: metadata, head: result.head, standardization: result.standardization,
-                                                      outOfDistribution: detector),
-                                   statistics: statistics,
-                                   data: .init(train: train, trainLabels: trainLabels, trainImages: trainImages,
-                                               validation: validation, validationLabels: validationLabels))
+        return OutOfDistributionDetector.fit(train: bank, validation: calibration.rows > 0 ? calibration : nil)
     }
 
     private static func counts(_ labels: [Int], classes: Int) -> [Int] {

@@ -8,6 +8,9 @@ public enum HeadTuneError: Error, LocalizedError, Equatable {
     case alignmentFailed(String)
     case alignmentUnavailable(path: String, reason: String)
     case indexFailed(path: String, reason: String)
+    /// A head or command asked for outputs the encoder does not compute.
+    case unsupportedFeatures(featureSet: String, encoder: String)
+    case invalidText(reason: String)
 
     public var errorDescription: String? {
         switch self {
@@ -19,6 +22,9 @@ public enum HeadTuneError: Error, LocalizedError, Equatable {
         case .alignmentUnavailable(let path, let reason):
             return "\(path): unusable image-text alignment (\(reason)); make it with `headtune align` (make align)"
         case .indexFailed(let path, let reason): return "\(path): image index error (\(reason))"
+        case .unsupportedFeatures(let featureSet, let encoder):
+            return "\(encoder) does not compute \(featureSet) features"
+        case .invalidText(let reason): return "text encoder input: \(reason)"
         }
     }
 }

@@ -120,3 +120,68 @@ public final class ImageIndex: Sendable {
         data.withUnsafeBytes { raw in (0..<(raw.count / 4)).map { raw.loadUnaligned(fromByteOffset: $0 * 4, as: Float.self) } }
     }
 }
+
+extension ImageIndex {
+    /// What `update` did.
+    public struct UpdateSummary: Sendable, Equatable {
+        public var indexed = 0
+        /// Files whose content and models were already indexed.
+        public var unchanged = 0
+        public var failed = 0
+    }
+
+    /// Indexes `paths` in `space`: files already stored with the same content hash and models are
+    /// skipped, the rest run through the encoder (in batches, decoding overlapped) and are upserted.
+    /// - failed: a file that could not be hashed or decoded, with the reason (the run goes on)
+    /// - progress: (done, total) over the files that need the network
+    public func update(paths: [String], encoder: ImageEncoder, space: TextSpace, batchSize: Int = 16,
+                       threads: Int = ProcessInfo.processInfo.activeProcessorCount,
+                       failed: (String, Error) -> Void = { _, _ in },
+                       progress: (Int, Int) -> Void = { _, _ in }) throws -> UpdateSummary {
+        let models = space.indexModels(imageEncoder: encoder)
+        var summary = UpdateSummary()
+        var hashes: [String: String] = [:]
+        var pending: [String] = []
+        for path in paths {
+            do {
+                let hash = try Self.contentHash(of: path)
+                if try isCurrent(path: path, contentSHA256: hash, models: models) {
+                    summary.unchanged += 1
+                    continue
+                }
+                hashes[path] = hash
+                pending.append(path)
+            } catch {
+                summary.failed += 1
+                failed(path, error)
+            }
+        }
+        guard !pending.isEmpty else { return summary }
+        // The raw features and logits are stored beside the vector, so a later bridge can re-embed.
+        let outputs = Array(Set(space.requiredOutputs + [.features, .logits])).filter { encoder.width(of: $0) != nil }
+        let runner = BatchRunner(encoder: encoder, batchSize: batchSize, threads: threads, outputs: outputs)
+        var done = 0
+        progress(0, pending.count)
+        try runner.run(paths: pending) { index, result in
+            let path = pending[index]
+            defer {
+                done += 1
+                progress(done, pending.count)
+            }
+            do {
+                let image = try result.get()
+                try upsert(path: path, contentSHA256: hashes[path]!, models: models, features: image.features,
+                           logits: image.logits ?? [], embedding: try space.imageVector(image))
+                summary.indexed += 1
+            } catch let error as HeadTuneError {
+                if case .indexFailed = error { throw error }
+                summary.failed += 1
+                failed(path, error)
+            } catch {
+                summary.failed += 1
+                failed(path, error)
+            }
+        }
+        return summary
+    }
+}

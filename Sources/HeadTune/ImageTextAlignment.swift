@@ -13,7 +13,6 @@
 
 import Foundation
 import Kernels
-import Models
 import Training
 import Weights
 
@@ -53,22 +52,11 @@ public struct ImageTextAlignment: Sendable {
     /// Text embedding of every ImageNet class: each synonym in the template, averaged, normalized.
     public static func classEmbeddings(labels: ImageNetLabels, encoder: TextEncoder,
                                        template: String = defaultClassTemplate) throws -> [Float] {
-        var prompts: [String] = []
-        var owner: [Int] = []
-        for (c, name) in labels.names.enumerated() {
-            for synonym in name.split(separator: ",").map({ $0.trimmingCharacters(in: .whitespaces) }) where !synonym.isEmpty {
-                prompts.append(template.replacingOccurrences(of: "{}", with: synonym))
-                owner.append(c)
-            }
+        let synonyms = labels.names.map { name in
+            name.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
         }
-        let embeddings = try encoder.embed(prompts)
-        let d = encoder.dimension
-        var result = [Float](repeating: 0, count: labels.names.count * d)
-        for (row, c) in zip(embeddings, owner) {
-            for j in 0..<d { result[c * d + j] += row[j] }
-        }
-        result.withUnsafeMutableBufferPointer { normalizeRows($0.baseAddress!, rows: labels.names.count, columns: d) }
-        return result
+        return try promptEmbeddings(synonyms.map { $0.map { template.replacingOccurrences(of: "{}", with: $0) } },
+                                    encoder: encoder).flatMap { $0 }
     }
 
     /// Ridge regression from text embeddings T [n, d] to classifier rows W [n, f]:
@@ -183,33 +171,24 @@ public struct ImageTextAlignment: Sendable {
             .init(name: "class_embeddings", shape: [classCount, textDimension], values: classEmbeddings),
             .init(name: "projection", shape: [textDimension, featureCount], values: projection),
         ], metadata: metadata)
-        let url = URL(fileURLWithPath: path)
-        let temporary = url.deletingLastPathComponent().appendingPathComponent(".\(url.lastPathComponent).tmp")
-        do {
-            try data.write(to: temporary)
-        } catch {
-            throw HeadTuneError.outputFailed(path: path, reason: error.localizedDescription)
-        }
-        // rename(2) replaces the old file in one step: readers see the old or the new file, never none.
-        if rename(temporary.path, path) != 0 {
-            let reason = String(cString: strerror(errno))
-            unlink(temporary.path)
-            throw HeadTuneError.outputFailed(path: path, reason: reason)
+        do { try AtomicFile.write(data, to: path) } catch {
+            throw HeadTuneError.outputFailed(path: path, reason: error.reason)
         }
     }
 
-    /// Fits the alignment for the EfficientNet-Lite0 classifier found in `weightsDirectory`.
-    public static func fit(backbone: Backbone, textEncoder: TextEncoder, weightsDirectory: URL, lambda: Double? = nil,
+    /// Fits both bridges for these models from the image encoder's own pretrained classifier.
+    public static func fit(encoder: ImageEncoder, textEncoder: TextEncoder, lambda: Double? = nil,
                            template: String = defaultClassTemplate,
-                           progress: (String) -> Void) throws -> ImageTextAlignment {
-        let classifier = try SafeTensors(contentsOf: weightsDirectory.appendingPathComponent("efficientnet-lite0.safetensors"))
-            .tensor("_fc.weight", shape: [backbone.classCount, backbone.featureCount])
-        return try fit(backbone: backbone, textEncoder: textEncoder, classifierWeights: classifier, lambda: lambda,
-                       template: template, log: progress)
+                           log: (String) -> Void = { _ in }) throws -> ImageTextAlignment {
+        guard let classifier = encoder.model.classifierWeights(), encoder.classCount == 1000 else {
+            throw HeadTuneError.alignmentFailed("\(encoder.identifier) has no ImageNet-1k classifier to bridge through")
+        }
+        return try fit(encoder: encoder, textEncoder: textEncoder, classifierWeights: classifier, lambda: lambda,
+                       template: template, log: log)
     }
 
     /// Reads a file written by `write(to:)` and checks it fits these models.
-    public static func read(path: String, backbone: Backbone, textEncoder: TextEncoder) throws -> ImageTextAlignment {
+    public static func read(path: String, encoder: ImageEncoder, textEncoder: TextEncoder) throws -> ImageTextAlignment {
         let file: SafeTensors
         do { file = try SafeTensors(contentsOf: URL(fileURLWithPath: path)) } catch {
             throw HeadTuneError.alignmentUnavailable(path: path, reason: (error as? LocalizedError)?.errorDescription ?? "\(error)")
@@ -217,27 +196,27 @@ public struct ImageTextAlignment: Sendable {
         guard file.metadata["format"] == "headtune-image-text-alignment" else {
             throw HeadTuneError.alignmentUnavailable(path: path, reason: "not written by `headtune align`")
         }
-        for (key, expected) in [("backbone", backbone.identifier), ("text_encoder", textEncoder.identifier)]
+        for (key, expected) in [("backbone", encoder.identifier), ("text_encoder", textEncoder.identifier)]
         where file.metadata[key] != expected {
             throw HeadTuneError.alignmentUnavailable(
                 path: path, reason: "fitted for \(key) \(file.metadata[key] ?? "?"), this run uses \(expected): refit it")
         }
-        let c = backbone.classCount, d = textEncoder.dimension, f = backbone.featureCount
+        let c = encoder.classCount, d = textEncoder.dimension, f = encoder.featureCount
         return ImageTextAlignment(
             classEmbeddings: try file.tensor("class_embeddings", shape: [c, d]),
             projection: try file.tensor("projection", shape: [d, f]), classCount: c, textDimension: d, featureCount: f,
-            backbone: backbone.identifier, textEncoder: textEncoder.identifier,
+            backbone: encoder.identifier, textEncoder: textEncoder.identifier,
             ridgeLambda: Double(file.metadata["ridge_lambda"] ?? "") ?? .nan,
             classTemplate: file.metadata["class_template"] ?? defaultClassTemplate)
     }
 
     /// Fits both bridges for these models: class-name embeddings, then the ridge map on the classifier.
     /// - classifierWeights: [classCount, featureCount], the ImageNet head (`_fc.weight`)
-    public static func fit(backbone: Backbone, textEncoder: TextEncoder, classifierWeights: [Float],
+    public static func fit(encoder: ImageEncoder, textEncoder: TextEncoder, classifierWeights: [Float],
                            lambda: Double?, template: String = defaultClassTemplate,
                            log: (String) -> Void = { _ in }) throws -> ImageTextAlignment {
         let labels = try ImageNetLabels.load()
-        let c = labels.names.count, d = textEncoder.dimension, f = backbone.featureCount
+        let c = labels.names.count, d = textEncoder.dimension, f = encoder.featureCount
         log("embedding \(c) ImageNet class names with \"\(template)\"")
         let text = try classEmbeddings(labels: labels, encoder: textEncoder, template: template)
         let chosen: Double
@@ -255,7 +234,7 @@ public struct ImageTextAlignment: Sendable {
                                       featureCount: f, lambda: chosen)
         // fitRidge gives M as [d, f] with W ≈ T·M, so the image embedding is M·f: the layout `embed` uses.
         return ImageTextAlignment(classEmbeddings: text, projection: projection, classCount: c, textDimension: d,
-                                  featureCount: f, backbone: backbone.identifier, textEncoder: textEncoder.identifier,
+                                  featureCount: f, backbone: encoder.identifier, textEncoder: textEncoder.identifier,
                                   ridgeLambda: chosen, classTemplate: template)
     }
 }

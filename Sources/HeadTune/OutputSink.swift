@@ -1,11 +1,11 @@
 import Foundation
+import Weights
 
-/// Machine-readable output: stdout, or a file written atomically (temp file in the same directory,
-/// renamed over the target only when the run completes).
+/// Machine-readable output: stdout, or a file written atomically (`AtomicFile`: temp file in the same
+/// directory, renamed over the target only when the run completes).
 public final class OutputSink {
     private let handle: FileHandle
-    private let temporaryPath: String?
-    private let finalPath: String?
+    private let file: AtomicFile.Writer?
     /// Resumable mode: the temp file is `<path>.partial`, flushed as the run goes and kept when the
     /// run does not complete, so `--resume` can carry on from it.
     private let keepsPartial: Bool
@@ -16,21 +16,14 @@ public final class OutputSink {
     public init(path: String?) throws {
         guard let path, path != "-" else {
             handle = FileHandle.standardOutput
-            temporaryPath = nil
-            finalPath = nil
+            file = nil
             keepsPartial = false
             return
         }
-        let url = URL(fileURLWithPath: path)
-        let temporary = url.deletingLastPathComponent()
-            .appendingPathComponent(".\(url.lastPathComponent).\(ProcessInfo.processInfo.processIdentifier).tmp").path
-        guard FileManager.default.createFile(atPath: temporary, contents: nil),
-              let handle = FileHandle(forWritingAtPath: temporary) else {
-            throw HeadTuneError.outputFailed(path: path, reason: "cannot create \(temporary)")
+        do { file = try AtomicFile.Writer(path: path) } catch {
+            throw HeadTuneError.outputFailed(path: path, reason: error.reason)
         }
-        self.handle = handle
-        temporaryPath = temporary
-        finalPath = path
+        handle = file!.handle
         keepsPartial = false
     }
 
@@ -38,28 +31,23 @@ public final class OutputSink {
     /// started afresh), reach the file at least once a second and the disk every 10 seconds;
     /// `commit` renames it over `path`. A run that dies leaves the partial file for `--resume`.
     public init(resumablePath path: String, append: Bool) throws {
-        let partial = Self.partialPath(for: path)
-        let flags = O_WRONLY | O_CREAT | (append ? O_APPEND : O_TRUNC)
-        let descriptor = open(partial, flags, 0o644)
-        guard descriptor >= 0 else {
-            throw HeadTuneError.outputFailed(path: path, reason: "cannot open \(partial): \(String(cString: strerror(errno)))")
+        do { file = try AtomicFile.Writer(path: path, temporaryPath: Self.partialPath(for: path), truncate: !append) } catch {
+            throw HeadTuneError.outputFailed(path: path, reason: error.reason)
         }
-        handle = FileHandle(fileDescriptor: descriptor, closeOnDealloc: true)
-        temporaryPath = partial
-        finalPath = path
+        handle = file!.handle
         keepsPartial = true
     }
 
     /// Where a resumable run keeps its records until it completes.
     public static func partialPath(for path: String) -> String { path + ".partial" }
 
-    public var isTerminal: Bool { finalPath == nil && isatty(STDOUT_FILENO) != 0 }
+    public var isTerminal: Bool { file == nil && isatty(STDOUT_FILENO) != 0 }
 
     public func write(_ text: String) {
         buffer.append(contentsOf: Array(text.utf8))
         // Lines reach a pipe promptly; large buffers go out in big writes; a resumable file is never
         // more than a second behind, so a killed run loses at most that.
-        if finalPath == nil || buffer.count >= 1 << 16 || (keepsPartial && Date().timeIntervalSince(lastFlush) >= 1) {
+        if file == nil || buffer.count >= 1 << 16 || (keepsPartial && Date().timeIntervalSince(lastFlush) >= 1) {
             flush()
         }
     }
@@ -83,28 +71,20 @@ public final class OutputSink {
     /// Makes the output visible: renames the temp file over the target.
     public func commit() throws {
         flush()
-        guard let temporaryPath, let finalPath else { return }
-        try handle.synchronize()
-        try handle.close()
-        if rename(temporaryPath, finalPath) != 0 {
-            let reason = String(cString: strerror(errno))
-            unlink(temporaryPath)
-            throw HeadTuneError.outputFailed(path: finalPath, reason: reason)
+        do { try file?.commit() } catch {
+            throw HeadTuneError.outputFailed(path: error.path, reason: error.reason)
         }
     }
 
     /// Drops a partial file (a resumable one is flushed and kept for `--resume`); the previous
     /// output (if any) stays as it was.
     public func discard() {
-        guard let temporaryPath else { return }
+        guard let file else { return }
         if keepsPartial {
             flush()
-            try? handle.synchronize()
-            try? handle.close()
-            return
+            file.keepPartial()
+        } else {
+            file.discard()
         }
-        try? handle.close()
-        unlink(temporaryPath)
     }
 }
-

@@ -1,3 +1,4 @@
+import Foundation
 import Kernels
 
 /// One class with its probability, as every classifier output reports it.
@@ -60,4 +61,31 @@ public func probabilities(fromLogits logits: [Float]) -> [Float] {
     var result = logits
     result.withUnsafeMutableBufferPointer { softmaxRows($0.baseAddress!, rows: 1, columns: $0.count) }
     return result
+}
+
+// MARK: - CSV
+
+extension ClassificationRecord {
+    /// The CSV columns: one row per prediction (rank 1 first), the out-of-distribution columns when the
+    /// classifier has a detector, the error last.
+    public static func csvHeader(outOfDistribution: Bool) -> String {
+        "path,rank,index,label,score" + (outOfDistribution ? ",unknown,ood_score" : "") + ",error\n"
+    }
+
+    /// This record's CSV rows (a failed input: one row with only the path and the error).
+    public func csvRows(outOfDistribution: Bool) -> String {
+        let path = csvField(self.path), empty = outOfDistribution ? ",,,,,," : ",,,,"
+        if let error { return "\(path)\(empty),\(csvField(error))\n" }
+        let ood = outOfDistribution
+            ? "," + (unknown.map { String($0) } ?? "") + "," + (oodScore.map { String($0) } ?? "") : ""
+        return (predictions ?? []).enumerated().map { rank, p in
+            "\(path),\(rank + 1),\(p.index),\(csvField(p.label)),\(String(format: "%.6f", p.score))\(ood),\n"
+        }.joined()
+    }
+}
+
+/// RFC 4180 quoting where needed.
+public func csvField(_ value: String) -> String {
+    guard value.contains(where: { $0 == "," || $0 == "\"" || $0 == "\n" || $0 == "\r" }) else { return value }
+    return "\"" + value.replacingOccurrences(of: "\"", with: "\"\"") + "\""
 }

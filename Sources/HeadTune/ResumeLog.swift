@@ -1,4 +1,5 @@
 import Foundation
+import Weights
 
 /// What an earlier run of `classify --output FILE` already finished, for `--resume`.
 ///
@@ -37,10 +38,8 @@ public struct ResumeLog {
         case .jsonl: kept = log.keepJSONLines(data)
         case .csv: kept = try log.keepCSVRows(data, source: source)
         }
-        let temporary = partial + ".tmp"
-        guard fileManager.createFile(atPath: temporary, contents: kept), rename(temporary, partial) == 0 else {
-            unlink(temporary)
-            throw HeadTuneError.outputFailed(path: path, reason: "cannot write \(partial): \(String(cString: strerror(errno)))")
+        do { try AtomicFile.write(kept, to: partial) } catch {
+            throw HeadTuneError.outputFailed(path: path, reason: error.localizedDescription)
         }
         return log
     }

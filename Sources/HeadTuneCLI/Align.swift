@@ -23,7 +23,7 @@ struct Align: ParsableCommand {
     @Option(help: "Prompt for the class names; {} is replaced by each synonym.")
     var template: String = ImageTextAlignment.defaultClassTemplate
 
-    @OptionGroup var backbone: BackboneOptions
+    @OptionGroup var encoderOptions: EncoderOptions
 
     func validate() throws {
         if let lambda, !(lambda > 0) { throw ValidationError("--lambda must be positive") }
@@ -31,13 +31,10 @@ struct Align: ParsableCommand {
     }
 
     func run() throws {
-        let model = try backbone.loadBackbone()
-        let directory = try backbone.weights.map { URL(fileURLWithPath: $0) }
-            ?? WeightsLocator.directory(containing: TextEncoder.weightsFileName)
-        let encoder = try TextEncoder.allMiniLML6v2(weightsDirectory: directory, threads: backbone.threads)
-        let alignment = try ImageTextAlignment.fit(backbone: model, textEncoder: encoder, weightsDirectory: directory,
+        let encoder = try encoderOptions.loadEncoder()
+        let alignment = try ImageTextAlignment.fit(encoder: encoder, textEncoder: try encoderOptions.loadTextEncoder(),
                                                    lambda: lambda, template: template) { printError("headtune: \($0)") }
-        let path = output ?? directory.appendingPathComponent(ImageTextAlignment.defaultFileName).path
+        let path = try output ?? TextSpace.defaultAlignmentPath(weightsDirectory: encoderOptions.weightsDirectory)
         try alignment.write(to: path)
         printError("headtune: wrote \(path) (\(alignment.identifier), lambda \(alignment.ridgeLambda))")
     }

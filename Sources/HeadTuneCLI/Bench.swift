@@ -26,27 +26,19 @@ struct BenchBackbone: ParsableCommand {
     }
 
     func run() throws {
-        let backbone = try Backbone.efficientNetLite0(weightsDirectory: options.weights.map { URL(fileURLWithPath: $0) })
-        let model = backbone.model
-        let size = backbone.inputSize
+        let encoder = try ImageEncoder.load(model: options.model, weightsDirectory: options.weights.map { URL(fileURLWithPath: $0) })
+        let size = encoder.inputSize
         // Deterministic values in [-1, 1], like normalized pixels.
         var state: UInt32 = 12345
         let input = (0..<(batch * size * size * 3)).map { _ -> Float in
             state = state &* 1_664_525 &+ 1_013_904_223
             return Float(state >> 8) / Float(1 << 23) - 1
         }
-        let workspace = model.makeWorkspace(batch: batch, threads: options.threads)
-        var features = [Float](repeating: 0, count: batch * model.featureCount)
-        var logits = [Float](repeating: 0, count: batch * model.classCount)
+        // The network's features and classifier logits, as `classify --imagenet` computes them.
+        let session = encoder.makeSession(threads: options.threads)
+        let outputs: [ImageOutput] = encoder.availableOutputs.filter { $0 == .features || $0 == .logits }
         let timing = BenchTiming(warmup: options.warmup, seconds: options.seconds) {
-            input.withUnsafeBufferPointer { x in
-                features.withUnsafeMutableBufferPointer { f in
-                    logits.withUnsafeMutableBufferPointer { l in
-                        model.forward(input: x.baseAddress!, workspace: workspace, features: f.baseAddress!,
-                                      logits: l.baseAddress!)
-                    }
-                }
-            }
+            input.withUnsafeBufferPointer { x in _ = session.run(x.baseAddress!, rows: batch, outputs: outputs) }
         }
         let p50 = timing.p50, p90 = timing.p90, runs = timing.times.count
         let imagesPerSecond = timing.rate(itemsPerRun: batch)

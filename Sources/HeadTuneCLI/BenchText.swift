@@ -2,7 +2,6 @@ import ArgumentParser
 import Foundation
 import HeadTune
 import Kernels
-import Models
 
 struct BenchText: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -31,30 +30,15 @@ struct BenchText: ParsableCommand {
     }
 
     func run() throws {
-        let encoder = try TextEncoder.allMiniLML6v2(weightsDirectory: options.weights.map { URL(fileURLWithPath: $0) },
-                                                    threads: options.threads)
+        let encoder = try TextEncoder.load(weightsDirectory: options.weights.map { URL(fileURLWithPath: $0) },
+                                           threads: options.threads)
         let sentences = Self.benchmarkSentences(batch)
         let tokenizeStart = DispatchTime.now().uptimeNanoseconds
-        let ids = sentences.map(encoder.tokenizer.encode)
+        let ids = sentences.map(encoder.tokenize)
         let tokenizeMs = Double(DispatchTime.now().uptimeNanoseconds - tokenizeStart) / 1e6
         let sequence = ids.map(\.count).max() ?? 1
-        let model = encoder.model
-        var padded = [Int32](repeating: 0, count: batch * sequence)
-        var mask = [UInt8](repeating: 0, count: batch * sequence)
-        for (b, row) in ids.enumerated() {
-            for (t, id) in row.enumerated() {
-                padded[b * sequence + t] = id
-                mask[b * sequence + t] = 1
-            }
-        }
-        let workspace = model.makeWorkspace(tokens: batch * sequence, threads: options.threads)
-        var embeddings = [Float](repeating: 0, count: batch * model.dimension)
-        let timing = BenchTiming(warmup: options.warmup, seconds: options.seconds) {
-            embeddings.withUnsafeMutableBufferPointer { out in
-                model.forward(inputIDs: padded, attentionMask: mask, batch: batch, sequence: sequence,
-                              workspace: workspace, embeddings: out.baseAddress!)
-            }
-        }
+        let runBatch = try encoder.preparedBatch(ids)
+        let timing = BenchTiming(warmup: options.warmup, seconds: options.seconds) { runBatch() }
         let p50 = timing.p50, p90 = timing.p90, runs = timing.times.count
         let perSecond = timing.rate(itemsPerRun: batch)
         let peakMB = ProcessMemory.peakResidentMB()

@@ -44,6 +44,8 @@ struct BenchOptions: ParsableArguments {
     @Option(help: "Threads.") var threads: Int = ProcessInfo.processInfo.activeProcessorCount
     @Option(help: "json or text.") var format: Format = .text
     @Option(help: "Directory with the converted weights.", completion: .directory) var weights: String?
+    @Option(help: "Image encoder for `bench backbone`: a bundled model's name or a model folder (default efficientnet-lite0).",
+            completion: .directory) var model: String?
 
     func validate() throws {
         guard threads >= 1, seconds > 0, warmup >= 0 else {

@@ -32,7 +32,7 @@ struct Classify: ParsableCommand {
     @Option(help: "Output format: table, jsonl or csv (default: table on a terminal, jsonl otherwise).")
     var format: Format?
 
-    @Flag(help: "Add the pooled 1280-d backbone features to each record (jsonl).")
+    @Flag(help: "Add the encoder's pooled features (1280-d for EfficientNet-Lite0) to each record (jsonl).")
     var embeddings = false
 
     @Flag(help: "Add the classifier's raw outputs before softmax/sigmoid to each record (jsonl).")
@@ -53,7 +53,7 @@ struct Classify: ParsableCommand {
 
     @OptionGroup var inputs: InputOptions
     @OptionGroup var output: OutputOptions
-    @OptionGroup var backbone: BackboneOptions
+    @OptionGroup var encoderOptions: EncoderOptions
 
     func validate() throws {
         guard imagenet != (head != nil) else {
@@ -76,14 +76,14 @@ struct Classify: ParsableCommand {
     func run() throws {
         var paths = try inputs.collect()
         if let shard = shard.flatMap(InputShard.init) { paths = shard.select(paths) }
-        let model = try backbone.loadBackbone()
-        let classifier: BatchClassifier.Classifier = try head.map { .head(try HeadPredictor.load(path: $0, backbone: model)) }
+        let encoder = try encoderOptions.loadEncoder()
+        let classifier: BatchClassifier.Classifier = try head.map { .head(try HeadPredictor.load(path: $0, encoder: encoder)) }
             ?? .imagenet(try ImageNetLabels.load())
-        var job = BatchClassifier(backbone: model, classifier: classifier, topK: topK)
+        var job = BatchClassifier(encoder: encoder, classifier: classifier, topK: topK)
         job.includeEmbedding = embeddings
         job.includeLogits = logits
-        job.batchSize = backbone.batchSize
-        job.threads = backbone.threads
+        job.batchSize = encoderOptions.batchSize
+        job.threads = encoderOptions.threads
         job.decodeThreads = decodeThreads
 
         var carried = ResumeLog()
@@ -105,7 +105,7 @@ struct Classify: ParsableCommand {
         }
         let hasDetector = if case .head(let p) = classifier { p.head.outOfDistribution != nil } else { false }
         if format == .csv && !carried.hasHeader {
-            sink.write("path,rank,index,label,score" + (hasDetector ? ",unknown,ood_score" : "") + ",error\n")
+            sink.write(ClassificationRecord.csvHeader(outOfDistribution: hasDetector))
         }
 
         let progress = ProgressBar(total: paths.count, force: inputs.progress)
@@ -142,12 +142,7 @@ struct Classify: ParsableCommand {
         case .jsonl:
             return record.json.serialized() + "\n"
         case .csv:
-            let path = csvField(record.path), empty = oodColumns ? ",,,,,," : ",,,,"
-            if let error = record.error { return "\(path)\(empty),\(csvField(error))\n" }
-            let ood = oodColumns ? "," + (record.unknown.map { String($0) } ?? "") + "," + (record.oodScore.map { String($0) } ?? "") : ""
-            return (record.predictions ?? []).enumerated().map { rank, p in
-                "\(path),\(rank + 1),\(p.index),\(csvField(p.label)),\(String(format: "%.6f", p.score))\(ood),\n"
-            }.joined()
+            return record.csvRows(outOfDistribution: oodColumns)
         case .table:
             if let error = record.error { return "\(record.path)\n    error: \(error)\n" }
             var lines = [record.path]
@@ -162,10 +157,4 @@ struct Classify: ParsableCommand {
             return lines.joined(separator: "\n") + "\n"
         }
     }
-}
-
-/// RFC 4180 quoting where needed.
-func csvField(_ value: String) -> String {
-    guard value.contains(where: { $0 == "," || $0 == "\"" || $0 == "\n" || $0 == "\r" }) else { return value }
-    return "\"" + value.replacingOccurrences(of: "\"", with: "\"\"") + "\""
 }

@@ -4,7 +4,7 @@ import HeadTune
 
 struct Embed: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Write the backbone's pooled feature vector (1280-d for EfficientNet-Lite0) for each image.",
+        abstract: "Write the encoder's pooled feature vector (1280-d for EfficientNet-Lite0) for each image.",
         discussion: """
             jsonl: {"path": "cat.jpg", "embedding": [0.12, ...]} per input, {"path": ..., "error": ...} on failure.
             npy: a float32 array [images, features] written to --output; stdout then gets one JSON line per
@@ -21,7 +21,7 @@ struct Embed: ParsableCommand {
 
     @OptionGroup var inputs: InputOptions
     @OptionGroup var output: OutputOptions
-    @OptionGroup var backbone: BackboneOptions
+    @OptionGroup var encoderOptions: EncoderOptions
 
     func validate() throws {
         if format == .npy && (output.output == nil || output.output == "-") {
@@ -31,7 +31,7 @@ struct Embed: ParsableCommand {
 
     func run() throws {
         let paths = try inputs.collect()
-        let model = try backbone.loadBackbone()
+        let encoder = try encoderOptions.loadEncoder()
 
         let sink: OutputSink
         let index: OutputSink?
@@ -47,8 +47,8 @@ struct Embed: ParsableCommand {
         var rowCount = 0
         let failures: Int
         do {
-            failures = try runBackbone(backbone: model, options: backbone, inputs: paths, forceProgress: inputs.progress,
-                                       computeLogits: false) { path, result in
+            failures = try runEncoder(encoder, options: encoderOptions, inputs: paths, forceProgress: inputs.progress,
+                                      outputs: [.features]) { path, result in
                 var record: [(String, JSONValue)] = [("path", .string(path))]
                 switch result {
                 case .success(let output) where format == .npy:
@@ -63,29 +63,12 @@ struct Embed: ParsableCommand {
                 (index ?? sink).write(JSONValue.object(record).serialized() + "\n")
             }
             if format == .npy {
-                sink.write(NumpyArray.float32(rows, shape: [rowCount, model.featureCount]))
+                sink.write(NumpyArray.float32(rows, shape: [rowCount, encoder.featureCount]))
             }
         } catch {
             sink.discard()
             throw error
         }
         try finish(sink, failures: failures, total: paths.count)
-    }
-}
-
-/// Minimal writer for NumPy's .npy format (version 1.0, little-endian float32, C order).
-enum NumpyArray {
-    static func float32(_ values: [Float], shape: [Int]) -> Data {
-        let shapeText = shape.count == 1 ? "(\(shape[0]),)" : "(" + shape.map(String.init).joined(separator: ", ") + ")"
-        var header = "{'descr': '<f4', 'fortran_order': False, 'shape': \(shapeText), }"
-        // Magic (6) + version (2) + length (2) + header + '\n' is padded to a multiple of 64.
-        let unpadded = 10 + header.utf8.count + 1
-        header += String(repeating: " ", count: (64 - unpadded % 64) % 64) + "\n"
-        var data = Data([0x93] + Array("NUMPY".utf8) + [1, 0])
-        let length = UInt16(header.utf8.count)
-        data.append(contentsOf: [UInt8(length & 0xFF), UInt8(length >> 8)])
-        data.append(contentsOf: Array(header.utf8))
-        values.withUnsafeBytes { data.append(contentsOf: $0) }
-        return data
     }
 }

@@ -20,13 +20,13 @@ struct Evaluate: ParsableCommand {
 
     @OptionGroup var report: ReportOptions
     @OptionGroup var cacheOptions: CacheOptions
-    @OptionGroup var backbone: BackboneOptions
+    @OptionGroup var encoderOptions: EncoderOptions
 
     func run() throws {
-        let model = try backbone.loadBackbone()
-        let predictor = try HeadPredictor.load(path: head, backbone: model)
-        let extractor = FeatureExtractor(backbone: model, cache: try cacheOptions.open(), batchSize: backbone.batchSize,
-                                         threads: backbone.threads)
+        let encoder = try encoderOptions.loadEncoder()
+        let predictor = try HeadPredictor.load(path: head, encoder: encoder)
+        let extractor = FeatureExtractor(encoder: encoder, cache: try cacheOptions.open(), batchSize: encoderOptions.batchSize,
+                                         threads: encoderOptions.threads)
         var skipped = 0
         let progress = extractionProgress(force: report.progress)
         let result = try HeadEvaluation.run(predictor: predictor, data: data, extractor: extractor,
@@ -36,6 +36,6 @@ struct Evaluate: ParsableCommand {
                                             },
                                             progress: { progress("features", $0, $1) })
         if skipped > 0 { printError("headtune: \(skipped) file(s) skipped (listed above)") }
-        try report.emit(result, title: "\((head as NSString).lastPathComponent) on \(data)", maxPixels: backbone.maxPixels)
+        try report.emit(result, title: "\((head as NSString).lastPathComponent) on \(data)", maxPixels: encoderOptions.maxPixels)
     }
 }

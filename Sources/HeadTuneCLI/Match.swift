@@ -20,7 +20,7 @@ struct Match: ParsableCommand {
     @OptionGroup var textSpace: TextSpaceOptions
     @OptionGroup var inputs: InputOptions
     @OptionGroup var output: OutputOptions
-    @OptionGroup var backbone: BackboneOptions
+    @OptionGroup var encoderOptions: EncoderOptions
 
     func validate() throws {
         guard !text.isEmpty || textsFile != nil else { throw ValidationError("give --text (repeatable) or --texts-file") }
@@ -29,9 +29,9 @@ struct Match: ParsableCommand {
     func run() throws {
         let texts = try text + (textsFile.map(readLines) ?? [])
         let paths = try inputs.collect()
-        let model = try backbone.loadBackbone()
-        let (encoder, alignment) = try textSpace.load(backbone: model, options: backbone)
-        let textEmbeddings = try encoder.embed(texts)
+        let encoder = try encoderOptions.loadEncoder()
+        let space = try textSpace.load(encoder: encoder, options: encoderOptions)
+        let textEmbeddings = try space.text.embed(texts)
         let sink = try OutputSink(path: output.output)
         let format = self.format ?? (sink.isTerminal ? .table : .jsonl)
         switch format {
@@ -40,13 +40,10 @@ struct Match: ParsableCommand {
         }
         let failures: Int
         do {
-            failures = try runBackbone(backbone: model, options: backbone, inputs: paths, forceProgress: inputs.progress,
-                                       computeLogits: true) { path, result in
+            failures = try runEncoder(encoder, options: encoderOptions, inputs: paths, forceProgress: inputs.progress,
+                                      outputs: space.requiredOutputs) { path, result in
                 do {
-                    let out = try result.get()
-                    let image = try alignment.embed(features: out.features, logits: out.logits, method: textSpace.method,
-                                                    top: textSpace.conseTop)
-                    let row = textEmbeddings.map { dot(image, $0) }
+                    let row = space.similarities(try space.imageVector(try result.get()), textEmbeddings)
                     switch format {
                     case .jsonl:
                         sink.write(JSONValue.object([("path", .string(path)), ("similarities", .array(row.map { .float($0) }))])

@@ -3,8 +3,13 @@ import Foundation
 import HeadTune
 import Imaging
 
-/// Options every command that runs the backbone shares.
-struct BackboneOptions: ParsableArguments {
+/// Options every command that runs an image encoder shares.
+struct EncoderOptions: ParsableArguments {
+    @Option(help: ArgumentHelp("Image encoder: a bundled model's name or a model folder.",
+                               discussion: "Default: efficientnet-lite0 (see `headtune models`)."),
+            completion: .directory)
+    var model: String?
+
     @Option(help: "Images per network batch.")
     var batchSize: Int = 16
 
@@ -24,8 +29,14 @@ struct BackboneOptions: ParsableArguments {
         guard maxPixels >= 1 else { throw ValidationError("--max-pixels must be positive") }
     }
 
-    func loadBackbone() throws -> Backbone {
-        try Backbone.efficientNetLite0(weightsDirectory: weights.map { URL(fileURLWithPath: $0) }, maxPixels: maxPixels)
+    var weightsDirectory: URL? { weights.map { URL(fileURLWithPath: $0) } }
+
+    func loadEncoder() throws -> ImageEncoder {
+        try ImageEncoder.load(model: model, weightsDirectory: weightsDirectory, maxPixels: maxPixels)
+    }
+
+    func loadTextEncoder() throws -> TextEncoder {
+        try TextEncoder.load(weightsDirectory: weightsDirectory, threads: threads)
     }
 }
 

@@ -21,7 +21,7 @@ struct Search: ParsableCommand {
 
     @OptionGroup var textSpace: TextSpaceOptions
     @OptionGroup var output: OutputOptions
-    @OptionGroup var backbone: BackboneOptions
+    @OptionGroup var encoderOptions: EncoderOptions
 
     func validate() throws {
         guard query != nil || queriesFile != nil else { throw ValidationError("give a query or --queries-file") }
@@ -31,20 +31,19 @@ struct Search: ParsableCommand {
 
     func run() throws {
         let queries = (query.map { [$0] } ?? []) + (try queriesFile.map(readLines) ?? [])
-        let model = try backbone.loadBackbone()
-        let (encoder, alignment) = try textSpace.load(backbone: model, options: backbone)
+        let encoder = try encoderOptions.loadEncoder()
+        let space = try textSpace.load(encoder: encoder, options: encoderOptions)
         let index = try ImageIndex(path: db)
-        let models = ImageIndex.Models(backbone: model.identifier, textEncoder: encoder.identifier,
-                                       alignment: alignment.identifier, method: textSpace.method)
+        let models = space.indexModels(imageEncoder: encoder)
         let (entries, skipped) = try index.entries(models: models)
         if skipped > 0 {
             printError("headtune: \(skipped) entr\(skipped == 1 ? "y" : "ies") of \(db) were indexed with other models or another --method and are not searched; re-run `headtune index`")
         }
-        let embeddings = try encoder.embed(queries)
+        let embeddings = try space.text.embed(queries)
         let sink = try OutputSink(path: output.output)
         let format = self.format ?? (sink.isTerminal ? .table : .jsonl)
         for (query, q) in zip(queries, embeddings) {
-            let scores = entries.map { dot(q, $0.embedding) }
+            let scores = space.similarities(q, entries.map(\.embedding))
             let best = scores.withUnsafeBufferPointer { largestEntries($0, k: topK) }
             switch format {
             case .jsonl:

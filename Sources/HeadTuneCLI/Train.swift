@@ -71,7 +71,7 @@ struct Train: ParsableCommand {
 
     @OptionGroup var report: ReportOptions
     @OptionGroup var cacheOptions: CacheOptions
-    @OptionGroup var backbone: BackboneOptions
+    @OptionGroup var encoderOptions: EncoderOptions
 
     func validate() throws {
         guard validationSplit >= 0 && validationSplit < 1 else { throw ValidationError("--validation-split must be in [0, 1)") }
@@ -112,9 +112,9 @@ struct Train: ParsableCommand {
 
     func run() throws {
         let started = Date()
-        let model = try backbone.loadBackbone()
-        let extractor = FeatureExtractor(backbone: model, cache: try cacheOptions.open(), batchSize: backbone.batchSize,
-                                         threads: backbone.threads)
+        let encoder = try encoderOptions.loadEncoder()
+        let extractor = FeatureExtractor(encoder: encoder, cache: try cacheOptions.open(), batchSize: encoderOptions.batchSize,
+                                         threads: encoderOptions.threads)
         var request = HeadTrainingRequest(data: data)
         request.validationData = validationDir
         request.validationSplit = validationSplit
@@ -124,13 +124,17 @@ struct Train: ParsableCommand {
         request.featureSet = features
         request.configuration = trainingConfiguration
         if initFromLabels {
-            let (encoder, alignment) = try loadTextSpace(alignment: alignment, backbone: model, options: backbone)
+            let space = try TextSpace.load(imageEncoder: encoder, text: try encoderOptions.loadTextEncoder(),
+                                           alignmentPath: alignment, weightsDirectory: encoderOptions.weightsDirectory) {
+                printError("headtune: \($0)")
+            }
+            guard let bridge = space.bridge as? ConSEBridge else { throw ValidationError("--init-from-labels needs the class-name bridge") }
             let templates = labelTemplate.isEmpty ? [ImageTextAlignment.defaultClassTemplate] : labelTemplate
             request.labelPrior = { labels in
                 let names = labels.map(LabelPrior.className(fromLabel:))
                 printError("headtune: class directions from the names, e.g. \"\(templates[0].replacingOccurrences(of: "{}", with: names[0]))\"")
-                return LabelPrior.classDirections(labelEmbeddings: try labelEmbeddings(names, templates: templates, encoder: encoder),
-                                                  alignment: alignment)
+                return LabelPrior.classDirections(labelEmbeddings: try space.labelEmbeddings(names, templates: templates),
+                                                  alignment: bridge.alignment)
             }
         }
 
@@ -146,7 +150,7 @@ struct Train: ParsableCommand {
             }
             printError(line)
         }
-        let outcome = try HeadTraining.run(request, backbone: model, extractor: extractor, events: events)
+        let outcome = try HeadTraining.run(request, encoder: encoder, extractor: extractor, events: events)
         try outcome.headFile.write(to: out)
         if let directory = dumpFeatures { try dump(outcome, to: directory) }
 
@@ -172,7 +176,7 @@ struct Train: ParsableCommand {
         if s.skippedFiles > 0 { printError("headtune: \(s.skippedFiles) file(s) skipped (listed above)") }
         printError("headtune: wrote \(out)")
         if let validation = outcome.report {
-            try report.emit(validation, title: "validation (\(data))", maxPixels: backbone.maxPixels)
+            try report.emit(validation, title: "validation (\(data))", maxPixels: encoderOptions.maxPixels)
         } else {
             printError("headtune: no validation set (--validation-split 0): no report")
         }

@@ -1,7 +1,6 @@
 import ArgumentParser
 import Foundation
 import HeadTune
-import Kernels
 
 struct ZeroShot: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -27,7 +26,7 @@ struct ZeroShot: ParsableCommand {
     @OptionGroup var textSpace: TextSpaceOptions
     @OptionGroup var inputs: InputOptions
     @OptionGroup var output: OutputOptions
-    @OptionGroup var backbone: BackboneOptions
+    @OptionGroup var encoderOptions: EncoderOptions
 
     func validate() throws {
         guard (labels == nil) != (labelsFile == nil) else { throw ValidationError("give --labels or --labels-file (one of them)") }
@@ -41,34 +40,26 @@ struct ZeroShot: ParsableCommand {
             ?? (labels ?? "").split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
         guard !names.isEmpty else { throw ValidationError("no labels given") }
         let paths = try inputs.collect()
-        let model = try backbone.loadBackbone()
-        let (encoder, alignment) = try textSpace.load(backbone: model, options: backbone)
-        let classes = try labelEmbeddings(names, templates: template.isEmpty ? ["a photo of a {}."] : template,
-                                          encoder: encoder)
+        let encoder = try encoderOptions.loadEncoder()
+        let space = try textSpace.load(encoder: encoder, options: encoderOptions)
+        let classes = try space.labelEmbeddings(names, templates: template)
         let sink = try OutputSink(path: output.output)
         let format = self.format ?? (sink.isTerminal ? .table : .jsonl)
-        let k = min(topK, names.count)
         let failures: Int
         do {
-            failures = try runBackbone(backbone: model, options: backbone, inputs: paths, forceProgress: inputs.progress,
-                                       computeLogits: true) { path, result in
+            failures = try runEncoder(encoder, options: encoderOptions, inputs: paths, forceProgress: inputs.progress,
+                                      outputs: space.requiredOutputs) { path, result in
                 var members: [(String, JSONValue)] = [("path", .string(path))]
                 var lines = [path]
                 do {
-                    let out = try result.get()
-                    let image = try alignment.embed(features: out.features, logits: out.logits, method: textSpace.method,
-                                                    top: textSpace.conseTop)
-                    let similarities = classes.map { dot(image, $0) }
-                    let scores = names.count == 1 ? similarities
-                        : probabilities(fromLogits: similarities.map { $0 * temperature })
-                    let best = scores.withUnsafeBufferPointer { largestEntries($0, k: k) }
+                    let best = space.zeroShot(try space.imageVector(try result.get()), classes: classes,
+                                              temperature: temperature, topK: topK)
                     members.append(("predictions", .array(best.map {
                         .object([("label", .string(names[$0.index])), ("index", .integer($0.index)),
-                                 ("score", .float($0.score)), ("similarity", .float(similarities[$0.index]))])
+                                 ("score", .float($0.score)), ("similarity", .float($0.similarity))])
                     })))
                     lines += best.enumerated().map { rank, p in
-                        String(format: "    %d. %6.2f%%  %@ (similarity %.3f)", rank + 1, p.score * 100, names[p.index],
-                               similarities[p.index])
+                        String(format: "    %d. %6.2f%%  %@ (similarity %.3f)", rank + 1, p.score * 100, names[p.index], p.similarity)
                     }
                 } catch {
                     members.append(("error", .string(errorMessage(error, path: path))))

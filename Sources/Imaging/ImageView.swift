@@ -54,8 +54,8 @@ public struct ImageView: Hashable, Sendable {
     }
 
     /// The smallest decoded side that keeps the policy from upsampling after the crop.
-    public func minimumDecodeSide(forOutput size: Int) -> Int {
-        let side = policy.minimumDecodeSide(forOutput: size)
+    public func minimumDecodeSide(_ spec: PreprocessingSpec) -> Int {
+        let side = spec.minimumDecodeSide(policy: policy)
         guard let crop else { return side }
         return Int((Float(side) / crop.scale).rounded(.up))
     }

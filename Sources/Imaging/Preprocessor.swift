@@ -1,48 +1,64 @@
-/// Turns a decoded RGB image into the network input: geometry (crop/resize/letterbox with
-/// Pillow-identical antialiased bicubic) to `size` x `size` uint8, then (x - 127) / 128.
-public struct Preprocessor: Sendable, Equatable {
-    /// Output side in pixels (224 for EfficientNet-Lite0).
-    public var size: Int
-    public var policy: CropPolicy
+/// Turns a decoded RGB image into the network input its `PreprocessingSpec` describes: geometry
+/// (centre crop, resize or letterbox, with Pillow-identical antialiased bicubic) to size x size uint8,
+/// then the spec's normalization, channels-last.
+public struct Preprocessor: Sendable {
+    public let spec: PreprocessingSpec
+    public let policy: CropPolicy
+    /// Per channel, byte value -> float (built once from `spec.normalization`).
+    private let tables: [[Float]]
 
-    /// Letterbox border value: 127 normalises to (127 - 127) / 128 = 0, i.e. the padding is the
-    /// network's zero input and carries no signal.
-    public static let letterboxFill: UInt8 = 127
-
-    public init(size: Int = 224, policy: CropPolicy = .centerCrop) {
-        precondition(size > 0, "output size \(size)")
-        self.size = size
-        self.policy = policy
+    /// - policy: nil takes the spec's `defaultPolicy`
+    public init(_ spec: PreprocessingSpec, policy: CropPolicy? = nil) {
+        self.spec = spec
+        self.policy = policy ?? spec.defaultPolicy
+        tables = spec.normalizationTables
     }
 
-    /// The `DecodeOptions.minimumSide` to decode with for this policy and size.
-    public var minimumDecodeSide: Int { policy.minimumDecodeSide(forOutput: size) }
+    /// Output side in pixels.
+    public var size: Int { spec.inputSize }
 
-    /// Decode options for this preprocessor (draft-mode JPEG decoding at the smallest adequate
-    /// DCT scale).
+    /// The `DecodeOptions.minimumSide` to decode with for this policy and size.
+    public var minimumDecodeSide: Int { spec.minimumDecodeSide(policy: policy) }
+
+    /// Decode options for this preprocessor (draft-mode JPEG decoding at the smallest adequate DCT scale).
     public var decodeOptions: DecodeOptions { DecodeOptions(minimumSide: minimumDecodeSide) }
 
-    /// The source box (x0, y0, x1, y1) the centre crop takes from a width x height image.
+    /// The source box (x0, y0, x1, y1) the TF centre crop takes from a width x height image.
+    /// Only meaningful for `PreprocessingSpec.CenterCrop.fraction`.
     public func centerCropBox(width: Int, height: Int) -> (x0: Int, y0: Int, x1: Int, y1: Int) {
+        guard case .fraction(let margin) = spec.centerCrop else { return (0, 0, width, height) }
         // A 1-pixel-wide image would give c = 0; take at least one pixel.
-        let c = max(CropPolicy.centerCropSide(forMinimumSide: min(width, height), output: size), 1)
+        let c = max(PreprocessingSpec.fractionCropSide(forMinimumSide: min(width, height), output: size, margin: margin), 1)
         let y0 = (height - c + 1) / 2
         let x0 = (width - c + 1) / 2
         return (x0, y0, x0 + c, y0 + c)
     }
 
+    /// The size the shortest-side rule resizes a width x height image to before cropping: the short
+    /// side becomes `size`, the long one `Int(size · long / short)` (at least `size`).
+    public func shortestSideSize(width: Int, height: Int) -> (width: Int, height: Int) {
+        let short = min(width, height), long = max(width, height)
+        let scaledLong = max(size, Int(Double(size) * Double(long) / Double(short)))
+        return width <= height ? (size, scaledLong) : (scaledLong, size)
+    }
+
     /// The uint8 network input: `size` x `size` RGB, HWC.
     public func inputPixels(_ image: RGBImage) -> RGBImage {
         precondition(image.width > 0 && image.height > 0, "empty image")
-        switch policy {
-        case .centerCrop:
+        switch (policy, spec.centerCrop) {
+        case (.centerCrop, .fraction):
             let box = centerCropBox(width: image.width, height: image.height)
             return BicubicResampler.resample(image, width: size, height: size,
                                              box: (Float(box.x0), Float(box.y0), Float(box.x1), Float(box.y1)))
-        case .resize:
+        case (.centerCrop, .shortestSide):
+            let scaled = shortestSideSize(width: image.width, height: image.height)
+            let resized = BicubicResampler.resample(image, width: scaled.width, height: scaled.height,
+                                                    box: (0, 0, Float(image.width), Float(image.height)))
+            return resized.cropped(x: (scaled.width - size) / 2, y: (scaled.height - size) / 2, width: size, height: size)
+        case (.resize, _):
             return BicubicResampler.resample(image, width: size, height: size,
                                              box: (0, 0, Float(image.width), Float(image.height)))
-        case .letterbox:
+        case (.letterbox, _):
             return letterbox(image)
         }
     }
@@ -62,8 +78,8 @@ public struct Preprocessor: Sendable, Equatable {
                                                box: (0, 0, Float(image.width), Float(image.height)))
         let left = (size - fitted.width) / 2
         let top = (size - fitted.height) / 2
-        var pixels = [UInt8](repeating: Self.letterboxFill, count: size * size * 3)
-        pixels.withUnsafeMutableBufferPointer { out in
+        var canvas = RGBImage(width: size, height: size, filledWith: spec.neutralPixel).pixels
+        canvas.withUnsafeMutableBufferPointer { out in
             scaled.pixels.withUnsafeBufferPointer { src in
                 let rowBytes = fitted.width * 3
                 for y in 0..<fitted.height {
@@ -72,25 +88,35 @@ public struct Preprocessor: Sendable, Equatable {
                 }
             }
         }
-        return RGBImage(width: size, height: size, pixels: pixels)
+        return RGBImage(width: size, height: size, pixels: canvas)
     }
 
-    /// Writes (Float(u8) - 127) / 128 for every byte of `image` into `output`, keeping the HWC
-    /// (NHWC for one image) layout: `output` must hold width * height * 3 floats, RGB order.
+    /// Writes the normalized value of every byte of `image` into `output`, keeping the HWC (NHWC for
+    /// one image) layout: `output` must hold width · height · 3 floats, RGB order.
     public func normalize(_ image: RGBImage, into output: UnsafeMutablePointer<Float>) {
         image.pixels.withUnsafeBufferPointer { src in
-            Self.normalizationTable.withUnsafeBufferPointer { table in
-                for i in 0..<src.count { output[i] = table[Int(src[i])] }
+            tables[0].withUnsafeBufferPointer { r in
+                tables[1].withUnsafeBufferPointer { g in
+                    tables[2].withUnsafeBufferPointer { b in
+                        var i = 0
+                        while i < src.count {
+                            output[i] = r[Int(src[i])]
+                            output[i + 1] = g[Int(src[i + 1])]
+                            output[i + 2] = b[Int(src[i + 2])]
+                            i += 3
+                        }
+                    }
+                }
             }
         }
     }
 
-    /// Geometry then normalisation: writes `size * size * 3` floats, [size][size][3].
+    /// Geometry then normalisation: writes `size · size · 3` floats, [size][size][3].
     public func preprocess(_ image: RGBImage, into output: UnsafeMutablePointer<Float>) {
         normalize(inputPixels(image), into: output)
     }
 
-    /// Geometry then normalisation into a new array of `size * size * 3` floats (HWC).
+    /// Geometry then normalisation into a new array of `size · size · 3` floats (HWC).
     public func tensor(_ image: RGBImage) -> [Float] {
         let input = inputPixels(image)
         return [Float](unsafeUninitializedCapacity: input.pixels.count) { buffer, initialized in
@@ -98,7 +124,4 @@ public struct Preprocessor: Sendable, Equatable {
             initialized = input.pixels.count
         }
     }
-
-    /// (Float(v) - 127) / 128 for v in 0...255, in Float like the float32 reference.
-    static let normalizationTable: [Float] = (0...255).map { (Float($0) - 127) / 128 }
 }

@@ -19,10 +19,9 @@ public enum BLAS {
     /// The OPENBLAS_CORETYPE the loader set, or "" when the user's setting was kept or none applied.
     public static var chosenCoreType: String { String(cString: headtune_blas_chosen_coretype()) }
 
-    public static var threads: Int {
-        get { Int(headtune_blas_get_threads()) }
-        set { headtune_blas_set_threads(Int32(max(1, newValue))) }
-    }
+    /// OpenBLAS's own thread count: 1, set at load and never changed. headtune splits work across
+    /// threads itself (`parallelFor`), so no model depends on, or changes, process-wide BLAS state.
+    public static var threads: Int { Int(headtune_blas_get_threads()) }
 
     /// Row-major `C[m, n] = alpha * op(A)[m, k] * op(B)[k, n] + beta * C`.
     /// `transposeA`: A is stored [k, m]; `transposeB`: B is stored [n, k].

@@ -6,6 +6,7 @@
 // Activations are channels-last (NHWC) throughout, so 1x1 convolutions are plain GEMMs.
 
 import Foundation
+import Imaging
 import Kernels
 
 /// Architecture hyper-parameters of an EfficientNet-Lite network.
@@ -104,27 +105,16 @@ public struct EfficientNetLite: Sendable {
     public init(configuration: EfficientNetLiteConfiguration = .lite0, weights: some TensorSource) throws(ModelsError) {
         self.configuration = configuration
         let c = configuration
-        var expected = Set<String>()
-        func batchNormKeys(_ prefix: String) -> [String] {
-            ["weight", "bias", "running_mean", "running_var"].map { "\(prefix).\($0)" }
-        }
-        expected.formUnion(["_conv_stem.weight", "_conv_head.weight", "_fc.weight", "_fc.bias"])
-        expected.formUnion(batchNormKeys("_bn0") + batchNormKeys("_bn1"))
-        for (i, block) in c.blocks.enumerated() {
-            let p = "_blocks.\(i)"
-            if block.expandRatio != 1 { expected.formUnion(["\(p)._expand_conv.weight"] + batchNormKeys("\(p)._bn0")) }
-            expected.formUnion(["\(p)._depthwise_conv.weight", "\(p)._project_conv.weight"])
-            expected.formUnion(batchNormKeys("\(p)._bn1") + batchNormKeys("\(p)._bn2"))
-        }
-        try weights.requireExactly(expected, ignoring: { $0.hasSuffix(".num_batches_tracked") })
+        let reader = CheckpointReader(weights, ignoring: { $0.hasSuffix(".num_batches_tracked") })
 
+        /// `convKey` [shape] with the BatchNorm `bnKey` (weight, bias, running_mean, running_var) folded in.
         func fold(_ convKey: String, _ bnKey: String, shape: [Int]) throws(ModelsError) -> FoldedConvolution {
             let out = shape[0]
-            var weight = try weights.floats(convKey, shape: shape)
-            let gamma = try weights.floats("\(bnKey).weight", shape: [out])
-            let beta = try weights.floats("\(bnKey).bias", shape: [out])
-            let mean = try weights.floats("\(bnKey).running_mean", shape: [out])
-            let variance = try weights.floats("\(bnKey).running_var", shape: [out])
+            var weight = try reader.floats(convKey, shape: shape)
+            let gamma = try reader.floats("\(bnKey).weight", shape: [out])
+            let beta = try reader.floats("\(bnKey).bias", shape: [out])
+            let mean = try reader.floats("\(bnKey).running_mean", shape: [out])
+            let variance = try reader.floats("\(bnKey).running_var", shape: [out])
             var bias = [Float](repeating: 0, count: out)
             let perOutput = weight.count / out
             for o in 0..<out {
@@ -165,8 +155,9 @@ public struct EfficientNetLite: Sendable {
         let lastChannels = c.stages.last?.outChannels ?? c.stemChannels
         head = pointwise(try fold("_conv_head.weight", "_bn1", shape: [c.headChannels, lastChannels, 1, 1]))
         classifier = pointwise(FoldedConvolution(
-            weight: try weights.floats("_fc.weight", shape: [c.numClasses, c.headChannels]),
-            bias: try weights.floats("_fc.bias", shape: [c.numClasses])))
+            weight: try reader.floats("_fc.weight", shape: [c.numClasses, c.headChannels]),
+            bias: try reader.floats("_fc.bias", shape: [c.numClasses])))
+        try reader.finish()
     }
 
     static func permuteOIHWtoOHWI(_ w: [Float], out: Int, in inChannels: Int, kernel: Int) -> [Float] {
@@ -201,13 +192,15 @@ public struct EfficientNetLite: Sendable {
     /// far better than a batch's. With several threads and at least as many images, each thread runs
     /// whole images on its own lane (no synchronisation inside the network); a lone image, or the ones
     /// left over, splits each layer across the threads instead.
+    /// - batch: images in `input` (default: the batch size the workspace was made for; any count works)
     public func forward(
-        input: UnsafePointer<Float>, workspace: EfficientNetLiteWorkspace,
+        input: UnsafePointer<Float>, batch: Int? = nil, workspace: EfficientNetLiteWorkspace,
         features: UnsafeMutablePointer<Float>, logits: UnsafeMutablePointer<Float>?,
         stagePooled: UnsafeMutablePointer<Float>? = nil
     ) {
         let plan = workspace.plan
-        let batch = workspace.batch, lanes = workspace.lanes
+        let batch = batch ?? workspace.batch
+        let lanes = workspace.lanes(for: batch)
         let inputCount = plan.inputHeight * plan.inputWidth * 3
         let stageWidth = stagePooledFeatureCount
         func run(_ image: Int, lane: EfficientNetLiteWorkspace.Lane, threads: Int) {
@@ -375,12 +368,14 @@ public struct EfficientNetLitePlan: Sendable, Equatable {
 }
 
 /// Scratch memory for `EfficientNetLite.forward`: one lane of buffers per thread that runs whole
-/// images. Not shared between concurrent calls.
+/// images, made when a batch first needs it (a lone image runs on one lane, split across the threads).
+/// Not shared between concurrent calls.
 public final class EfficientNetLiteWorkspace {
     public let plan: EfficientNetLitePlan
+    /// The default batch of `forward`; other counts reuse the same buffers.
     public let batch: Int
     public let threads: Int
-    let lanes: [Lane]
+    private var madeLanes: [Lane] = []
 
     final class Lane {
         let activationA: ScratchBuffer
@@ -403,9 +398,69 @@ public final class EfficientNetLiteWorkspace {
 
     init(plan: EfficientNetLitePlan, batch: Int, threads: Int) {
         self.plan = plan
-        let threads = max(1, threads), batch = max(1, batch)
-        self.threads = threads
-        self.batch = batch
-        lanes = (0..<min(threads, batch)).map { _ in Lane(plan: plan, threads: threads) }
+        self.threads = max(1, threads)
+        self.batch = max(1, batch)
+    }
+
+    /// min(threads, batch) lanes: each thread runs whole images when there are enough of them.
+    func lanes(for batch: Int) -> [Lane] {
+        let needed = max(1, min(threads, batch))
+        while madeLanes.count < needed { madeLanes.append(Lane(plan: plan, threads: threads)) }
+        return Array(madeLanes.prefix(needed))
+    }
+}
+
+// MARK: - As an image encoder
+
+extension EfficientNetLite: ImageEncoderModel {
+    /// TF EfficientNet eval preprocessing: the 0.875 centre crop (224 of 256), (x - 127) / 128
+    /// (shared/reference/README.md: the BatchNorm statistics agree with it, not with mean/std).
+    public var preprocessing: PreprocessingSpec {
+        PreprocessingSpec(inputSize: configuration.inputSize, centerCrop: .fraction(margin: 32),
+                          normalization: .scaleOffset(offset: 127, scale: 128), defaultPolicy: .centerCrop)
+    }
+
+    public var outputWidths: [ImageOutputName: Int] {
+        [.features: featureCount, .stages: stagePooledFeatureCount, .logits: classCount]
+    }
+
+    public func makeSession(threads: Int) -> any ImageEncoderSession {
+        EfficientNetLiteSession(model: self, threads: threads)
+    }
+
+    /// `_fc.weight` [numClasses, headChannels], as in the checkpoint.
+    public func classifierWeights() -> [Float]? {
+        var weights = [Float](repeating: 0, count: classCount * featureCount)
+        for o in 0..<classCount {
+            for i in 0..<featureCount { weights[o * featureCount + i] = classifier.weight(output: o, input: i) }
+        }
+        return weights
+    }
+}
+
+/// One workspace, for batches of any size.
+final class EfficientNetLiteSession: ImageEncoderSession {
+    let model: EfficientNetLite
+    let workspace: EfficientNetLiteWorkspace
+    /// [count, features] when the caller did not ask for the features themselves.
+    private var scratchFeatures = ScratchBuffer(count: 0)
+
+    init(model: EfficientNetLite, threads: Int) {
+        self.model = model
+        workspace = model.makeWorkspace(batch: 1, threads: threads)
+    }
+
+    func encode(_ input: UnsafePointer<Float>, count: Int, outputs: [ImageOutputName: UnsafeMutablePointer<Float>]) {
+        guard count > 0 else { return }
+        precondition(outputs.keys.allSatisfy { $0 != .embedding }, "EfficientNet-Lite has no image-text embedding")
+        var features = outputs[.features]
+        if features == nil {
+            if scratchFeatures.count < count * model.featureCount {
+                scratchFeatures = ScratchBuffer(count: count * model.featureCount)
+            }
+            features = scratchFeatures.pointer
+        }
+        model.forward(input: input, batch: count, workspace: workspace, features: features!, logits: outputs[.logits],
+                      stagePooled: outputs[.stages])
     }
 }

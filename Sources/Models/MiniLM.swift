@@ -102,8 +102,16 @@ struct Linear: Sendable {
                                  threads: threads)
             return
         }
-        BLAS.sgemm(m: rows, n: outputs, k: inputs, a: input, lda: inputs, b: weight, ldb: outputs,
-                   c: output, ldc: outputs)
+        // OpenBLAS stays single-threaded (BLAS.load): the rows are split across headtune's own threads,
+        // so no model changes process-wide BLAS state that another model's kernels rely on.
+        weight.withUnsafeBufferPointer { w in
+            let w = w.baseAddress!
+            parallelFor((rows + 15) / 16, threads: threads) { blocks in
+                let first = blocks.lowerBound * 16, count = min(blocks.upperBound * 16, rows) - first
+                BLAS.sgemm(m: count, n: outputs, k: inputs, a: input + first * inputs, lda: inputs, b: w, ldb: outputs,
+                           c: output + first * outputs, ldc: outputs)
+            }
+        }
         biasActivation(output, rows: rows, columns: outputs, bias: bias, activation: .identity, threads: threads)
     }
 }
@@ -144,40 +152,29 @@ public struct MiniLM: Sendable {
         try configuration.validate(source: weights.sourceName)
         self.configuration = configuration
         let c = configuration, hidden = c.hiddenSize
-        let unused: Set<String> = ["pooler.dense.weight", "pooler.dense.bias", "embeddings.position_ids"]
-        var expected = unused.union([
-            "embeddings.word_embeddings.weight", "embeddings.position_embeddings.weight",
-            "embeddings.token_type_embeddings.weight", "embeddings.LayerNorm.weight", "embeddings.LayerNorm.bias",
-        ])
-        for i in 0..<c.layerCount {
-            let p = "encoder.layer.\(i)"
-            for name in ["attention.self.query", "attention.self.key", "attention.self.value", "attention.output.dense",
-                         "attention.output.LayerNorm", "intermediate.dense", "output.dense", "output.LayerNorm"] {
-                expected.formUnion(["\(p).\(name).weight", "\(p).\(name).bias"])
-            }
-        }
-        try weights.requireExactly(expected, ignoring: { _ in false })
+        let reader = CheckpointReader(weights)
+        reader.expectUnused(["pooler.dense.weight", "pooler.dense.bias", "embeddings.position_ids"])
 
         func linear(_ name: String, out: Int, in inputs: Int) throws(ModelsError) -> Linear {
-            Linear(pytorchWeight: try weights.floats("\(name).weight", shape: [out, inputs]),
-                   bias: try weights.floats("\(name).bias", shape: [out]))
+            Linear(pytorchWeight: try reader.floats("\(name).weight", shape: [out, inputs]),
+                   bias: try reader.floats("\(name).bias", shape: [out]))
         }
         func norm(_ name: String) throws(ModelsError) -> LayerNormWeights {
-            LayerNormWeights(gamma: try weights.floats("\(name).weight", shape: [hidden]),
-                             beta: try weights.floats("\(name).bias", shape: [hidden]))
+            LayerNormWeights(gamma: try reader.floats("\(name).weight", shape: [hidden]),
+                             beta: try reader.floats("\(name).bias", shape: [hidden]))
         }
-        wordEmbeddings = try weights.floats("embeddings.word_embeddings.weight", shape: [c.vocabularySize, hidden])
-        positionEmbeddings = try weights.floats("embeddings.position_embeddings.weight", shape: [c.maxPositions, hidden])
-        tokenType0 = Array(try weights.floats("embeddings.token_type_embeddings.weight",
-                                              shape: [c.tokenTypeCount, hidden]).prefix(hidden))
+        wordEmbeddings = try reader.floats("embeddings.word_embeddings.weight", shape: [c.vocabularySize, hidden])
+        positionEmbeddings = try reader.floats("embeddings.position_embeddings.weight", shape: [c.maxPositions, hidden])
+        tokenType0 = Array(try reader.floats("embeddings.token_type_embeddings.weight",
+                                             shape: [c.tokenTypeCount, hidden]).prefix(hidden))
         embeddingNorm = try norm("embeddings.LayerNorm")
         var layers: [Layer] = []
         for i in 0..<c.layerCount {
             let p = "encoder.layer.\(i)"
             var queryKeyValueWeight: [Float] = [], queryKeyValueBias: [Float] = []
             for part in ["query", "key", "value"] {
-                queryKeyValueWeight += try weights.floats("\(p).attention.self.\(part).weight", shape: [hidden, hidden])
-                queryKeyValueBias += try weights.floats("\(p).attention.self.\(part).bias", shape: [hidden])
+                queryKeyValueWeight += try reader.floats("\(p).attention.self.\(part).weight", shape: [hidden, hidden])
+                queryKeyValueBias += try reader.floats("\(p).attention.self.\(part).bias", shape: [hidden])
             }
             layers.append(Layer(
                 queryKeyValue: Linear(pytorchWeight: queryKeyValueWeight, bias: queryKeyValueBias),
@@ -188,6 +185,7 @@ public struct MiniLM: Sendable {
                 outputNorm: try norm("\(p).output.LayerNorm")))
         }
         self.layers = layers
+        try reader.finish()
     }
 
     /// Runs the encoder and pools.
@@ -202,7 +200,6 @@ public struct MiniLM: Sendable {
         let c = configuration, hidden = c.hiddenSize, rows = batch * sequence
         precondition(rows <= workspace.tokenCapacity && sequence <= c.maxPositions, "workspace too small")
         let threads = workspace.threads
-        BLAS.threads = threads
         let state = workspace.hidden.pointer
         let qkv = workspace.queryKeyValue.pointer
         let context = workspace.context.pointer
@@ -305,5 +302,33 @@ public final class MiniLMWorkspace {
         context = ScratchBuffer(count: capacity * width)
         projected = ScratchBuffer(count: capacity * width)
         intermediate = ScratchBuffer(count: capacity * intermediateWidth)
+    }
+}
+
+// MARK: - As a text encoder
+
+extension MiniLM: TextEncoderModel {
+    public var maxPositions: Int { configuration.maxPositions }
+
+    public func makeSession(tokens: Int, threads: Int) -> any TextEncoderSession {
+        MiniLMSession(model: self, workspace: makeWorkspace(tokens: tokens, threads: threads))
+    }
+}
+
+final class MiniLMSession: TextEncoderSession {
+    let model: MiniLM
+    let workspace: MiniLMWorkspace
+
+    init(model: MiniLM, workspace: MiniLMWorkspace) {
+        self.model = model
+        self.workspace = workspace
+    }
+
+    var tokenCapacity: Int { workspace.tokenCapacity }
+
+    func encode(inputIDs: UnsafePointer<Int32>, attentionMask: UnsafePointer<UInt8>, batch: Int, sequence: Int,
+                embeddings: UnsafeMutablePointer<Float>) {
+        model.forward(inputIDs: inputIDs, attentionMask: attentionMask, batch: batch, sequence: sequence,
+                      workspace: workspace, embeddings: embeddings)
     }
 }

@@ -10,6 +10,8 @@ public enum ModelsError: Error, LocalizedError, Equatable {
     case unreadableFile(file: String, reason: String)
     case invalidVocabulary(file: String, reason: String)
     case invalidConfiguration(file: String, reason: String)
+    /// `--model NAME|DIR` named nothing the registry can build.
+    case unknownModel(name: String, reason: String)
 
     public var errorDescription: String? {
         switch self {
@@ -30,6 +32,8 @@ public enum ModelsError: Error, LocalizedError, Equatable {
             return "\(file): not a WordPiece vocabulary (\(reason))"
         case .invalidConfiguration(let file, let reason):
             return "\(file): unusable model configuration (\(reason))"
+        case .unknownModel(let name, let reason):
+            return "model \(name): \(reason)"
         }
     }
 

@@ -218,3 +218,7 @@ public struct WordPieceTokenizer: Sendable {
         return pieces
     }
 }
+
+extension WordPieceTokenizer: TextTokenizer {
+    public var maxLength: Int { configuration.maxLength }
+}

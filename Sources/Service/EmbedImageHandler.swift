@@ -1,7 +1,7 @@
 import HeadTune
 import Hummingbird
 
-/// `POST /v1/embed/image`: the 1280-d pooled backbone features per image, as
+/// `POST /v1/embed/image`: the pooled encoder features per image (1280-d for EfficientNet-Lite0), as
 /// `{"results": [{"path": ..., "embedding": [...]}]}` (the records of `headtune embed`).
 struct EmbedImageHandler: Sendable {
     let host: ModelHost
@@ -10,10 +10,11 @@ struct EmbedImageHandler: Sendable {
     func handle(_ request: Request, context: some RequestContext) async throws -> Response {
         let models = try host.ready()
         let (images, _) = try await readImages(request, limits: limits)
-        let outputs = try await runBackbone(on: images, views: [models.backbone.plainView], models: models, limits: limits)
-        let records: [JSONValue] = zip(images, outputs).map { image, output in
+        let encoded = try await runEncoder(on: images, views: [models.encoder.plainView], outputs: [.features],
+                                           models: models, limits: limits)
+        let records: [JSONValue] = zip(images, encoded).map { image, output in
             .object([("path", .string(image.name)), ("embedding", .array(output[0].features.map { .float($0) }))])
         }
-        return jsonResponse(.object([("model", .string(models.backbone.identifier)), ("results", .array(records))]))
+        return jsonResponse(.object([("model", .string(models.encoder.identifier)), ("results", .array(records))]))
     }
 }

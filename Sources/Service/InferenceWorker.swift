@@ -1,23 +1,7 @@
 import Dispatch
 import Foundation
 import HeadTune
-import Models
 import Training
-
-/// What the backbone computed for one image of a request.
-public struct ImageOutput: Sendable {
-    /// [featureCount] pooled features.
-    public var features: [Float]
-    /// [classCount] ImageNet logits.
-    public var logits: [Float]
-    /// [stagePooledFeatureCount] stage-pooled features, when the request asked for them.
-    public var stagePooled: [Float]?
-
-    /// The image's features under `featureSet` (the head's).
-    public func features(_ featureSet: FeatureSet) -> [Float] {
-        featureSet.compose(head: features, stagePooled: stagePooled)
-    }
-}
 
 /// Dynamic batching settings (Triton's dynamic batcher: a batch closes when it is full or when its
 /// oldest request has waited `maxDelay`).
@@ -43,18 +27,18 @@ public struct BatchingSettings: Sendable, Equatable {
 
 /// The one thread that runs the networks. Requests decode their images on their own tasks and queue
 /// the network inputs here; the worker gathers queued images into batches of up to `maxBatch`
-/// (waiting at most `maxDelay` after the oldest arrived) and runs the backbone with workspaces it
-/// alone owns (`EfficientNetLite.forward` is not safe for concurrent calls on one workspace).
+/// (waiting at most `maxDelay` after the oldest arrived) and runs them through the encoder session it
+/// alone owns (a session is not safe for concurrent calls).
 /// Text-encoder work goes through the same queue, so the two networks never compete for the cores.
 final class InferenceWorker: @unchecked Sendable {
     private enum Work {
-        /// `count` network inputs, [count, size, size, 3]; `stagePooling`: also the stage-pooled features.
-        case images(inputs: [Float], count: Int, stagePooling: Bool)
+        /// `count` network inputs, [count, size, size, 3], and the encoder outputs the request needs.
+        case images(inputs: [Float], count: Int, outputs: [ImageOutput])
         case task(@Sendable () throws -> any Sendable)
     }
 
     private enum Outcome {
-        case images([ImageOutput])
+        case images([EncodedImage])
         case value(any Sendable)
     }
 
@@ -80,7 +64,7 @@ final class InferenceWorker: @unchecked Sendable {
     }
 
     let settings: BatchingSettings
-    let backbone: Backbone
+    let encoder: ImageEncoder
     private let metrics: ServiceMetrics
     private let condition = NSCondition()
     // Guarded by `condition`.
@@ -93,28 +77,22 @@ final class InferenceWorker: @unchecked Sendable {
     private var finished = false
 
     // Owned by the worker thread.
-    private var workspaces: [Int: EfficientNetLiteWorkspace] = [:]
+    private let session: EncoderSession
     private let batchInput: UnsafeMutableBufferPointer<Float>
-    private var features: [Float]
-    private var logits: [Float]
-    private var stagePooled: [Float]
 
-    init(backbone: Backbone, settings: BatchingSettings, metrics: ServiceMetrics) {
-        self.backbone = backbone
+    init(encoder: ImageEncoder, settings: BatchingSettings, metrics: ServiceMetrics) {
+        self.encoder = encoder
         self.settings = settings
         self.metrics = metrics
-        let imageFloats = backbone.inputSize * backbone.inputSize * 3
-        batchInput = .allocate(capacity: settings.maxBatch * imageFloats)
+        session = encoder.makeSession(threads: settings.threads)
+        batchInput = .allocate(capacity: settings.maxBatch * encoder.inputFloats)
         batchInput.initialize(repeating: 0)
-        features = [Float](repeating: 0, count: settings.maxBatch * backbone.featureCount)
-        logits = [Float](repeating: 0, count: settings.maxBatch * backbone.classCount)
-        stagePooled = [Float](repeating: 0, count: settings.maxBatch * backbone.model.stagePooledFeatureCount)
     }
 
     deinit { batchInput.deallocate() }
 
     /// Floats in one network input.
-    var imageFloats: Int { backbone.inputSize * backbone.inputSize * 3 }
+    var imageFloats: Int { encoder.inputFloats }
 
     /// Starts the worker thread.
     func start() {
@@ -172,17 +150,17 @@ final class InferenceWorker: @unchecked Sendable {
         condition.unlock()
     }
 
-    /// Runs the backbone on `count` prepared inputs ([count, size, size, 3]), batched with other
+    /// Runs the encoder on `count` prepared inputs ([count, size, size, 3]), batched with other
     /// requests' images. Throws `ServiceError.queueFull`, `.timeout` or `.shuttingDown`.
-    /// - stagePooling: also return the stage-pooled features (heads on `head+stages`)
+    /// - outputs: what to compute for these images (a batch computes the union of its requests')
     func infer(inputs: [Float], count: Int, timeout: Duration, announced: Bool = false,
-               stagePooling: Bool = false) async throws -> [ImageOutput] {
+               outputs: [ImageOutput]) async throws -> [EncodedImage] {
         precondition(inputs.count == count * imageFloats)
-        guard case .images(let outputs) = try await submit(.images(inputs: inputs, count: count, stagePooling: stagePooling),
+        guard case .images(let results) = try await submit(.images(inputs: inputs, count: count, outputs: outputs),
                                                            timeout: timeout, announced: announced) else {
             throw ServiceError.internal("inference returned no images")
         }
-        return outputs
+        return results
     }
 
     /// Runs `work` on the inference thread, in queue order with the image batches.
@@ -320,20 +298,19 @@ final class InferenceWorker: @unchecked Sendable {
         return expired
     }
 
-    /// Runs the images of `jobs` through the backbone in chunks of at most `maxBatch`, each chunk
-    /// split into sub-batches whose sizes are powers of two (or `maxBatch`), so at most
-    /// log2(maxBatch) + 1 workspaces exist rather than one per possible batch size.
-    private func runImages(_ jobs: [Job]) -> [[ImageOutput]] {
-        var all: [(inputs: [Float], index: Int, stagePooling: Bool)] = []
+    /// Runs the images of `jobs` through the encoder in chunks of at most `maxBatch`, each computing
+    /// the outputs any of its requests asked for; each request gets the outputs it asked for.
+    private func runImages(_ jobs: [Job]) -> [[EncodedImage]] {
+        var all: [(inputs: [Float], index: Int, outputs: [ImageOutput])] = []
         for job in jobs {
-            guard case .images(let inputs, let count, let stagePooling) = job.work else { continue }
-            for i in 0..<count { all.append((inputs, i, stagePooling)) }
+            guard case .images(let inputs, let count, let outputs) = job.work else { continue }
+            for i in 0..<count { all.append((inputs, i, outputs)) }
         }
-        var outputs: [ImageOutput] = []
-        outputs.reserveCapacity(all.count)
+        var results: [EncodedImage] = []
+        results.reserveCapacity(all.count)
         var position = 0
         while position < all.count {
-            let size = Self.subBatchSize(remaining: all.count - position, maxBatch: settings.maxBatch)
+            let size = min(settings.maxBatch, all.count - position)
             let chunk = all[position..<(position + size)]
             for (slot, item) in chunk.enumerated() {
                 item.inputs.withUnsafeBufferPointer { source in
@@ -341,44 +318,22 @@ final class InferenceWorker: @unchecked Sendable {
                         .update(from: source.baseAddress! + item.index * imageFloats, count: imageFloats)
                 }
             }
-            let workspace = workspaces[size] ?? backbone.model.makeWorkspace(batch: size, threads: settings.threads)
-            workspaces[size] = workspace
-            // Stage pooling only when an image of this sub-batch needs it (a head on head+stages).
-            let pooling = chunk.contains { $0.stagePooling }
+            let wanted = Array(Set(chunk.flatMap(\.outputs))).sorted()
             let started = DispatchTime.now().uptimeNanoseconds
-            features.withUnsafeMutableBufferPointer { f in
-                logits.withUnsafeMutableBufferPointer { l in
-                    stagePooled.withUnsafeMutableBufferPointer { s in
-                        backbone.model.forward(input: batchInput.baseAddress!, workspace: workspace,
-                                               features: f.baseAddress!, logits: l.baseAddress!,
-                                               stagePooled: pooling ? s.baseAddress! : nil)
-                    }
-                }
-            }
+            let encoded = session.encode(batchInput.baseAddress!, count: size, outputs: wanted)
             metrics.inference.recordNanoseconds(Int64(DispatchTime.now().uptimeNanoseconds - started))
             metrics.batchSize.record(size)
-            let f = backbone.featureCount, c = backbone.classCount, p = backbone.model.stagePooledFeatureCount
-            for (slot, item) in chunk.enumerated() {
-                outputs.append(ImageOutput(features: Array(features[(slot * f)..<((slot + 1) * f)]),
-                                           logits: Array(logits[(slot * c)..<((slot + 1) * c)]),
-                                           stagePooled: item.stagePooling ? Array(stagePooled[(slot * p)..<((slot + 1) * p)]) : nil))
+            for (item, image) in zip(chunk, encoded) {
+                results.append(EncodedImage(outputs: image.outputs.filter { item.outputs.contains($0.key) }))
             }
             position += size
         }
-        var result: [[ImageOutput]] = []
+        var perJob: [[EncodedImage]] = []
         var start = 0
         for job in jobs {
-            result.append(Array(outputs[start..<(start + job.imageCount)]))
+            perJob.append(Array(results[start..<(start + job.imageCount)]))
             start += job.imageCount
         }
-        return result
-    }
-
-    /// The largest power of two (or `maxBatch` itself) not above `remaining` and `maxBatch`.
-    static func subBatchSize(remaining: Int, maxBatch: Int) -> Int {
-        if remaining >= maxBatch { return maxBatch }
-        var size = 1
-        while size * 2 <= remaining { size *= 2 }
-        return size
+        return perJob
     }
 }

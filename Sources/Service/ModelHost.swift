@@ -15,12 +15,14 @@ public struct ModelSpecification: Sendable {
     public var heads: [(name: String, path: String)]
     /// Refuse images whose header declares more pixels than this.
     public var maxPixels: Int
-    /// Load the text encoder (and the image-text alignment, when its file exists) if its weights are there.
+    /// Load the text encoder (and the image-text alignment: the given file, or the default one, fitted on
+    /// first use as the CLI does) if its weights are there.
     public var textEncoder: Bool
-    /// The alignment file; nil: image-text-alignment.safetensors in the weights directory.
+    /// The alignment file, which must exist; nil: image-text-alignment.safetensors in the weights
+    /// directory, fitted and written there when missing.
     public var alignmentPath: String?
     /// Already loaded networks to use instead of loading them (tests share one across servers).
-    public var preloadedBackbone: Backbone?
+    public var preloadedEncoder: ImageEncoder?
     public var preloadedTextEncoder: TextEncoder?
 
     public init(weightsDirectory: URL? = nil, heads: [(name: String, path: String)] = [],
@@ -50,25 +52,25 @@ public struct ModelSpecification: Sendable {
 struct LoadedHead: Sendable {
     var name: String
     var labels: [String]
-    /// nil for the ImageNet classifier (probabilities are the softmax of the backbone's logits).
+    /// nil for the ImageNet classifier (probabilities are the softmax of the encoder's logits).
     var predictor: HeadPredictor?
     var path: String?
 }
 
-/// The text side: the encoder, and the bridge from images into its space when it was fitted.
-struct TextSpace: Sendable {
+/// The text side: the encoder, and the text space images reach through the bridge when it loaded.
+struct LoadedText: Sendable {
     var encoder: TextEncoder
-    var alignment: ImageTextAlignment?
-    /// Why `alignment` is missing.
-    var alignmentProblem: String?
+    var space: TextSpace?
+    /// Why `space` is missing.
+    var spaceProblem: String?
 }
 
 /// Everything the handlers need once loading has finished.
 struct LoadedModels: Sendable {
-    var backbone: Backbone
+    var encoder: ImageEncoder
     var worker: InferenceWorker
     var heads: [LoadedHead]
-    var text: TextSpace?
+    var text: LoadedText?
     /// Why `text` is missing.
     var textProblem: String?
 
@@ -132,7 +134,7 @@ public final class ModelHost: Service, Sendable {
         models.worker.start()
         state.withLock { $0 = .ready(models) }
         logger.info("ready", metadata: [
-            "backbone": .string(models.backbone.identifier), "heads": .string(models.heads.map(\.name).joined(separator: ",")),
+            "backbone": .string(models.encoder.identifier), "heads": .string(models.heads.map(\.name).joined(separator: ",")),
             "text_encoder": .string(models.text.map { $0.encoder.identifier } ?? "off (\(models.textProblem ?? "disabled"))"),
             "load_seconds": .string(String(format: "%.2f", (ContinuousClock.now - started) / .seconds(1))),
         ])
@@ -143,8 +145,8 @@ public final class ModelHost: Service, Sendable {
     }
 
     private func load() throws -> LoadedModels {
-        let backbone = try specification.preloadedBackbone
-            ?? Backbone.efficientNetLite0(weightsDirectory: specification.weightsDirectory, maxPixels: specification.maxPixels)
+        let encoder = try specification.preloadedEncoder
+            ?? ImageEncoder.load(weightsDirectory: specification.weightsDirectory, maxPixels: specification.maxPixels)
         let imagenet = try ImageNetLabels.load()
         var heads = [LoadedHead(name: ModelSpecification.imagenetHead, labels: imagenet.names.indices.map(imagenet.label),
                                 predictor: nil, path: nil)]
@@ -152,44 +154,39 @@ public final class ModelHost: Service, Sendable {
             guard !heads.contains(where: { $0.name == name }) else {
                 throw ServiceError.badRequest("two heads are named '\(name)'; name them with --head NAME=PATH")
             }
-            let predictor = try HeadPredictor.load(path: path, backbone: backbone)
+            let predictor = try HeadPredictor.load(path: path, encoder: encoder)
             heads.append(LoadedHead(name: name, labels: predictor.labels, predictor: predictor, path: path))
         }
-        var text: TextSpace?
+        var text: LoadedText?
         var textProblem: String?
         if specification.textEncoder {
-            (text, textProblem) = loadTextSpace(backbone: backbone)
+            (text, textProblem) = loadText(encoder: encoder)
         } else {
             textProblem = "disabled with --no-text-encoder"
         }
-        let worker = InferenceWorker(backbone: backbone, settings: batching, metrics: metrics)
-        return LoadedModels(backbone: backbone, worker: worker, heads: heads, text: text, textProblem: textProblem)
+        let worker = InferenceWorker(encoder: encoder, settings: batching, metrics: metrics)
+        return LoadedModels(encoder: encoder, worker: worker, heads: heads, text: text, textProblem: textProblem)
     }
 
-    /// The text encoder when its weights are there (else the reason), with the alignment when its file is.
-    private func loadTextSpace(backbone: Backbone) -> (TextSpace?, String?) {
-        let encoder: TextEncoder
-        let directory: URL
+    /// The text encoder when its weights are there (else the reason), with the text space loaded by the
+    /// same policy as the CLI's (`TextSpace.load`: the given file, or the default one, fitted on first use).
+    private func loadText(encoder: ImageEncoder) -> (LoadedText?, String?) {
+        let textEncoder: TextEncoder
         do {
-            directory = try specification.weightsDirectory
-                ?? WeightsLocator.directory(containing: TextEncoder.weightsFileName)
-            encoder = try specification.preloadedTextEncoder
-                ?? TextEncoder.allMiniLML6v2(weightsDirectory: directory, threads: batching.threads)
+            textEncoder = try specification.preloadedTextEncoder
+                ?? TextEncoder.load(weightsDirectory: specification.weightsDirectory, threads: batching.threads)
         } catch {
             return (nil, (error as? LocalizedError)?.errorDescription ?? "\(error)")
         }
-        let path = specification.alignmentPath ?? directory.appendingPathComponent(ImageTextAlignment.defaultFileName).path
-        guard FileManager.default.fileExists(atPath: path) else {
-            return (TextSpace(encoder: encoder, alignment: nil,
-                              alignmentProblem: "\(path) not found; fit it once with `headtune align` (or any `headtune zero-shot` run)"), nil)
-        }
         do {
-            return (TextSpace(encoder: encoder, alignment: try ImageTextAlignment.read(path: path, backbone: backbone,
-                                                                                       textEncoder: encoder),
-                              alignmentProblem: nil), nil)
+            let space = try TextSpace.load(imageEncoder: encoder, text: textEncoder, alignmentPath: specification.alignmentPath,
+                                           weightsDirectory: specification.weightsDirectory) { [logger] in
+                logger.info("\($0)")
+            }
+            return (LoadedText(encoder: textEncoder, space: space, spaceProblem: nil), nil)
         } catch {
-            return (TextSpace(encoder: encoder, alignment: nil,
-                              alignmentProblem: (error as? LocalizedError)?.errorDescription ?? "\(error)"), nil)
+            return (LoadedText(encoder: textEncoder, space: nil,
+                               spaceProblem: (error as? LocalizedError)?.errorDescription ?? "\(error)"), nil)
         }
     }
 

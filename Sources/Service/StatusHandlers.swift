@@ -14,7 +14,7 @@ struct StatusHandlers: Sendable {
     func ready(_ request: Request, context: some RequestContext) async throws -> Response {
         let models = try host.ready()
         return jsonResponse(.object([
-            ("status", .string("ready")), ("backbone", .string(models.backbone.identifier)),
+            ("status", .string("ready")), ("backbone", .string(models.encoder.identifier)),
             ("heads", .array(models.heads.map { .string($0.name) })),
             ("text_encoder", models.text.map { .string($0.encoder.identifier) } ?? .null),
         ]))
@@ -51,6 +51,6 @@ struct StatusHandlers: Sendable {
             }
             return .object(members)
         }
-        return jsonResponse(.object([("backbone", .string(models.backbone.identifier)), ("heads", .array(heads))]))
+        return jsonResponse(.object([("backbone", .string(models.encoder.identifier)), ("heads", .array(heads))]))
     }
 }

@@ -15,11 +15,10 @@ struct TextHandlers: Sendable {
     let limits: RequestLimits
     /// Most texts in one request.
     static let maxTexts = 256
-    static let template = "a photo of a {}."
 
     func embedText(_ request: Request, context: some RequestContext) async throws -> Response {
         let models = try host.ready()
-        let text = try textSpace(models)
+        let text = try loadedText(models)
         guard MediaTypeHeader(request.headers[.contentType])?.type == "application/json" else {
             throw ServiceError.unsupportedMediaType(given: request.headers[.contentType], accepted: ["application/json"])
         }
@@ -28,7 +27,7 @@ struct TextHandlers: Sendable {
             throw ServiceError.badRequest("the body must be a JSON array of strings, e.g. [\"a cat\", \"a dog\"]")
         }
         guard !texts.isEmpty else { throw ServiceError.badRequest("the array of texts is empty") }
-        let embeddings = try await encode(texts, text: text, models: models)
+        let embeddings = try await encode(texts, encoder: text.encoder, models: models)
         let results: [JSONValue] = zip(texts, embeddings).map { t, e in
             .object([("text", .string(t)), ("embedding", .array(e.map { .float($0) }))])
         }
@@ -37,7 +36,7 @@ struct TextHandlers: Sendable {
 
     func zeroShot(_ request: Request, context: some RequestContext) async throws -> Response {
         let models = try host.ready()
-        let (text, alignment) = try aligned(models)
+        let space = try textSpace(models)
         let topK = try request.queryInt("top_k", default: 5, range: 1...100_000)
         let temperature = try request.queryFloat("temperature", range: Float.leastNonzeroMagnitude...1e6) ?? 50
         let (images, fields) = try await readImages(request, limits: limits)
@@ -45,56 +44,61 @@ struct TextHandlers: Sendable {
             + (fields["labels"] ?? []).flatMap { $0.split(whereSeparator: { $0 == "," || $0.isNewline }) }
                 .map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
         guard !labels.isEmpty else { throw ServiceError.badRequest("give the class names: ?labels=cat,dog or a multipart field 'labels'") }
-        let classes = try await encode(labels.map { Self.template.replacingOccurrences(of: "{}", with: $0) }, text: text, models: models)
-        let outputs = try await runBackbone(on: images, views: [models.backbone.plainView], models: models, limits: limits)
-        let k = min(topK, labels.count)
-        let records: [JSONValue] = try zip(images, outputs).map { image, output in
-            let vector = try alignment.embed(features: output[0].features, logits: output[0].logits, method: .conse)
-            let similarities = classes.map { dot(vector, $0) }
-            // With a single label a softmax is always 1: report the similarity itself, as the CLI does.
-            let scores = labels.count == 1 ? similarities : probabilities(fromLogits: similarities.map { $0 * temperature })
-            let best = scores.withUnsafeBufferPointer { largestEntries($0, k: k) }
-            return .object([("path", .string(image.name)), ("predictions", .array(best.map {
-                .object([("label", .string(labels[$0.index])), ("index", .integer($0.index)), ("score", .float($0.score)),
-                         ("similarity", .float(similarities[$0.index]))])
-            }))])
+        try checkCount(labels)
+        let classes = try await models.worker.perform(timeout: limits.timeout) { try space.labelEmbeddings(labels) }
+        let vectors = try await imageVectors(images, space: space, models: models)
+        let records: [JSONValue] = zip(images, vectors).map { image, vector in
+            .object([("path", .string(image.name)), ("predictions", .array(
+                space.zeroShot(vector, classes: classes, temperature: temperature, topK: topK).map {
+                    .object([("label", .string(labels[$0.index])), ("index", .integer($0.index)), ("score", .float($0.score)),
+                             ("similarity", .float($0.similarity))])
+                }))])
         }
         return jsonResponse(.object([("results", .array(records))]))
     }
 
     func match(_ request: Request, context: some RequestContext) async throws -> Response {
         let models = try host.ready()
-        let (text, alignment) = try aligned(models)
+        let space = try textSpace(models)
         let (images, fields) = try await readImages(request, limits: limits)
         let texts = request.queryList("text", splitCommas: false) + (fields["text"] ?? [])
         guard !texts.isEmpty else { throw ServiceError.badRequest("give the texts: ?text=...&text=... or multipart fields 'text'") }
-        let embeddings = try await encode(texts, text: text, models: models)
-        let outputs = try await runBackbone(on: images, views: [models.backbone.plainView], models: models, limits: limits)
-        let records: [JSONValue] = try zip(images, outputs).map { image, output in
-            let vector = try alignment.embed(features: output[0].features, logits: output[0].logits, method: .conse)
-            return .object([("path", .string(image.name)), ("similarities", .array(embeddings.map { .float(dot(vector, $0)) }))])
+        let embeddings = try await encode(texts, encoder: space.text, models: models)
+        let vectors = try await imageVectors(images, space: space, models: models)
+        let records: [JSONValue] = zip(images, vectors).map { image, vector in
+            .object([("path", .string(image.name)), ("similarities", .array(space.similarities(vector, embeddings).map { .float($0) }))])
         }
         return jsonResponse(.object([("texts", .array(texts.map { .string($0) })), ("results", .array(records))]))
     }
 
-    private func textSpace(_ models: LoadedModels) throws -> TextSpace {
+    private func loadedText(_ models: LoadedModels) throws -> LoadedText {
         guard let text = models.text else {
             throw ServiceError.textEncoderUnavailable(reason: models.textProblem ?? "not loaded")
         }
         return text
     }
 
-    private func aligned(_ models: LoadedModels) throws -> (TextSpace, ImageTextAlignment) {
-        let text = try textSpace(models)
-        guard let alignment = text.alignment else {
-            throw ServiceError.textEncoderUnavailable(reason: text.alignmentProblem ?? "no image-text alignment")
+    private func textSpace(_ models: LoadedModels) throws -> TextSpace {
+        let text = try loadedText(models)
+        guard let space = text.space else {
+            throw ServiceError.textEncoderUnavailable(reason: text.spaceProblem ?? "no image-text alignment")
         }
-        return (text, alignment)
+        return space
     }
 
-    private func encode(_ texts: [String], text: TextSpace, models: LoadedModels) async throws -> [[Float]] {
+    /// Each image's unit vector in the text space (the encoder's plain view).
+    private func imageVectors(_ images: [UploadedImage], space: TextSpace, models: LoadedModels) async throws -> [[Float]] {
+        let encoded = try await runEncoder(on: images, views: [models.encoder.plainView], outputs: space.requiredOutputs,
+                                           models: models, limits: limits)
+        return try encoded.map { try space.imageVector($0[0]) }
+    }
+
+    private func checkCount(_ texts: [String]) throws {
         guard texts.count <= Self.maxTexts else { throw ServiceError.tooManyTexts(count: texts.count, limit: Self.maxTexts) }
-        let encoder = text.encoder
+    }
+
+    private func encode(_ texts: [String], encoder: TextEncoder, models: LoadedModels) async throws -> [[Float]] {
+        try checkCount(texts)
         return try await models.worker.perform(timeout: limits.timeout) { try encoder.embed(texts) }
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import Imaging
 import Weights
 
 /// A trained head as one self-describing safetensors file: the head's tensors and the
@@ -26,15 +27,15 @@ public struct HeadFile: Sendable {
 
     /// How images become features for this head.
     public struct Preprocessing: Codable, Sendable, Equatable {
-        /// Geometry policy ("center-crop", "resize", "letterbox").
-        public var policy: String
+        /// Geometry policy (stored as "center-crop", "resize" or "letterbox").
+        public var policy: CropPolicy
         public var inputSize: Int
         /// Average the features of the image and its mirror image at prediction time.
         public var testTimeFlip: Bool
         /// Extra training views (e.g. ["flip", "crop"]).
         public var augment: [String]
 
-        public init(policy: String, inputSize: Int, testTimeFlip: Bool, augment: [String]) {
+        public init(policy: CropPolicy, inputSize: Int, testTimeFlip: Bool, augment: [String]) {
             self.policy = policy
             self.inputSize = inputSize
             self.testTimeFlip = testTimeFlip
@@ -144,26 +145,8 @@ public struct HeadFile: Sendable {
     /// so a crash leaves either the old head or the new one, never half of one.
     public func write(to path: String) throws {
         let data = try serialized()
-        let url = URL(fileURLWithPath: path)
-        let temporary = url.deletingLastPathComponent()
-            .appendingPathComponent(".\(url.lastPathComponent).\(ProcessInfo.processInfo.processIdentifier).tmp").path
-        guard FileManager.default.createFile(atPath: temporary, contents: nil),
-              let handle = FileHandle(forWritingAtPath: temporary) else {
-            throw TrainingError.invalidHeadFile(path: path, reason: "cannot create \(temporary)")
-        }
-        do {
-            try handle.write(contentsOf: data)
-            try handle.synchronize()
-            try handle.close()
-        } catch {
-            try? handle.close()
-            unlink(temporary)
-            throw TrainingError.invalidHeadFile(path: path, reason: "cannot write: \(error.localizedDescription)")
-        }
-        if rename(temporary, path) != 0 {
-            let reason = String(cString: strerror(errno))
-            unlink(temporary)
-            throw TrainingError.invalidHeadFile(path: path, reason: "cannot rename into place: \(reason)")
+        do { try AtomicFile.write(data, to: path) } catch {
+            throw TrainingError.invalidHeadFile(path: path, reason: error.reason)
         }
     }
 

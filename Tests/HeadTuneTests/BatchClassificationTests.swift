@@ -8,13 +8,12 @@ import Training
 /// `headtune classify` at scale: order under parallel decoding, bad files amid good ones, resume,
 /// shards, top-k, sigmoid heads and the out-of-distribution flag, on real photos and the real backbone.
 @Suite(.serialized) final class BatchClassificationTests {
-    let backbone: Backbone
+    let backbone: ImageEncoder
     let root: String
     let chelsea: String, coffee: String, rocket: String
 
     init() throws {
-        backbone = try Backbone.efficientNetLite0(
-            weightsDirectory: try Golden.asset("weights/efficientnet-lite0.safetensors", fetchWith: "make weights")
+        backbone = try ImageEncoder.load(weightsDirectory: try Golden.asset("weights/efficientnet-lite0.safetensors", fetchWith: "make weights")
                 .deletingLastPathComponent())
         root = NSTemporaryDirectory() + "headtune-batch-\(UUID().uuidString)"
         try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
@@ -26,7 +25,7 @@ import Training
     deinit { try? FileManager.default.removeItem(atPath: root) }
 
     private func imagenet(batchSize: Int = 2, decodeThreads: Int? = nil, topK: Int = 3) throws -> BatchClassifier {
-        var job = BatchClassifier(backbone: backbone, classifier: .imagenet(try ImageNetLabels.load()), topK: topK)
+        var job = BatchClassifier(encoder: backbone, classifier: .imagenet(try ImageNetLabels.load()), topK: topK)
         job.batchSize = batchSize
         job.threads = 2
         job.decodeThreads = decodeThreads
@@ -195,13 +194,13 @@ import Training
             .write(to: URL(fileURLWithPath: newCat))
         var request = HeadTrainingRequest(data: data)
         request.validationSplit = 0
-        let extractor = FeatureExtractor(backbone: backbone, cache: nil, batchSize: 4, threads: 2)
-        var headFile = try HeadTraining.run(request, backbone: backbone, extractor: extractor).headFile
+        let extractor = FeatureExtractor(encoder: backbone, cache: nil, batchSize: 4, threads: 2)
+        var headFile = try HeadTraining.run(request, encoder: backbone, extractor: extractor).headFile
         let detector = try #require(headFile.outOfDistribution)
         #expect(detector.bank.rows == 16 && detector.settings.calibration == "leave-one-out")
         let headPath = root + "/pets.head"
         try headFile.write(to: headPath)
-        let predictor = try HeadPredictor.load(path: headPath, backbone: backbone)
+        let predictor = try HeadPredictor.load(path: headPath, encoder: backbone)
         #expect(predictor.head.outOfDistribution == detector, "the detector survives the head file")
 
         // Uniform noise: nothing like a photo.
@@ -210,7 +209,7 @@ import Training
         let noisePath = root + "/noise.png"
         try Data(PNGEncoder.encode(noise)).write(to: URL(fileURLWithPath: noisePath))
 
-        var job = BatchClassifier(backbone: backbone, classifier: .head(predictor), topK: 5)
+        var job = BatchClassifier(encoder: backbone, classifier: .head(predictor), topK: 5)
         job.batchSize = 2
         job.includeLogits = true
         job.includeEmbedding = true
@@ -231,7 +230,7 @@ import Training
 
         headFile.metadata.multiLabel = true
         try headFile.write(to: headPath)
-        job.classifier = .head(try HeadPredictor.load(path: headPath, backbone: backbone))
+        job.classifier = .head(try HeadPredictor.load(path: headPath, encoder: backbone))
         let sigmoid = try records(job, [coffee])[0]
         for prediction in sigmoid.predictions! {
             #expect(abs(prediction.score - 1 / (1 + exp(-sigmoid.logits![prediction.index]))) < 1e-6)

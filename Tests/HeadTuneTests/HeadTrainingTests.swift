@@ -8,12 +8,11 @@ import Training
 /// Training end to end on four real photos (plus junk) with the real backbone: small enough for a
 /// debug build, real enough to exercise decoding, views, the cache, the head file and prediction.
 @Suite(.serialized) final class HeadTrainingPipelineTests {
-    let backbone: Backbone
+    let backbone: ImageEncoder
     let root: String
 
     init() throws {
-        backbone = try Backbone.efficientNetLite0(
-            weightsDirectory: try Golden.asset("weights/efficientnet-lite0.safetensors", fetchWith: "make weights")
+        backbone = try ImageEncoder.load(weightsDirectory: try Golden.asset("weights/efficientnet-lite0.safetensors", fetchWith: "make weights")
                 .deletingLastPathComponent())
         root = NSTemporaryDirectory() + "headtune-train-\(UUID().uuidString)"
         let layout = ["animal/chelsea.png": "samples/chelsea.png", "animal/astronaut.png": "samples/astronaut.png",
@@ -34,7 +33,7 @@ import Training
 
     @Test func corruptFilesAreSkippedCacheHitsOnRerunAndTheHeadRoundTrips() throws {
         let cache = try FeatureCache(path: root + "/cache.sqlite")
-        let extractor = FeatureExtractor(backbone: backbone, cache: cache, batchSize: 4, threads: 2)
+        let extractor = FeatureExtractor(encoder: backbone, cache: cache, batchSize: 4, threads: 2)
         var request = HeadTrainingRequest(data: root)
         request.validationSplit = 0
         request.augment = [.flip]
@@ -43,7 +42,7 @@ import Training
         var events = HeadTrainingEvents()
         events.skipped = { path, error in skipped.append(path + " | " + ((error as? LocalizedError)?.errorDescription ?? "")) }
 
-        let first = try HeadTraining.run(request, backbone: backbone, extractor: extractor, events: events)
+        let first = try HeadTraining.run(request, encoder: backbone, extractor: extractor, events: events)
         #expect(skipped.count == 2)
         #expect(skipped.contains { $0.hasPrefix(root + "/object/broken.jpg") && $0.contains("3C 68 74 6D") })
         #expect(skipped.contains { $0.hasPrefix(root + "/animal/empty.png") })
@@ -53,15 +52,15 @@ import Training
         #expect(first.headFile.metadata.dataset.skippedFiles == 2)
 
         skipped = []
-        let second = try HeadTraining.run(request, backbone: backbone, extractor: extractor, events: events)
+        let second = try HeadTraining.run(request, encoder: backbone, extractor: extractor, events: events)
         #expect(second.statistics.cacheHits == 8 && second.statistics.extracted == 0)
         #expect(second.headFile.head == first.headFile.head)  // same features, same seed: same head
 
         let headPath = root + "/pets.head"
         try first.headFile.write(to: headPath)
-        let predictor = try HeadPredictor.load(path: headPath, backbone: backbone)
+        let predictor = try HeadPredictor.load(path: headPath, encoder: backbone)
         let images = ["animal/chelsea.png", "object/coffee.png", "object/broken.jpg"].map { root + "/" + $0 }
-        let results = try predictor.predict(paths: images, extractor: FeatureExtractor(backbone: backbone, cache: nil, threads: 2))
+        let results = try predictor.predict(paths: images, extractor: FeatureExtractor(encoder: backbone, cache: nil, threads: 2))
         let top = results.map { result in (try? result.get()).map { p in p.indices.max { p[$0] < p[$1] }! } }
         #expect(top == [0, 1, nil])
         let report = try HeadEvaluation.run(predictor: predictor, data: root, extractor: extractor)
@@ -72,20 +71,20 @@ import Training
         let cache = try FeatureCache(path: root + "/cache.sqlite")
         var request = HeadTrainingRequest(data: root)
         request.validationSplit = 0
-        let outcome = try HeadTraining.run(request, backbone: backbone,
-                                           extractor: FeatureExtractor(backbone: backbone, cache: cache, threads: 2))
-        let other = Backbone(model: backbone.model, identifier: backbone.identifier, weightsSHA256: "0123456789abcdef")
-        #expect(throws: TrainingError.self) { try HeadPredictor(head: outcome.headFile, path: "pets.head", backbone: other) }
+        let outcome = try HeadTraining.run(request, encoder: backbone,
+                                           extractor: FeatureExtractor(encoder: backbone, cache: cache, threads: 2))
+        let other = backbone.withWeightsSHA256("0123456789abcdef")
+        #expect(throws: TrainingError.self) { try HeadPredictor(head: outcome.headFile, path: "pets.head", encoder: other) }
         // A head whose width is not its feature set's on this backbone is refused too.
         var mislabelled = outcome.headFile
         #expect(mislabelled.metadata.backbone.featureSet == .headAndStages, "the default")
         mislabelled.metadata.backbone.features = .head
-        #expect(throws: TrainingError.self) { try HeadPredictor(head: mislabelled, path: "pets.head", backbone: backbone) }
+        #expect(throws: TrainingError.self) { try HeadPredictor(head: mislabelled, path: "pets.head", encoder: backbone) }
     }
 
     @Test func headAndStagesRowsExtendTheHeadFeaturesAndAreCachedApart() throws {
         let cache = try FeatureCache(path: root + "/stages.sqlite")
-        let extractor = FeatureExtractor(backbone: backbone, cache: cache, batchSize: 2, threads: 2)
+        let extractor = FeatureExtractor(encoder: backbone, cache: cache, batchSize: 2, threads: 2)
         let paths = ["animal/chelsea.png", "object/coffee.png", "object/rocket.jpg"].map { root + "/" + $0 }
         let requests = paths.map { FeatureRequest(path: $0, view: ImageView(policy: .resize)) }
         let head = try extractor.extract(requests, featureSet: .head).results.map { try $0.get() }
@@ -112,20 +111,17 @@ import Training
         #expect(try headAgain.results.map { try $0.get() } == head)
     }
 
-    /// [paths.count, 784] stage-pooled features of one batch of resized images, straight from the model.
+    /// [paths.count, 784] stage-pooled features of one batch of resized images, straight from an encoder session.
     func stagePooled(paths: [String]) throws -> [Float] {
-        let model = backbone.model, size = backbone.inputSize
-        var input = [Float](repeating: 0, count: paths.count * size * size * 3)
+        let floats = backbone.inputFloats
+        var input = [Float](repeating: 0, count: paths.count * floats)
         try input.withUnsafeMutableBufferPointer { buffer in
             for (i, path) in paths.enumerated() {
-                try backbone.prepare(path: path, view: ImageView(policy: .resize), into: buffer.baseAddress! + i * size * size * 3)
+                try backbone.prepare(.file(path: path), views: [ImageView(policy: .resize)], into: buffer.baseAddress! + i * floats)
             }
         }
-        var features = [Float](repeating: 0, count: paths.count * model.featureCount)
-        var pooled = [Float](repeating: 0, count: paths.count * model.stagePooledFeatureCount)
-        let workspace = model.makeWorkspace(batch: paths.count, threads: 2)
-        model.forward(input: input, workspace: workspace, features: &features, logits: nil, stagePooled: &pooled)
-        return pooled
+        let session = backbone.makeSession(threads: 2)
+        return session.encode(input, count: paths.count, outputs: [.stages]).flatMap { $0[.stages]! }
     }
 
     /// A head on all four sample images (no validation split) without a cache.
@@ -133,7 +129,7 @@ import Training
         var request = HeadTrainingRequest(data: root)
         request.validationSplit = 0
         request.featureSet = featureSet
-        return try HeadTraining.run(request, backbone: backbone, extractor: FeatureExtractor(backbone: backbone, cache: nil, threads: 2))
+        return try HeadTraining.run(request, encoder: backbone, extractor: FeatureExtractor(encoder: backbone, cache: nil, threads: 2))
     }
 
     @Test func aHeadOnHeadAndStagesRecordsItAndEveryPathExtractsIt() throws {
@@ -146,15 +142,15 @@ import Training
 
         let headPath = root + "/stages.head"
         try outcome.headFile.write(to: headPath)
-        let predictor = try HeadPredictor.load(path: headPath, backbone: backbone)
+        let predictor = try HeadPredictor.load(path: headPath, encoder: backbone)
         #expect(predictor.featureSet == .headAndStages)
         let images = ["animal/chelsea.png", "object/coffee.png"].map { root + "/" + $0 }
-        let probabilities = try predictor.predict(paths: images, extractor: FeatureExtractor(backbone: backbone, cache: nil, threads: 2))
+        let probabilities = try predictor.predict(paths: images, extractor: FeatureExtractor(encoder: backbone, cache: nil, threads: 2))
             .map { try $0.get() }
         #expect(probabilities.map { p in p.indices.max { p[$0] < p[$1] }! } == [0, 1])
 
         // classify streams through BatchRunner rather than the extractor: same features, same answer.
-        var classifier = BatchClassifier(backbone: backbone, classifier: .head(predictor), topK: 2)
+        var classifier = BatchClassifier(encoder: backbone, classifier: .head(predictor), topK: 2)
         classifier.includeEmbedding = true
         var records: [ClassificationRecord] = []
         try classifier.run(paths: images) { records.append($0) }
@@ -171,10 +167,10 @@ import Training
         var old = outcome.headFile
         old.metadata.backbone.features = nil
         try old.write(to: root + "/old.head")
-        let predictor = try HeadPredictor.load(path: root + "/old.head", backbone: backbone)
+        let predictor = try HeadPredictor.load(path: root + "/old.head", encoder: backbone)
         #expect(predictor.featureSet == .head && predictor.head.metadata.formatVersion == 2)
         let report = try HeadEvaluation.run(predictor: predictor, data: root,
-                                            extractor: FeatureExtractor(backbone: backbone, cache: nil, threads: 2))
+                                            extractor: FeatureExtractor(encoder: backbone, cache: nil, threads: 2))
         #expect(report.accuracy == 1 && report.count == 4)
     }
 

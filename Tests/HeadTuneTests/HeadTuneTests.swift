@@ -75,8 +75,7 @@ import TestSupport
 /// with bad files reported in place and the batch going on.
 @Suite struct BatchRunnerTests {
     @Test func mixedBatchKeepsOrderAndReportsBadFiles() throws {
-        let backbone = try Backbone.efficientNetLite0(
-            weightsDirectory: try Golden.asset("weights/efficientnet-lite0.safetensors", fetchWith: "make weights")
+        let backbone = try ImageEncoder.load(weightsDirectory: try Golden.asset("weights/efficientnet-lite0.safetensors", fetchWith: "make weights")
                 .deletingLastPathComponent())
         let samples = try Golden.efficientNetSamples()
         let chelsea = try Golden.asset("samples/chelsea.png", fetchWith: "make samples").path
@@ -90,7 +89,7 @@ import TestSupport
             var seen: [Int] = []
             var top1: [Int: Int] = [:]
             var errors: [Int: String] = [:]
-            try BatchRunner(backbone: backbone, batchSize: batchSize, threads: 2).run(paths: paths) { index, result in
+            try BatchRunner(encoder: backbone, batchSize: batchSize, threads: 2).run(paths: paths) { index, result in
                 seen.append(index)
                 switch result {
                 case .success(let output):

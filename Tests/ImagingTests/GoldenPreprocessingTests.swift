@@ -48,7 +48,7 @@ struct GoldenPreprocessingTests {
         #expect(decoded.image.width == sample.width && decoded.image.height == sample.height)
         #expect(decoded.scaleDenominator == 1)
 
-        let preprocessor = Preprocessor(size: 224, policy: .centerCrop)
+        let preprocessor = Preprocessor(.tensorFlowEval(size: 224), policy: .centerCrop)
         let box = preprocessor.centerCropBox(width: sample.width, height: sample.height)
         #expect([box.x0, box.y0, box.x1, box.y1] == sample.box)
 
@@ -73,7 +73,7 @@ struct GoldenPreprocessingTests {
     func draftDecodedHubbleIsClose() throws {
         let sample = Self.samples[5]
         let path = try TestFiles.sample(sample.file)
-        let preprocessor = Preprocessor()
+        let preprocessor = Preprocessor(.tensorFlowEval())
         #expect(preprocessor.minimumDecodeSide == 256)
         let decoded = try ImageDecoder.decodeDetailed(fileAt: path, options: preprocessor.decodeOptions)
         #expect(decoded.scaleDenominator == 2)

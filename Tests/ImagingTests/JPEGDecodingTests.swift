@@ -107,11 +107,11 @@ struct JPEGDecodingTests {
     func preprocessorDecodeOptions() throws {
         // 643x481 with minimum side 256: 1/2 gives 322x241 (< 256), so full size is needed.
         let decoded = try ImageDecoder.decodeDetailed(fileAt: TestFiles.fixture("jpeg_643x481.jpg"),
-                                                      options: Preprocessor(size: 224).decodeOptions)
+                                                      options: Preprocessor(.tensorFlowEval(size: 224)).decodeOptions)
         #expect(decoded.scaleDenominator == 1)
         // For a 112 input the minimum side is 144, and 1/2 (322x241) suffices.
         let small = try ImageDecoder.decodeDetailed(fileAt: TestFiles.fixture("jpeg_643x481.jpg"),
-                                                    options: Preprocessor(size: 112).decodeOptions)
+                                                    options: Preprocessor(.tensorFlowEval(size: 112)).decodeOptions)
         #expect(small.scaleDenominator == 2)
     }
 }

@@ -7,26 +7,26 @@ struct PreprocessorTests {
     func policyNames() {
         #expect(CropPolicy.allCases.map(\.rawValue) == ["center-crop", "resize", "letterbox"])
         #expect(CropPolicy(rawValue: "center-crop") == .centerCrop)
-        #expect(Preprocessor().policy == .centerCrop && Preprocessor().size == 224)
+        #expect(Preprocessor(.tensorFlowEval()).policy == .centerCrop && Preprocessor(.tensorFlowEval()).size == 224)
     }
 
     @Test("minimum decode side per policy")
     func minimumDecodeSide() {
-        #expect(CropPolicy.centerCrop.minimumDecodeSide(forOutput: 224) == 256)
-        #expect(CropPolicy.resize.minimumDecodeSide(forOutput: 224) == 224)
-        #expect(CropPolicy.letterbox.minimumDecodeSide(forOutput: 224) == 224)
-        #expect(Preprocessor().decodeOptions.minimumSide == 256)
+        #expect(PreprocessingSpec.tensorFlowEval().minimumDecodeSide(policy: .centerCrop) == 256)
+        #expect(PreprocessingSpec.tensorFlowEval().minimumDecodeSide(policy: .resize) == 224)
+        #expect(PreprocessingSpec.tensorFlowEval().minimumDecodeSide(policy: .letterbox) == 224)
+        #expect(Preprocessor(.tensorFlowEval()).decodeOptions.minimumSide == 256)
         // For any size, the returned side is the smallest whose centre crop is >= the output.
         for size in 1...600 {
-            let side = CropPolicy.centerCrop.minimumDecodeSide(forOutput: size)
-            #expect(CropPolicy.centerCropSide(forMinimumSide: side, output: size) >= size, "size \(size)")
-            #expect(CropPolicy.centerCropSide(forMinimumSide: side - 1, output: size) < size, "size \(size)")
+            let side = PreprocessingSpec.tensorFlowEval(size: size).minimumDecodeSide(policy: .centerCrop)
+            #expect(PreprocessingSpec.fractionCropSide(forMinimumSide: side, output: size, margin: 32) >= size, "size \(size)")
+            #expect(PreprocessingSpec.fractionCropSide(forMinimumSide: side - 1, output: size, margin: 32) < size, "size \(size)")
         }
     }
 
     @Test("centre crop boxes")
     func centerCropBoxes() {
-        let p = Preprocessor()
+        let p = Preprocessor(.tensorFlowEval())
         #expect(p.centerCropBox(width: 28, height: 28) == (2, 2, 26, 26))   // c = 24
         #expect(p.centerCropBox(width: 256, height: 256) == (16, 16, 240, 240))
         #expect(p.centerCropBox(width: 300, height: 451) == (19, 95, 281, 357))  // chelsea, portrait
@@ -38,7 +38,7 @@ struct PreprocessorTests {
           arguments: [(448, 224, 224, 112), (100, 300, 75, 224), (301, 300, 224, 223), (224, 224, 224, 224)])
     func letterbox(w: Int, h: Int, fw: Int, fh: Int) {
         let image = ResamplerTests.randomImage(width: w, height: h, seed: UInt64(w + h))
-        let p = Preprocessor(policy: .letterbox)
+        let p = Preprocessor(.tensorFlowEval(), policy: .letterbox)
         #expect(p.letterboxSize(width: w, height: h) == (fw, fh))
         let out = p.inputPixels(image)
         #expect(out.width == 224 && out.height == 224)
@@ -64,7 +64,7 @@ struct PreprocessorTests {
         let pixels = (0..<256).flatMap { v -> [UInt8] in [UInt8(v), UInt8(255 - v), 127] }
         let image = RGBImage(width: 16, height: 16, pixels: pixels)
         var out = [Float](repeating: .nan, count: pixels.count)
-        out.withUnsafeMutableBufferPointer { Preprocessor(size: 16).normalize(image, into: $0.baseAddress!) }
+        out.withUnsafeMutableBufferPointer { Preprocessor(.tensorFlowEval(size: 16)).normalize(image, into: $0.baseAddress!) }
         for v in 0..<256 {
             #expect(out[v * 3] == (Float(v) - 127) / 128)
             #expect(out[v * 3 + 1] == (Float(255 - v) - 127) / 128)
@@ -76,7 +76,7 @@ struct PreprocessorTests {
     @Test("preprocess = normalize(inputPixels), for every policy", arguments: CropPolicy.allCases)
     func preprocessComposes(policy: CropPolicy) {
         let image = ResamplerTests.randomImage(width: 97, height: 61, seed: 9)
-        let p = Preprocessor(size: 32, policy: policy)
+        let p = Preprocessor(.tensorFlowEval(size: 32), policy: policy)
         let u8 = p.inputPixels(image)
         #expect(u8.width == 32 && u8.height == 32)
         var viaPointer = [Float](repeating: .nan, count: 32 * 32 * 3)

@@ -88,12 +88,12 @@ struct ResamplerTests {
     @Test("identity resize returns the input exactly")
     func identity() {
         let image = Self.randomImage(width: 224, height: 224, seed: 1)
-        #expect(Preprocessor(policy: .resize).inputPixels(image) == image)
+        #expect(Preprocessor(.tensorFlowEval(), policy: .resize).inputPixels(image) == image)
         #expect(BicubicResampler.resample(image, width: 224, height: 224, box: (0, 0, 224, 224)) == image)
         // A 256x256 centre crop has scale 1 and integer offsets: it is the plain 224x224 crop,
         // even though both passes run.
         let big = Self.randomImage(width: 256, height: 256, seed: 2)
-        let cropped = Preprocessor(policy: .centerCrop).inputPixels(big)
+        let cropped = Preprocessor(.tensorFlowEval(), policy: .centerCrop).inputPixels(big)
         var plain: [UInt8] = []
         for y in 16..<240 { plain += big.pixels[(y * 256 + 16) * 3 ..< (y * 256 + 240) * 3] }
         #expect(cropped.pixels == plain)
@@ -103,9 +103,9 @@ struct ResamplerTests {
     func constant(policy: CropPolicy) {
         for (w, h) in [(1, 1), (1, 5), (300, 7), (28, 28)] {
             let image = RGBImage(width: w, height: h, filledWith: (200, 10, 77))
-            let out = Preprocessor(policy: policy).inputPixels(image)
+            let out = Preprocessor(.tensorFlowEval(), policy: policy).inputPixels(image)
             #expect(out.width == 224 && out.height == 224)
-            let fitted = Preprocessor(policy: policy).letterboxSize(width: w, height: h)
+            let fitted = Preprocessor(.tensorFlowEval(), policy: policy).letterboxSize(width: w, height: h)
             let columns = policy == .letterbox ? (224 - fitted.width) / 2 ..< (224 - fitted.width) / 2 + fitted.width : 0..<224
             let rows = policy == .letterbox ? (224 - fitted.height) / 2 ..< (224 - fitted.height) / 2 + fitted.height : 0..<224
             for y in 0..<224 {
@@ -125,7 +125,7 @@ struct ResamplerTests {
             UInt8(truncatingIfNeeded: (i / 3) * 7)  // same value in R, G and B
         }
         let image = RGBImage(width: 28, height: 28, pixels: grey)
-        let out = Preprocessor(policy: policy).inputPixels(image)
+        let out = Preprocessor(.tensorFlowEval(), policy: policy).inputPixels(image)
         #expect(out.width == 224 && out.height == 224)
         for i in stride(from: 0, to: out.pixels.count, by: 3) {
             if out.pixels[i] != out.pixels[i + 1] || out.pixels[i] != out.pixels[i + 2] {

@@ -218,3 +218,12 @@ func thrownError(sourceLocation: SourceLocation = #_sourceLocation,
         return nil
     }
 }
+
+extension PreprocessingSpec {
+    /// TensorFlow's EfficientNet eval preprocessing (the 0.875 crop, (x - 127) / 128), the spec
+    /// EfficientNet-Lite0 declares; the golden preprocessing files were made with it.
+    static func tensorFlowEval(size: Int = 224) -> PreprocessingSpec {
+        PreprocessingSpec(inputSize: size, centerCrop: .fraction(margin: 32), normalization: .scaleOffset(offset: 127, scale: 128),
+                          defaultPolicy: .centerCrop)
+    }
+}

@@ -55,17 +55,9 @@ import Testing
         text.split(separator: "\n").first { $0.hasPrefix(metric + " ") }.flatMap { Double($0.split(separator: " ").last ?? "") }
     }
 
-    @Test func subBatchesArePowersOfTwo() {
-        #expect(InferenceWorker.subBatchSize(remaining: 7, maxBatch: 8) == 4)
-        #expect(InferenceWorker.subBatchSize(remaining: 20, maxBatch: 8) == 8)
-        #expect(InferenceWorker.subBatchSize(remaining: 11, maxBatch: 12) == 8)
-        #expect(InferenceWorker.subBatchSize(remaining: 12, maxBatch: 12) == 12)
-        #expect(InferenceWorker.subBatchSize(remaining: 1, maxBatch: 1) == 1)
-    }
-
     @Test func batchesWaitOnlyForRequestsOnTheirWay() async throws {
         let metrics = ServiceMetrics()
-        let worker = InferenceWorker(backbone: try Fixture.backbone.get(),
+        let worker = InferenceWorker(encoder: try Fixture.backbone.get(),
                                      settings: BatchingSettings(maxBatch: 8, maxDelay: .seconds(5), threads: 2), metrics: metrics)
         worker.start()
         defer { Task { await worker.shutdown() } }
@@ -74,17 +66,17 @@ import Testing
         let clock = ContinuousClock()
         let alone = try await clock.measure {
             worker.announceArrival()
-            _ = try await worker.infer(inputs: input, count: 1, timeout: .seconds(30), announced: true)
+            _ = try await worker.infer(inputs: input, count: 1, timeout: .seconds(30), announced: true, outputs: [.features, .logits])
         }
         #expect(alone < .seconds(2))
         // A second request still decoding: the first waits for it, and both go in one pass.
         worker.announceArrival()
         worker.announceArrival()
-        async let first = worker.infer(inputs: input, count: 1, timeout: .seconds(30), announced: true)
+        async let first = worker.infer(inputs: input, count: 1, timeout: .seconds(30), announced: true, outputs: [.features, .logits])
         try await waitUntil { worker.queuedImageCount == 1 }
         try await Task.sleep(for: .milliseconds(100))
         #expect(worker.queuedImageCount == 1)  // still waiting for the announced one
-        let second = try await worker.infer(inputs: input, count: 1, timeout: .seconds(30), announced: true)
+        let second = try await worker.infer(inputs: input, count: 1, timeout: .seconds(30), announced: true, outputs: [.features, .logits])
         let firstOutputs = try await first
         #expect(firstOutputs[0].features == second[0].features)
         let text = metrics.exposition()
@@ -94,23 +86,23 @@ import Testing
 
     @Test func shutdownFinishesQueuedWorkThenRefuses() async throws {
         let backbone = try Fixture.backbone.get()
-        let worker = InferenceWorker(backbone: backbone, settings: BatchingSettings(maxBatch: 4, maxDelay: .seconds(5), threads: 2),
+        let worker = InferenceWorker(encoder: backbone, settings: BatchingSettings(maxBatch: 4, maxDelay: .seconds(5), threads: 2),
                                      metrics: ServiceMetrics())
         worker.start()
         // A request announced but never arriving keeps the batch open, so the images stay queued.
         worker.announceArrival()
         let input = [Float](repeating: 0, count: 3 * worker.imageFloats)
-        async let first = worker.infer(inputs: input, count: 3, timeout: .seconds(30))
+        async let first = worker.infer(inputs: input, count: 3, timeout: .seconds(30), outputs: [.features, .logits])
         try await waitUntil { worker.queuedImageCount == 3 }
         await worker.shutdown()
         // Queued before the shutdown: answered.
         let outputs = try await first
         #expect(outputs.count == 3)
-        #expect(outputs.allSatisfy { $0.features.count == 1280 && $0.logits.count == 1000 })
+        #expect(outputs.allSatisfy { $0.features.count == 1280 && $0.logits?.count == 1000 })
         #expect(outputs[0].features == outputs[2].features)
         // After it: refused.
         await #expect(throws: ServiceError.shuttingDown) {
-            _ = try await worker.infer(inputs: input, count: 3, timeout: .seconds(1))
+            _ = try await worker.infer(inputs: input, count: 3, timeout: .seconds(1), outputs: [.features])
         }
     }
 }

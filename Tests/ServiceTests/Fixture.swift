@@ -13,13 +13,13 @@ import Weights
 
 /// Networks loaded once per test process and shared by every server the tests start.
 enum Fixture {
-    static let backbone: Result<Backbone, Error> = Result {
-        try Backbone.efficientNetLite0(weightsDirectory: Golden.asset("weights/efficientnet-lite0.safetensors",
+    static let backbone: Result<ImageEncoder, Error> = Result {
+        try ImageEncoder.load(weightsDirectory: Golden.asset("weights/efficientnet-lite0.safetensors",
                                                                       fetchWith: "make weights").deletingLastPathComponent())
     }
 
     static let textEncoder: Result<TextEncoder, Error> = Result {
-        try TextEncoder.allMiniLML6v2(weightsDirectory: Golden.asset("weights/all-minilm-l6-v2.safetensors",
+        try TextEncoder.load(weightsDirectory: Golden.asset("weights/all-minilm-l6-v2.safetensors",
                                                                      fetchWith: "make weights").deletingLastPathComponent())
     }
 
@@ -46,7 +46,7 @@ enum Fixture {
 
     private static func writeHead(features: FeatureSet, name: String) throws -> String {
         let backbone = try Fixture.backbone.get()
-        let f = backbone.featureCount(for: features)
+        let f = backbone.featureCount(for: features)!
         var generator = SeededGenerator(seed: 6)
         let architecture = HeadArchitecture(kind: .linear, inputs: f, classes: 2)
         let parameters = (0..<(architecture.inputs * 2 + 2)).map { _ in generator.gaussian() * 0.05 }
@@ -55,7 +55,7 @@ enum Fixture {
         let metadata = HeadFile.Metadata(
             labels: ["feline", "other"],
             backbone: .init(id: backbone.identifier, weightsSHA256: backbone.weightsSHA256, featureCount: f, features: features),
-            preprocessing: .init(policy: "center-crop", inputSize: backbone.inputSize, testTimeFlip: true, augment: []),
+            preprocessing: .init(policy: .centerCrop, inputSize: backbone.inputSize, testTimeFlip: true, augment: []),
             architecture: architecture, training: TrainingConfiguration(), bestEpoch: 1,
             dataset: .init(source: "test", imagesPerClass: [1, 1], trainImages: 2, validationImages: 2, trainRows: 2, skippedFiles: 0),
             validation: report, createdAt: "2026-01-01T00:00:00Z", headtuneVersion: "test")
@@ -115,10 +115,9 @@ enum Fixture {
         if stagesHead { served.append(("pets-stages", try stagesHeadPath.get())) }
         var models = ModelSpecification(heads: served, maxPixels: maxPixels,
                                         textEncoder: text, alignmentPath: alignment ? try alignmentPath.get() : "/nonexistent/alignment.safetensors")
-        models.preloadedBackbone = try backbone.get()
+        models.preloadedEncoder = try backbone.get()
         if maxPixels != DecodeOptions().maxPixels {
-            models.preloadedBackbone = Backbone(model: try backbone.get().model, identifier: try backbone.get().identifier,
-                                                maxPixels: maxPixels, weightsSHA256: try backbone.get().weightsSHA256)
+            models.preloadedEncoder = try backbone.get().withMaxPixels(maxPixels)
         }
         if text { models.preloadedTextEncoder = try textEncoder.get() }
         return ServerConfiguration(models: models, batching: batching, limits: limits)
@@ -177,7 +176,7 @@ struct Multipart {
 /// The library's own answer for a file: what `headtune classify --imagenet` computes.
 func libraryImageNetProbabilities(_ url: URL) throws -> [Float] {
     var result: [Float] = []
-    try BatchRunner(backbone: Fixture.backbone.get(), batchSize: 1, threads: 2).run(paths: [url.path]) { _, output in
+    try BatchRunner(encoder: Fixture.backbone.get(), batchSize: 1, threads: 2).run(paths: [url.path]) { _, output in
         result = probabilities(fromLogits: try output.get().logits ?? [])
     }
     return result

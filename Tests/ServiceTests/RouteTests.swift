@@ -83,10 +83,10 @@ import Training
     func classifyWithTrainedHeadEqualsTheCLI(head: String, features: FeatureSet) async throws {
         let url = try Fixture.sample("motorcycle_left.png")
         let path = try (features == .head ? Fixture.headPath : Fixture.stagesHeadPath).get()
-        let predictor = try HeadPredictor.load(path: path, backbone: try Fixture.backbone.get())
+        let predictor = try HeadPredictor.load(path: path, encoder: try Fixture.backbone.get())
         #expect(predictor.featureSet == features)
         var records: [ClassificationRecord] = []
-        try BatchClassifier(backbone: try Fixture.backbone.get(), classifier: .head(predictor), topK: 2)
+        try BatchClassifier(encoder: try Fixture.backbone.get(), classifier: .head(predictor), topK: 2)
             .run(paths: [url.path]) { records.append($0) }
         let expected = try #require(records.first)
         let expectedScores = Dictionary(uniqueKeysWithValues: (expected.predictions ?? []).map { ($0.index, $0.score) })
@@ -112,7 +112,7 @@ import Training
 
     @Test func embedImageEqualsTheBackboneFeatures() async throws {
         var features: [Float] = []
-        try BatchRunner(backbone: try Fixture.backbone.get(), batchSize: 1, threads: 2)
+        try BatchRunner(encoder: try Fixture.backbone.get(), batchSize: 1, threads: 2)
             .run(paths: [try Fixture.sample("coffee.png").path]) { _, output in features = try output.get().features }
         let expected = features
         try await Fixture.withServer(try Fixture.configuration(heads: false)) { client, _ in
@@ -148,10 +148,10 @@ import Training
             #expect(badJSON.errorCode == "bad_request")
 
             // zero-shot and match, against the library's own computation on the same alignment
-            let alignment = try ImageTextAlignment.read(path: try Fixture.alignmentPath.get(), backbone: try Fixture.backbone.get(),
+            let alignment = try ImageTextAlignment.read(path: try Fixture.alignmentPath.get(), encoder: try Fixture.backbone.get(),
                                                         textEncoder: encoder)
-            var output: BackboneOutput?
-            try BatchRunner(backbone: try Fixture.backbone.get(), batchSize: 1, threads: 2)
+            var output: EncodedImage?
+            try BatchRunner(encoder: try Fixture.backbone.get(), batchSize: 1, threads: 2)
                 .run(paths: [try Fixture.sample("chelsea.png").path]) { _, o in output = try o.get() }
             let image = try alignment.embed(features: output!.features, logits: output!.logits, method: .conse)
             let labels = ["cat", "rocket", "coffee"]

@@ -179,7 +179,7 @@ func temporaryDirectory() throws -> String {
         let report = ClassificationReport(probabilities: [0.9, 0.1], truth: [0], paths: ["a.jpg"], labels: ["a", "b"])
         let metadata = HeadFile.Metadata(
             labels: ["a", "b"], backbone: .init(id: "net@1", weightsSHA256: "ff", featureCount: 4),
-            preprocessing: .init(policy: "resize", inputSize: 224, testTimeFlip: true, augment: ["flip"]),
+            preprocessing: .init(policy: .resize, inputSize: 224, testTimeFlip: true, augment: ["flip"]),
             architecture: architecture, training: TrainingConfiguration(), bestEpoch: 3,
             dataset: .init(source: "data/", imagesPerClass: [5, 6], trainImages: 9, validationImages: 2, trainRows: 18, skippedFiles: 1),
             validation: report, createdAt: "2026-01-01T00:00:00Z", headtuneVersion: "test")

@@ -2,14 +2,13 @@ import ArgumentParser
 import Foundation
 import HeadTune
 
-/// Runs the backbone over the inputs with a progress bar, reporting failed files on stderr.
+/// Runs the encoder over the inputs with a progress bar, reporting failed files on stderr.
 /// `emit` writes each result, in input order. Returns the number of failed inputs.
-func runBackbone(
-    backbone: Backbone, options: BackboneOptions, inputs: [String], forceProgress: Bool, computeLogits: Bool,
-    emit: (String, Result<BackboneOutput, Error>) throws -> Void
+func runEncoder(
+    _ encoder: ImageEncoder, options: EncoderOptions, inputs: [String], forceProgress: Bool, outputs: [ImageOutput],
+    emit: (String, Result<EncodedImage, Error>) throws -> Void
 ) throws -> Int {
-    let runner = BatchRunner(backbone: backbone, batchSize: options.batchSize, threads: options.threads,
-                             computeLogits: computeLogits)
+    let runner = BatchRunner(encoder: encoder, batchSize: options.batchSize, threads: options.threads, outputs: outputs)
     let progress = ProgressBar(total: inputs.count, force: forceProgress)
     var failures = 0
     try runner.run(paths: inputs) { index, result in

@@ -1,0 +1,20 @@
+import Foundation
+
+/// Writer for NumPy's .npy format (version 1.0, little-endian float32, C order): embeddings and
+/// training rows for other tools.
+public enum NumpyArray {
+    public static func float32(_ values: [Float], shape: [Int]) -> Data {
+        precondition(values.count == shape.reduce(1, *), "\(values.count) values for shape \(shape)")
+        let shapeText = shape.count == 1 ? "(\(shape[0]),)" : "(" + shape.map(String.init).joined(separator: ", ") + ")"
+        var header = "{'descr': '<f4', 'fortran_order': False, 'shape': \(shapeText), }"
+        // Magic (6) + version (2) + length (2) + header + '\n' is padded to a multiple of 64.
+        let unpadded = 10 + header.utf8.count + 1
+        header += String(repeating: " ", count: (64 - unpadded % 64) % 64) + "\n"
+        var data = Data([0x93] + Array("NUMPY".utf8) + [1, 0])
+        let length = UInt16(header.utf8.count)
+        data.append(contentsOf: [UInt8(length & 0xFF), UInt8(length >> 8)])
+        data.append(contentsOf: Array(header.utf8))
+        values.withUnsafeBytes { data.append(contentsOf: $0) }
+        return data
+    }
+}
