@@ -128,8 +128,16 @@ public struct TextSpace: Sendable {
     /// - log: what happens (the first-use fit takes a few seconds)
     public static func load(imageEncoder: ImageEncoder, text: TextEncoder, alignmentPath: String?, method: ImageTextMethod = .conse,
                             conseTop: Int = 10, weightsDirectory: URL? = nil, log: (String) -> Void = { _ in }) throws -> TextSpace {
+        try load(imageEncoder: imageEncoder, text: text, alignmentPath: alignmentPath, method: method, conseTop: conseTop,
+                 weightsDirectory: weightsDirectory, log: log) { try ImageTextAlignment.fit(encoder: $0, textEncoder: $1, log: log) }
+    }
+
+    /// - fitting: how a missing default bridge is fitted (tests pass a cheap one)
+    static func load(imageEncoder: ImageEncoder, text: TextEncoder, alignmentPath: String?, method: ImageTextMethod,
+                     conseTop: Int, weightsDirectory: URL?, log: (String) -> Void,
+                     fitting: (ImageEncoder, TextEncoder) throws -> ImageTextAlignment) throws -> TextSpace {
         let alignment = try loadAlignment(imageEncoder: imageEncoder, text: text, path: alignmentPath,
-                                          weightsDirectory: weightsDirectory, log: log)
+                                          weightsDirectory: weightsDirectory, log: log, fitting: fitting)
         let bridge: any ImageTextBridge = switch method {
         case .conse: ConSEBridge(alignment: alignment, top: conseTop)
         case .devise: DeViSEBridge(alignment: alignment)
@@ -144,7 +152,8 @@ public struct TextSpace: Sendable {
     }
 
     static func loadAlignment(imageEncoder: ImageEncoder, text: TextEncoder, path: String?, weightsDirectory: URL?,
-                              log: (String) -> Void) throws -> ImageTextAlignment {
+                              log: (String) -> Void,
+                              fitting: (ImageEncoder, TextEncoder) throws -> ImageTextAlignment) throws -> ImageTextAlignment {
         let file = try path ?? defaultAlignmentPath(weightsDirectory: weightsDirectory)
         if FileManager.default.fileExists(atPath: file) {
             return try ImageTextAlignment.read(path: file, encoder: imageEncoder, textEncoder: text)
@@ -152,7 +161,7 @@ public struct TextSpace: Sendable {
         guard path == nil else { throw HeadTuneError.alignmentUnavailable(path: file, reason: "file not found") }
         // First use: fit the default bridge (deterministic, seconds) and keep it for next time.
         log("\(file) not found; fitting the image-text alignment once (same as `headtune align`)")
-        let fitted = try ImageTextAlignment.fit(encoder: imageEncoder, textEncoder: text, log: log)
+        let fitted = try fitting(imageEncoder, text)
         do { try fitted.write(to: file) } catch {
             log("warning: \(error.localizedDescription); using the fitted alignment without saving it")
         }
