@@ -128,6 +128,22 @@ import Weights
         return String(bytes.withUnsafeMutableBytes { SHA256.hex(UnsafeRawBufferPointer($0)) }.prefix(16))
     }
 
+    /// The tiny CLIP fixture's text inputs (Resources/tiny-clip, scripts/make_clip_fixture.py) are this
+    /// tokenizer's ids, padded with the padding id to the longest.
+    @Test func tinyCLIPFixtureInputsAreThisTokenizersIDs() throws {
+        struct Expected: Decodable {
+            let texts: [String]
+            let input_ids: [[Int32]]
+            let attention_mask: [[Int32]]
+        }
+        let resources = try #require(Bundle.module.url(forResource: "Resources", withExtension: nil))
+        let expected = try JSONDecoder().decode(Expected.self, from: Data(contentsOf: resources.appendingPathComponent("tiny-clip/expected.json")))
+        let encoded = expected.texts.map(tokenizer.encode)
+        let longest = encoded.map(\.count).max() ?? 0
+        #expect(encoded.map { $0 + Array(repeating: tokenizer.paddingID, count: longest - $0.count) } == expected.input_ids)
+        #expect(encoded.map { Array(repeating: 1, count: $0.count) + Array(repeating: 0, count: longest - $0.count) } == expected.attention_mask)
+    }
+
     // MARK: - Behaviour
 
     @Test func truncationKeepsTheEndOfTextToken() throws {
