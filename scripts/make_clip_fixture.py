@@ -45,25 +45,27 @@ TEXTS = ["a photo of a cat", "a diagram", "two dogs playing in the snow next to 
 # argmax(input_ids) -> 2 (the 49406), first position of 49407 -> 0 (no 49407: argmax of all zeros).
 POOLING_PROBE = [[320, 1125, 49406, 539, 2368]]
 
-TINY = dict(
-    text_config=dict(vocab_size=49408, hidden_size=16, num_hidden_layers=2, num_attention_heads=2,
-                     intermediate_size=32, max_position_embeddings=77, hidden_act="quick_gelu", projection_dim=16,
-                     layer_norm_eps=1e-5, bos_token_id=0, eos_token_id=2, pad_token_id=1),
-    vision_config=dict(image_size=32, patch_size=8, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
-                       intermediate_size=64, hidden_act="quick_gelu", layer_norm_eps=1e-5, num_channels=3,
-                       projection_dim=16),
-    projection_dim=16, logit_scale_init_value=2.6592,
-)
+def clip_settings(text: tuple[int, int, int, int], vision: tuple[int, int, int, int], image_size: int, patch_size: int,
+                  projection_dim: int) -> dict:
+    """CLIPConfig keyword arguments; text/vision = (hidden size, layers, heads, MLP width), quick_gelu,
+    text_config.eos_token_id = 2 as in the openai/clip-vit-* configs."""
+    (text_width, text_layers, text_heads, text_mlp), (vision_width, vision_layers, vision_heads, vision_mlp) = text, vision
+    return dict(
+        text_config=dict(vocab_size=49408, hidden_size=text_width, num_hidden_layers=text_layers,
+                         num_attention_heads=text_heads, intermediate_size=text_mlp, max_position_embeddings=77,
+                         hidden_act="quick_gelu", layer_norm_eps=1e-5, projection_dim=projection_dim,
+                         bos_token_id=0, eos_token_id=2, pad_token_id=1),
+        vision_config=dict(image_size=image_size, patch_size=patch_size, hidden_size=vision_width,
+                           num_hidden_layers=vision_layers, num_attention_heads=vision_heads,
+                           intermediate_size=vision_mlp, hidden_act="quick_gelu", layer_norm_eps=1e-5,
+                           num_channels=3, projection_dim=projection_dim),
+        projection_dim=projection_dim, logit_scale_init_value=2.6592,
+    )
+
+
+TINY = clip_settings(text=(16, 2, 2, 32), vision=(32, 2, 4, 64), image_size=32, patch_size=8, projection_dim=16)
 # openai/clip-vit-base-patch32's shape.
-VIT_B32 = dict(
-    text_config=dict(vocab_size=49408, hidden_size=512, num_hidden_layers=12, num_attention_heads=8,
-                     intermediate_size=2048, max_position_embeddings=77, hidden_act="quick_gelu", projection_dim=512,
-                     layer_norm_eps=1e-5, bos_token_id=0, eos_token_id=2, pad_token_id=1),
-    vision_config=dict(image_size=224, patch_size=32, hidden_size=768, num_hidden_layers=12, num_attention_heads=12,
-                       intermediate_size=3072, hidden_act="quick_gelu", layer_norm_eps=1e-5, num_channels=3,
-                       projection_dim=512),
-    projection_dim=512, logit_scale_init_value=2.6592,
-)
+VIT_B32 = clip_settings(text=(512, 12, 8, 2048), vision=(768, 12, 12, 3072), image_size=224, patch_size=32, projection_dim=512)
 
 
 def seeded_model(settings: dict, seed: int) -> CLIPModel:
