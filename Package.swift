@@ -60,7 +60,7 @@ let package = Package(
         .testTarget(name: "KernelsTests", dependencies: ["Kernels"]),
         .testTarget(name: "ImagingTests", dependencies: ["Imaging"], resources: [.copy("Resources")]),
         .testTarget(name: "WeightsTests", dependencies: ["Weights"]),
-        .testTarget(name: "ModelsTests", dependencies: ["Models", "Weights", "Kernels", "TestSupport"]),
+        .testTarget(name: "ModelsTests", dependencies: ["Models", "Weights", "Kernels", "TestSupport"], resources: [.copy("Resources")]),
         .testTarget(name: "TrainingTests", dependencies: ["Training", "Weights", "TestSupport",
                                                    .product(name: "GRDB", package: "GRDB.swift")]),
         .testTarget(name: "ServiceTests", dependencies: ["Service", "HeadTune", "Training", "Imaging", "TestSupport",

@@ -29,12 +29,13 @@ from pathlib import Path, PurePosixPath
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import assets_clip_bpe  # noqa: E402
 import assets_safetensors  # noqa: E402
 from assets_pth import CheckpointError, load_legacy_checkpoint  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 MANIFESTS = {"weights": ROOT / "weights" / "manifest.json", "samples": ROOT / "samples" / "manifest.json"}
-CONVERTERS = ("copy", "torch-legacy-to-safetensors")
+CONVERTERS = ("copy", "torch-legacy-to-safetensors", "clip-bpe-to-vocab-json", "clip-bpe-to-merges-txt")
 CHUNK = 1 << 20
 _UMASK = os.umask(0o022)
 os.umask(_UMASK)
@@ -236,6 +237,12 @@ def convert(asset: Asset, spec: FileSpec, data: bytes) -> bytes:
             except (ValueError, KeyError, TypeError) as error:
                 raise AssetError(f"{spec.member}: not a valid safetensors file: {error}") from None
         return data
+    if spec.convert in ("clip-bpe-to-vocab-json", "clip-bpe-to-merges-txt"):
+        write = assets_clip_bpe.vocab_json if spec.convert == "clip-bpe-to-vocab-json" else assets_clip_bpe.merges_txt
+        try:
+            return write(data)
+        except assets_clip_bpe.BPEFileError as error:
+            raise AssetError(f"{spec.member}: {error}") from None
     try:
         tensors = load_legacy_checkpoint(data)
     except CheckpointError as error:

