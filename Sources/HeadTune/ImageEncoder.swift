@@ -20,10 +20,13 @@ public final class ImageEncoder: Sendable {
     public let preprocessor: Preprocessor
     /// Refuse images whose header declares more pixels than this.
     public let maxPixels: Int
+    /// The text encoder trained with this network (a CLIP folder), nil for an image-only network.
+    public let pairedTextModel: String?
     let model: any ImageEncoderModel
 
-    init(model: any ImageEncoderModel, identifier: String, weightsSHA256: String, maxPixels: Int) {
+    init(model: any ImageEncoderModel, identifier: String, weightsSHA256: String, maxPixels: Int, pairedTextModel: String? = nil) {
         self.model = model
+        self.pairedTextModel = pairedTextModel
         self.identifier = identifier
         self.weightsSHA256 = weightsSHA256
         self.maxPixels = maxPixels
@@ -38,17 +41,18 @@ public final class ImageEncoder: Sendable {
         try BLAS.load()
         let loaded = try ModelRegistry.imageEncoder(model, weightsDirectory: weightsDirectory)
         return ImageEncoder(model: loaded.model, identifier: loaded.identifier, weightsSHA256: loaded.weightsSHA256,
-                            maxPixels: maxPixels)
+                            maxPixels: maxPixels, pairedTextModel: loaded.pairedTextModel)
     }
 
     /// The same network with another pixel limit.
     public func withMaxPixels(_ maxPixels: Int) -> ImageEncoder {
-        ImageEncoder(model: model, identifier: identifier, weightsSHA256: weightsSHA256, maxPixels: maxPixels)
+        ImageEncoder(model: model, identifier: identifier, weightsSHA256: weightsSHA256, maxPixels: maxPixels,
+                     pairedTextModel: pairedTextModel)
     }
 
     /// The same network claiming other weights (tests of the head/weights check).
     func withWeightsSHA256(_ hash: String) -> ImageEncoder {
-        ImageEncoder(model: model, identifier: identifier, weightsSHA256: hash, maxPixels: maxPixels)
+        ImageEncoder(model: model, identifier: identifier, weightsSHA256: hash, maxPixels: maxPixels, pairedTextModel: pairedTextModel)
     }
 
     public var preprocessing: PreprocessingSpec { model.preprocessing }
@@ -77,6 +81,16 @@ public final class ImageEncoder: Sendable {
     public func featureCount(for featureSet: FeatureSet) -> Int? {
         let widths = outputs(for: featureSet).map { width(of: $0) }
         return widths.contains(nil) ? nil : widths.reduce(0) { $0 + $1! }
+    }
+
+    /// What `headtune embed` prints for an image: the joint embedding where the network has one
+    /// (CLIP: projected, then L2-normalized as CLIP compares images with texts), else the pooled features.
+    public var embeddingOutput: ImageOutput { width(of: .embedding) != nil ? .embedding : .features }
+
+    public func embeddingVector(_ image: EncodedImage) -> [Float] {
+        guard embeddingOutput == .embedding, var vector = image[.embedding] else { return image.features }
+        vector.withUnsafeMutableBufferPointer { normalizeRows($0.baseAddress!, rows: 1, columns: $0.count) }
+        return vector
     }
 
     /// The feature-cache key of this network: its id and the full sha256 of its weights.

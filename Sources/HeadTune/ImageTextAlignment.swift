@@ -22,6 +22,8 @@ public enum ImageTextMethod: String, CaseIterable, Sendable, Codable {
     case conse
     /// Linear map fitted on the ImageNet classifier's weight vectors (needs the 1280-d features).
     case devise
+    /// A jointly trained model's own image embedding (CLIP): no bridge.
+    case native
 }
 
 /// The fitted bridge: class-name embeddings and the DeViSE map, with the ids of the models it fits.
@@ -141,6 +143,8 @@ public struct ImageTextAlignment: Sendable {
             for (c, weight) in best {
                 for j in 0..<textDimension { result[j] += weight * classEmbeddings[c * textDimension + j] }
             }
+        case .native:
+            throw HeadTuneError.alignmentFailed("a class-name alignment has no native image embedding")
         case .devise:
             guard features.count == featureCount else {
                 throw HeadTuneError.alignmentFailed("expected \(featureCount) features, got \(features.count)")

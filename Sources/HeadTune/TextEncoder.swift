@@ -12,15 +12,29 @@ public final class TextEncoder: @unchecked Sendable {
     let tokenizer: any TextTokenizer
     public let threads: Int
     public var dimension: Int { model.dimension }
+    /// For a jointly trained model, its image tower's identifier (images embedded by it are in this space).
+    public let pairedImageModel: String?
+    /// A jointly trained model's learned factor on cosine similarities (CLIP: exp(logit_scale)).
+    public let logitScale: Float?
 
     private let lock = NSLock()
     private var session: (any TextEncoderSession)?
 
-    init(model: any TextEncoderModel, tokenizer: any TextTokenizer, identifier: String, threads: Int) {
+    init(model: any TextEncoderModel, tokenizer: any TextTokenizer, identifier: String, threads: Int,
+         pairedImageModel: String? = nil, logitScale: Float? = nil) {
+        self.pairedImageModel = pairedImageModel
+        self.logitScale = logitScale
         self.model = model
         self.tokenizer = tokenizer
         self.identifier = identifier
         self.threads = max(1, threads)
+    }
+
+    /// The text encoder that goes with `imageEncoder`: its own text tower for a jointly trained model,
+    /// else the bundled sentence encoder.
+    public static func load(for imageEncoder: ImageEncoder, weightsDirectory: URL? = nil,
+                            threads: Int = ProcessInfo.processInfo.activeProcessorCount) throws -> TextEncoder {
+        try load(model: imageEncoder.pairedTextModel, weightsDirectory: weightsDirectory, threads: threads)
     }
 
     /// Loads a text encoder through the model registry.
@@ -30,7 +44,8 @@ public final class TextEncoder: @unchecked Sendable {
                             threads: Int = ProcessInfo.processInfo.activeProcessorCount) throws -> TextEncoder {
         try BLAS.load()
         let loaded = try ModelRegistry.textEncoder(model, weightsDirectory: weightsDirectory)
-        return TextEncoder(model: loaded.model, tokenizer: loaded.tokenizer, identifier: loaded.identifier, threads: threads)
+        return TextEncoder(model: loaded.model, tokenizer: loaded.tokenizer, identifier: loaded.identifier, threads: threads,
+                           pairedImageModel: loaded.pairedImageModel, logitScale: loaded.logitScale)
     }
 
     /// Token ids of `text` as the encoder sees them (special tokens added, truncated).

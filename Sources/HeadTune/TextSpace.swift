@@ -50,6 +50,23 @@ public struct DeViSEBridge: ImageTextBridge {
     }
 }
 
+/// A jointly trained model (CLIP): the image tower's embedding, normalized, is already in the text
+/// tower's space.
+public struct JointEmbeddingBridge: ImageTextBridge {
+    /// The image tower's identifier.
+    public let identifier: String
+
+    public var method: ImageTextMethod { .native }
+    public var requiredOutputs: [ImageOutput] { [.embedding] }
+    public func embed(_ image: EncodedImage) throws -> [Float] {
+        guard var vector = image[.embedding] else {
+            throw HeadTuneError.alignmentFailed("the image encoder did not compute its joint embedding")
+        }
+        vector.withUnsafeMutableBufferPointer { normalizeRows($0.baseAddress!, rows: 1, columns: $0.count) }
+        return vector
+    }
+}
+
 /// Embeds groups of prompts and averages each group into one unit vector: prompt ensembling (CLIP's
 /// zero-shot classifiers: a class name in several templates; ImageNet classes: every synonym).
 /// - returns: one unit vector per group
@@ -78,6 +95,10 @@ public struct TextSpace: Sendable {
 
     /// The prompt zero-shot uses when none is given.
     public static let defaultTemplate = "a photo of a {}."
+
+    /// The softmax factor on similarities for zero-shot scores: a joint model's learned one (CLIP's
+    /// exp(logit_scale), 100), else 50 (measured for the class-name bridge, BENCHMARKS.md).
+    public var defaultTemperature: Float { text.logitScale ?? 50 }
 
     /// The encoder outputs an image needs for `imageVector`.
     public var requiredOutputs: [ImageOutput] { bridge.requiredOutputs }
@@ -126,9 +147,22 @@ public struct TextSpace: Sendable {
     /// `alignmentPath` given: that file, which must exist; nil: the default file in the weights
     /// directory, fitted from the image encoder's classifier and written there on first use.
     /// - log: what happens (the first-use fit takes a few seconds)
-    public static func load(imageEncoder: ImageEncoder, text: TextEncoder, alignmentPath: String?, method: ImageTextMethod = .conse,
+    /// A jointly trained pair (CLIP's two towers) needs no bridge: images are native in its space.
+    /// - method: nil: native for a joint pair, else ConSE
+    public static func load(imageEncoder: ImageEncoder, text: TextEncoder, alignmentPath: String?, method: ImageTextMethod? = nil,
                             conseTop: Int = 10, weightsDirectory: URL? = nil, log: (String) -> Void = { _ in }) throws -> TextSpace {
-        try load(imageEncoder: imageEncoder, text: text, alignmentPath: alignmentPath, method: method, conseTop: conseTop,
+        if text.pairedImageModel == imageEncoder.identifier {
+            guard method == nil || method == .native else {
+                throw HeadTuneError.alignmentFailed("\(imageEncoder.identifier) and its text tower share one space: "
+                                                    + "a \(method!.rawValue) bridge does not apply (leave --method out)")
+            }
+            return TextSpace(text: text, bridge: JointEmbeddingBridge(identifier: imageEncoder.identifier))
+        }
+        guard method != .native else {
+            throw HeadTuneError.alignmentFailed("\(imageEncoder.identifier) and \(text.identifier) were not trained together: "
+                                                + "use --method conse or devise")
+        }
+        return try load(imageEncoder: imageEncoder, text: text, alignmentPath: alignmentPath, method: method ?? .conse, conseTop: conseTop,
                  weightsDirectory: weightsDirectory, log: log) { try ImageTextAlignment.fit(encoder: $0, textEncoder: $1, log: log) }
     }
 
@@ -139,7 +173,7 @@ public struct TextSpace: Sendable {
         let alignment = try loadAlignment(imageEncoder: imageEncoder, text: text, path: alignmentPath,
                                           weightsDirectory: weightsDirectory, log: log, fitting: fitting)
         let bridge: any ImageTextBridge = switch method {
-        case .conse: ConSEBridge(alignment: alignment, top: conseTop)
+        case .conse, .native: ConSEBridge(alignment: alignment, top: conseTop)
         case .devise: DeViSEBridge(alignment: alignment)
         }
         return TextSpace(text: text, bridge: bridge)

@@ -32,7 +32,7 @@ struct Align: ParsableCommand {
 
     func run() throws {
         let encoder = try encoderOptions.loadEncoder()
-        let alignment = try ImageTextAlignment.fit(encoder: encoder, textEncoder: try encoderOptions.loadTextEncoder(),
+        let alignment = try ImageTextAlignment.fit(encoder: encoder, textEncoder: try encoderOptions.loadTextEncoder(for: encoder),
                                                    lambda: lambda, template: template) { printError("headtune: \($0)") }
         let path = try output ?? TextSpace.defaultAlignmentPath(weightsDirectory: encoderOptions.weightsDirectory)
         try alignment.write(to: path)

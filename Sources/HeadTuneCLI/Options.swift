@@ -35,8 +35,9 @@ struct EncoderOptions: ParsableArguments {
         try ImageEncoder.load(model: model, weightsDirectory: weightsDirectory, maxPixels: maxPixels)
     }
 
-    func loadTextEncoder() throws -> TextEncoder {
-        try TextEncoder.load(weightsDirectory: weightsDirectory, threads: threads)
+    /// The text encoder that goes with `encoder` (a CLIP folder's own text tower, else all-MiniLM-L6-v2).
+    func loadTextEncoder(for encoder: ImageEncoder) throws -> TextEncoder {
+        try TextEncoder.load(for: encoder, weightsDirectory: weightsDirectory, threads: threads)
     }
 }
 

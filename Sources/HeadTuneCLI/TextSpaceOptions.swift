@@ -7,9 +7,9 @@ extension ImageTextMethod: ExpressibleByArgument {}
 
 /// Options of the commands that compare images with text: which bridge and which fitted file.
 struct TextSpaceOptions: ParsableArguments {
-    @Option(help: ArgumentHelp("How images enter the text space: conse (probability-weighted ImageNet class-name embeddings) or devise (linear map fitted on the ImageNet classifier).",
-                               discussion: "Default conse: it measured better on zero-shot and retrieval (BENCHMARKS.md)."))
-    var method: ImageTextMethod = .conse
+    @Option(help: ArgumentHelp("How images enter the text space: conse (probability-weighted ImageNet class-name embeddings), devise (linear map fitted on the ImageNet classifier) or native (a jointly trained --model such as CLIP).",
+                               discussion: "Default: native for a CLIP --model, else conse (it measured better on zero-shot and retrieval, BENCHMARKS.md)."))
+    var method: ImageTextMethod?
 
     @Option(help: "Classes ConSE mixes per image (T in Norouzi et al.).")
     var conseTop: Int = 10
@@ -24,7 +24,7 @@ struct TextSpaceOptions: ParsableArguments {
 
     /// The text space for `encoder`, by the library's loading policy (`TextSpace.load`).
     func load(encoder: ImageEncoder, options: EncoderOptions) throws -> TextSpace {
-        try TextSpace.load(imageEncoder: encoder, text: options.loadTextEncoder(), alignmentPath: alignment, method: method,
+        try TextSpace.load(imageEncoder: encoder, text: options.loadTextEncoder(for: encoder), alignmentPath: alignment, method: method,
                            conseTop: conseTop, weightsDirectory: options.weightsDirectory) { printError("headtune: \($0)") }
     }
 }

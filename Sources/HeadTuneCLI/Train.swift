@@ -124,7 +124,7 @@ struct Train: ParsableCommand {
         request.featureSet = features
         request.configuration = trainingConfiguration
         if initFromLabels {
-            let space = try TextSpace.load(imageEncoder: encoder, text: try encoderOptions.loadTextEncoder(),
+            let space = try TextSpace.load(imageEncoder: encoder, text: try encoderOptions.loadTextEncoder(for: encoder),
                                            alignmentPath: alignment, weightsDirectory: encoderOptions.weightsDirectory) {
                 printError("headtune: \($0)")
             }

@@ -19,7 +19,9 @@ struct ZeroShot: ParsableCommand {
     @Option(help: "Comma-separated class names.") var labels: String?
     @Option(help: "File with one class name per line.", completion: .file()) var labelsFile: String?
     @Option(help: "Prompt template, repeatable; {} is replaced by the label.") var template: [String] = []
-    @Option(help: "Softmax temperature applied to the similarities.") var temperature: Float = 50
+    @Option(help: ArgumentHelp("Softmax temperature applied to the similarities.",
+                               discussion: "Default: a joint model's learned logit scale (CLIP: 100), else 50."))
+    var temperature: Float?
     @Option(help: "How many labels to report per image.") var topK: Int = 5
     @Option(help: "Output format: table or jsonl (default: table on a terminal, jsonl otherwise).") var format: Format?
 
@@ -32,7 +34,7 @@ struct ZeroShot: ParsableCommand {
         guard (labels == nil) != (labelsFile == nil) else { throw ValidationError("give --labels or --labels-file (one of them)") }
         guard topK >= 1 else { throw ValidationError("--top-k must be at least 1") }
         guard template.allSatisfy({ $0.contains("{}") }) else { throw ValidationError("each --template must contain {}") }
-        guard temperature > 0 else { throw ValidationError("--temperature must be positive") }
+        if let temperature, !(temperature > 0) { throw ValidationError("--temperature must be positive") }
     }
 
     func run() throws {
@@ -53,7 +55,7 @@ struct ZeroShot: ParsableCommand {
                 var lines = [path]
                 do {
                     let best = space.zeroShot(try space.imageVector(try result.get()), classes: classes,
-                                              temperature: temperature, topK: topK)
+                                              temperature: temperature ?? space.defaultTemperature, topK: topK)
                     members.append(("predictions", .array(best.map {
                         .object([("label", .string(names[$0.index])), ("index", .integer($0.index)),
                                  ("score", .float($0.score)), ("similarity", .float($0.similarity))])

@@ -9,12 +9,13 @@ import Foundation
 ///   token is the `headDimension` floats at offset `h · headDimension` (so q, k and v can be slices of one
 ///   fused [tokens, 3 · heads · headDimension] projection)
 /// - keyMask: [batch, sequence], nil = attend to every position
+/// - causal: query i attends to keys 0...i only (a decoder's or CLIP's text tower's mask)
 /// - output: [batch, sequence, heads · headDimension]
 /// A query whose keys are all masked gets zeros.
 public func multiHeadAttention(
     query: UnsafePointer<Float>, key: UnsafePointer<Float>, value: UnsafePointer<Float>, rowStride: Int,
-    batch: Int, sequence: Int, heads: Int, headDimension: Int, keyMask: UnsafePointer<UInt8>?, scale: Float,
-    output: UnsafeMutablePointer<Float>, threads: Int = 1
+    batch: Int, sequence: Int, heads: Int, headDimension: Int, keyMask: UnsafePointer<UInt8>?, causal: Bool = false,
+    scale: Float, output: UnsafeMutablePointer<Float>, threads: Int = 1
 ) {
     let width = heads * headDimension
     let vectorEnd = headDimension & ~15
@@ -32,9 +33,10 @@ public func multiHeadAttention(
                 for i in (block * queryBlock)..<min(sequence, (block + 1) * queryBlock) {
                     let q = query + (b * sequence + i) * rowStride + h * headDimension
                     let out = output + (b * sequence + i) * width + h * headDimension
+                    let keyEnd = causal ? i + 1 : sequence
                     // scores[j] = scale · q · k_j
                     var peak = -Float.infinity
-                    for j in 0..<sequence {
+                    for j in 0..<keyEnd {
                         if let mask, mask[j] == 0 { continue }
                         let k = keys + j * rowStride
                         var acc = SIMD16<Float>(repeating: 0)
@@ -53,13 +55,13 @@ public func multiHeadAttention(
                     out.update(repeating: 0, count: headDimension)
                     guard peak > -Float.infinity else { continue }
                     var total: Float = 0
-                    for j in 0..<sequence {
+                    for j in 0..<keyEnd {
                         if let mask, mask[j] == 0 { continue }
                         scores[j] = expf(scores[j] - peak)
                         total += scores[j]
                     }
                     // out = Σ_j p_j · v_j, normalized once at the end.
-                    for j in 0..<sequence {
+                    for j in 0..<keyEnd {
                         if let mask, mask[j] == 0 { continue }
                         let v = values + j * rowStride
                         let p = SIMD16<Float>(repeating: scores[j])

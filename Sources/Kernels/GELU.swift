@@ -17,3 +17,18 @@ public func biasGELU(_ x: UnsafeMutablePointer<Float>, rows: Int, columns: Int, 
 public func gelu(_ x: Float) -> Float {
     0.5 * x * (1 + erff(x * 0.70710678118654752440))
 }
+
+/// `x = x · sigmoid(1.702 · x)` in place over [rows, columns]: the "quick_gelu" of OpenAI's CLIP
+/// (Hendrycks & Gimpel 2016's sigmoid approximation), which CLIP checkpoints were trained with.
+public func quickGELU(_ x: UnsafeMutablePointer<Float>, rows: Int, columns: Int, threads: Int = 1) {
+    parallelFor(rows, threads: threads, minimumChunk: max(1, 16_384 / max(columns, 1))) { range in
+        let start = x + range.lowerBound * columns
+        for i in 0..<(range.count * columns) { start[i] = quickGELU(start[i]) }
+    }
+}
+
+/// quick_gelu of one value.
+@inline(__always)
+public func quickGELU(_ x: Float) -> Float {
+    x / (1 + expf(-1.702 * x))
+}

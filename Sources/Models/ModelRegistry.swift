@@ -1,4 +1,5 @@
 import Foundation
+import Imaging
 import Weights
 
 /// A loaded image network with what identifies it in head files, feature caches and indexes.
@@ -10,6 +11,9 @@ public struct LoadedImageModel: Sendable {
     public var weightsSHA256: String
     /// Class names of the pretrained classifier behind `.logits`, when the model has one.
     public var classifierLabels: [String]?
+    /// The text encoder trained together with this image encoder (a CLIP folder), to ask the
+    /// registry for; nil for an image-only network.
+    public var pairedTextModel: String? = nil
 }
 
 /// A loaded sentence encoder with its tokenizer.
@@ -17,6 +21,10 @@ public struct LoadedTextModel: Sendable {
     public var model: any TextEncoderModel
     public var tokenizer: any TextTokenizer
     public var identifier: String
+    /// For a jointly trained model: the identifier of its image tower, whose embeddings live in this
+    /// encoder's space, and the learned softmax scale on cosine similarities.
+    public var pairedImageModel: String? = nil
+    public var logitScale: Float? = nil
 }
 
 /// Builds encoders from their configuration: a bundled model by name (its files in the weights
@@ -50,8 +58,11 @@ public enum ModelRegistry {
     /// Architectures of folders a user brings, by config.json `model_type`.
     static let textArchitectures: [String: @Sendable (URL) throws -> LoadedTextModel] = [
         "bert": loadBertFolder,
+        "clip": loadCLIPText,
     ]
-    static let imageArchitectures: [String: @Sendable (URL) throws -> LoadedImageModel] = [:]
+    static let imageArchitectures: [String: @Sendable (URL) throws -> LoadedImageModel] = [
+        "clip": loadCLIPVision,
+    ]
 
     /// The image encoder `reference` names: a bundled model's name (nil: the default), or a folder.
     /// - weightsDirectory: where bundled models are; nil searches the usual places (HEADTUNE_WEIGHTS, ./weights, ...)
@@ -139,5 +150,45 @@ public enum ModelRegistry {
     @Sendable static func loadBertFolder(_ folder: URL) throws -> LoadedTextModel {
         try loadMiniLM(weights: folder.appendingPathComponent("model.safetensors"), files: folder, manifest: nil,
                        name: folder.lastPathComponent)
+    }
+
+    /// A Hugging Face `CLIPModel` folder's image tower, with the preprocessing its
+    /// preprocessor_config.json states.
+    @Sendable static func loadCLIPVision(_ folder: URL) throws -> LoadedImageModel {
+        let (configuration, weights, hash) = try openCLIP(folder)
+        let preprocessing = try CLIPModel.preprocessing(contentsOf: folder.appendingPathComponent("preprocessor_config.json"),
+                                                        imageSize: configuration.imageSize)
+        let model = try CLIPModel(configuration: configuration, preprocessing: preprocessing, weights: weights, towers: .vision)
+        return LoadedImageModel(model: model.vision!, identifier: clipIdentifier(folder, hash, tower: "image"),
+                                weightsSHA256: hash, classifierLabels: nil, pairedTextModel: folder.path)
+    }
+
+    /// A Hugging Face `CLIPModel` folder's text tower with its byte-level BPE tokenizer.
+    @Sendable static func loadCLIPText(_ folder: URL) throws -> LoadedTextModel {
+        let (configuration, weights, hash) = try openCLIP(folder)
+        let tokenizer = try CLIPTokenizer(directory: folder, maxLength: configuration.maxPositions)
+        // The preprocessing does not matter for the text tower; the spec is only carried along.
+        let model = try CLIPModel(configuration: configuration,
+                                  preprocessing: PreprocessingSpec(inputSize: configuration.imageSize, centerCrop: .shortestSide,
+                                                                   normalization: .scaleOffset(offset: 0, scale: 255),
+                                                                   defaultPolicy: .centerCrop),
+                                  weights: weights, towers: .text)
+        return LoadedTextModel(model: model.text!, tokenizer: tokenizer, identifier: clipIdentifier(folder, hash, tower: "text"),
+                               pairedImageModel: clipIdentifier(folder, hash, tower: "image"), logitScale: model.logitScale)
+    }
+
+    /// config.json, the weights (memory-mapped) and their sha256, which identifies the model.
+    static func openCLIP(_ folder: URL) throws -> (CLIPConfiguration, SafeTensors, String) {
+        let configuration = try CLIPConfiguration.load(contentsOf: folder.appendingPathComponent("config.json"))
+        let file = folder.appendingPathComponent("model.safetensors")
+        guard FileManager.default.fileExists(atPath: file.path) else {
+            throw ModelsError.unreadableFile(file: file.path, reason: "a CLIP folder needs model.safetensors (the Hugging Face CLIPModel weights)")
+        }
+        let weights = try SafeTensors(contentsOf: file)
+        return (configuration, weights, try SHA256.hex(fileAt: file.path))
+    }
+
+    static func clipIdentifier(_ folder: URL, _ hash: String, tower: String) -> String {
+        "clip-\(tower):\(folder.standardizedFileURL.lastPathComponent)@\(hash.prefix(12))"
     }
 }

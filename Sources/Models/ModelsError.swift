@@ -29,7 +29,7 @@ public enum ModelsError: Error, LocalizedError, Equatable {
         case .unreadableFile(let file, let reason):
             return "\(file): cannot read (\(reason))"
         case .invalidVocabulary(let file, let reason):
-            return "\(file): not a WordPiece vocabulary (\(reason))"
+            return "\(file): not a usable tokenizer vocabulary (\(reason))"
         case .invalidConfiguration(let file, let reason):
             return "\(file): unusable model configuration (\(reason))"
         case .unknownModel(let name, let reason):
