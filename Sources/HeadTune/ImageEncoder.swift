@@ -109,3 +109,13 @@ public final class ImageEncoder: Sendable {
         EncoderSession(encoder: self, session: model.makeSession(threads: max(1, threads)))
     }
 }
+
+/// What `headtune models` lists (the registry's catalogue, seen from the library).
+public enum ModelCatalogue {
+    public typealias Listing = ModelRegistry.Listing
+    public static var modelsEnvironmentVariable: String { ModelRegistry.modelsEnvironmentVariable }
+
+    public static func list(weightsDirectory: URL?, modelsDirectory: URL?) -> [Listing] {
+        ModelRegistry.catalogue(weightsDirectory: weightsDirectory, modelsDirectory: modelsDirectory)
+    }
+}

@@ -11,5 +11,5 @@ struct HeadTuneCommand: AsyncParsableCommand {
             Machine-readable results go to stdout, progress and per-file errors to stderr.
             """,
         subcommands: [Classify.self, Embed.self, Train.self, Evaluate.self, ZeroShot.self, Match.self, Index.self,
-                      Search.self, Align.self, Serve.self, Healthcheck.self, Bench.self, Info.self])
+                      Search.self, Align.self, Serve.self, Healthcheck.self, Bench.self, Info.self, ModelsCommand.self])
 }

@@ -49,6 +49,11 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Threads for inference.")
     var threads = ProcessInfo.processInfo.activeProcessorCount
 
+    @Option(help: ArgumentHelp("Image encoder: a bundled model's name or a model folder (a CLIP folder serves its text tower too).",
+                               discussion: "Default: efficientnet-lite0 (see `headtune models`)."),
+            completion: .directory)
+    var model: String?
+
     @Option(help: ArgumentHelp("Directory with the converted weights.", discussion: "Default: $HEADTUNE_WEIGHTS, then ./weights and its parents."),
             completion: .directory)
     var weights: String?
@@ -91,7 +96,7 @@ struct Serve: AsyncParsableCommand {
         logger.logLevel = Logger.Level(rawValue: logLevel) ?? .info
         let configuration = ServerConfiguration(
             host: host, port: port,
-            models: ModelSpecification(weightsDirectory: weights.map { URL(fileURLWithPath: $0) },
+            models: ModelSpecification(model: model, weightsDirectory: weights.map { URL(fileURLWithPath: $0) },
                                        heads: heads.map(ModelSpecification.parseHead), maxPixels: maxPixels,
                                        textEncoder: textEncoder, alignmentPath: alignment),
             batching: BatchingSettings(maxBatch: maxBatch, maxDelay: .microseconds(Int64(maxDelayMs * 1000)),

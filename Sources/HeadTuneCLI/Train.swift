@@ -37,8 +37,8 @@ struct Train: ParsableCommand {
     var testTimeFlip = true
 
     @Option(help: ArgumentHelp("Backbone outputs the head reads: head (the 1280 pooled features) or head+stages (those and the 784 averages of every stage's output).",
-                               discussion: "Recorded in the head: evaluate, classify and serve extract the same."))
-    var features: FeatureSet = HeadTrainingRequest(data: "").featureSet
+                               discussion: "Default: head+stages where the encoder has stage features (EfficientNet), else head (CLIP). Recorded in the head: evaluate, classify and serve extract the same."))
+    var features: FeatureSet?
 
     @Option(help: "Head: linear (logistic regression) or mlp (one hidden layer with dropout).")
     var head: HeadKind = .linear
@@ -121,7 +121,7 @@ struct Train: ParsableCommand {
         request.policy = policy
         request.augment = try augmentations()
         request.testTimeFlip = testTimeFlip
-        request.featureSet = features
+        request.featureSet = features ?? (encoder.featureCount(for: .headAndStages) != nil ? .headAndStages : .head)
         request.configuration = trainingConfiguration
         if initFromLabels {
             let space = try TextSpace.load(imageEncoder: encoder, text: try encoderOptions.loadTextEncoder(for: encoder),

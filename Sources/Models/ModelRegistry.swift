@@ -191,4 +191,70 @@ public enum ModelRegistry {
     static func clipIdentifier(_ folder: URL, _ hash: String, tower: String) -> String {
         "clip-\(tower):\(folder.standardizedFileURL.lastPathComponent)@\(hash.prefix(12))"
     }
+
+    // MARK: - Catalogue
+
+    /// One model `headtune models` lists.
+    public struct Listing: Sendable, Equatable {
+        public var name: String
+        /// "image", "text", or "image+text" for a jointly trained folder.
+        public var kind: String
+        public var bundled: Bool
+        /// Where it is (nil: a bundled model not fetched yet).
+        public var location: String?
+        public var bytes: Int64?
+        /// The identifier heads, caches and indexes record (nil when not installed).
+        public var identifier: String?
+        public var summary: String
+    }
+
+    /// Environment variable naming a folder whose sub-folders are model folders.
+    public static let modelsEnvironmentVariable = "HEADTUNE_MODELS"
+
+    /// The bundled models (installed in `weightsDirectory` or not) and the model folders under `modelsDirectory`.
+    /// A folder that is not a model this build runs is listed with the reason as its summary.
+    public static func catalogue(weightsDirectory: URL?, modelsDirectory: URL?) -> [Listing] {
+        var result: [Listing] = []
+        let manifest = weightsDirectory.flatMap { try? WeightsManifest.load(contentsOf: $0.appendingPathComponent("manifest.json")) }
+        for entry in bundled {
+            let url = weightsDirectory?.appendingPathComponent(entry.file)
+            let present = url.map { FileManager.default.fileExists(atPath: $0.path) } ?? false
+            var identifier: String?
+            if present, let url {
+                switch entry.kind {
+                case .image: identifier = (try? SafeTensors(contentsOf: url))?.metadata["source_member_sha256"].map { "\(entry.name)@\($0.prefix(12))" }
+                case .text: identifier = manifest?.file(output: entry.file).map { "\(entry.name)@\($0.outputSHA256.prefix(12))" }
+                }
+            }
+            result.append(Listing(name: entry.name, kind: entry.kind.rawValue, bundled: true, location: present ? url?.path : nil,
+                                  bytes: present ? fileSize(url!) : nil, identifier: identifier,
+                                  summary: present ? entry.summary : entry.summary + "; not fetched (make weights)"))
+        }
+        guard let modelsDirectory,
+              let names = try? FileManager.default.contentsOfDirectory(atPath: modelsDirectory.path) else { return result }
+        for name in names.sorted() {
+            let folder = modelsDirectory.appendingPathComponent(name)
+            var isDirectory: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: folder.path, isDirectory: &isDirectory), isDirectory.boolValue else { continue }
+            let weights = folder.appendingPathComponent("model.safetensors")
+            do {
+                let type = try modelType(of: folder)
+                let image = imageArchitectures[type] != nil, text = textArchitectures[type] != nil
+                guard image || text else { throw ModelsError.unknownModel(name: name, reason: "model_type \(type) is not one headtune runs") }
+                let hash = try SHA256.hex(fileAt: weights.path)
+                let identifier = type == "clip" ? clipIdentifier(folder, hash, tower: "image") : "\(name)@\(hash.prefix(12))"
+                result.append(Listing(name: name, kind: image && text ? "image+text" : (image ? "image" : "text"), bundled: false,
+                                      location: folder.path, bytes: fileSize(weights), identifier: identifier,
+                                      summary: "\(type) folder (--model \(folder.path))"))
+            } catch {
+                result.append(Listing(name: name, kind: "?", bundled: false, location: folder.path, bytes: nil, identifier: nil,
+                                      summary: "not usable: \((error as? LocalizedError)?.errorDescription ?? "\(error)")"))
+            }
+        }
+        return result
+    }
+
+    private static func fileSize(_ url: URL) -> Int64? {
+        (try? FileManager.default.attributesOfItem(atPath: url.path)[.size] as? NSNumber)?.int64Value
+    }
 }

@@ -12,7 +12,8 @@ struct ClassifyHandler: Sendable {
 
     func handle(_ request: Request, context: some RequestContext) async throws -> Response {
         let models = try host.ready()
-        let head = try models.head(named: request.uri.queryParameters.get("head") ?? ModelSpecification.imagenetHead)
+        // Without ?head=, the ImageNet classifier, or the first head when the encoder has none (CLIP).
+        let head = try models.head(named: request.uri.queryParameters.get("head") ?? models.heads.first?.name ?? ModelSpecification.imagenetHead)
         let topK = try request.queryInt("top_k", default: 5, range: 1...100_000)
         let (images, _) = try await readImages(request, limits: limits)
         let views = head.predictor?.views ?? [models.encoder.plainView]

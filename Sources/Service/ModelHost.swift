@@ -9,6 +9,8 @@ import Weights
 
 /// What the server loads at start.
 public struct ModelSpecification: Sendable {
+    /// The image encoder: a bundled model's name or a model folder (nil: efficientnet-lite0).
+    public var model: String?
     /// nil searches the usual places (HEADTUNE_WEIGHTS, ./weights, ...).
     public var weightsDirectory: URL?
     /// Trained heads as (name, head file path); names are unique and not `imagenet`.
@@ -25,8 +27,9 @@ public struct ModelSpecification: Sendable {
     public var preloadedEncoder: ImageEncoder?
     public var preloadedTextEncoder: TextEncoder?
 
-    public init(weightsDirectory: URL? = nil, heads: [(name: String, path: String)] = [],
+    public init(model: String? = nil, weightsDirectory: URL? = nil, heads: [(name: String, path: String)] = [],
                 maxPixels: Int = DecodeOptions().maxPixels, textEncoder: Bool = true, alignmentPath: String? = nil) {
+        self.model = model
         self.weightsDirectory = weightsDirectory
         self.heads = heads
         self.maxPixels = maxPixels
@@ -34,7 +37,7 @@ public struct ModelSpecification: Sendable {
         self.alignmentPath = alignmentPath
     }
 
-    /// The pretrained ImageNet classifier's name among the heads.
+    /// The pretrained ImageNet classifier's name among the heads (served when the encoder has one).
     public static let imagenetHead = "imagenet"
 
     /// `cars.head` -> ("cars", "cars.head"); `name=path` names it explicitly.
@@ -146,10 +149,14 @@ public final class ModelHost: Service, Sendable {
 
     private func load() throws -> LoadedModels {
         let encoder = try specification.preloadedEncoder
-            ?? ImageEncoder.load(weightsDirectory: specification.weightsDirectory, maxPixels: specification.maxPixels)
-        let imagenet = try ImageNetLabels.load()
-        var heads = [LoadedHead(name: ModelSpecification.imagenetHead, labels: imagenet.names.indices.map(imagenet.label),
-                                predictor: nil, path: nil)]
+            ?? ImageEncoder.load(model: specification.model, weightsDirectory: specification.weightsDirectory,
+                                 maxPixels: specification.maxPixels)
+        var heads: [LoadedHead] = []
+        if encoder.classCount == 1000 {
+            let imagenet = try ImageNetLabels.load()
+            heads.append(LoadedHead(name: ModelSpecification.imagenetHead, labels: imagenet.names.indices.map(imagenet.label),
+                                    predictor: nil, path: nil))
+        }
         for (name, path) in specification.heads {
             guard !heads.contains(where: { $0.name == name }) else {
                 throw ServiceError.badRequest("two heads are named '\(name)'; name them with --head NAME=PATH")
@@ -174,7 +181,7 @@ public final class ModelHost: Service, Sendable {
         let textEncoder: TextEncoder
         do {
             textEncoder = try specification.preloadedTextEncoder
-                ?? TextEncoder.load(weightsDirectory: specification.weightsDirectory, threads: batching.threads)
+                ?? TextEncoder.load(for: encoder, weightsDirectory: specification.weightsDirectory, threads: batching.threads)
         } catch {
             return (nil, (error as? LocalizedError)?.errorDescription ?? "\(error)")
         }

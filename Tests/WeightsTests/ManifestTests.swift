@@ -8,11 +8,12 @@ let packageRoot = URL(fileURLWithPath: #filePath).resolvingSymlinksInPath()
 
 @Suite("Weights manifest")
 struct ManifestTests {
-    @Test("the committed weights/manifest.json decodes and pins both models")
+    @Test("the committed weights/manifest.json decodes and pins both models and CLIP's vocabulary")
     func realWeightsManifest() throws {
         let manifest = try WeightsManifest.load(contentsOf: packageRoot.appendingPathComponent("weights/manifest.json"))
         #expect(manifest.schema == 1)
-        #expect(manifest.assets.map(\.name) == ["efficientnet-lite0", "all-minilm-l6-v2"])
+        #expect(manifest.assets.map(\.name) == ["efficientnet-lite0", "all-minilm-l6-v2", "clip-bpe"])
+        #expect(manifest.file(output: "clip-bpe/vocab.json") != nil && manifest.file(output: "clip-bpe/merges.txt") != nil)
         let effnet = try #require(manifest.file(output: "efficientnet-lite0.safetensors"))
         #expect(effnet.convert == "torch-legacy-to-safetensors")
         #expect(effnet.memberSHA256 == "579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db")
