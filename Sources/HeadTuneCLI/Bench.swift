@@ -34,9 +34,11 @@ struct BenchBackbone: ParsableCommand {
             state = state &* 1_664_525 &+ 1_013_904_223
             return Float(state >> 8) / Float(1 << 23) - 1
         }
-        // The network's features and classifier logits, as `classify --imagenet` computes them.
+        // The network's features and classifier logits, as `classify --imagenet` computes them (a joint
+        // model: its projected embedding, as `embed` does).
         let session = encoder.makeSession(threads: options.threads)
-        let outputs: [ImageOutput] = encoder.availableOutputs.filter { $0 == .features || $0 == .logits }
+        let outputs: [ImageOutput] = encoder.width(of: .embedding) != nil
+            ? [.embedding] : encoder.availableOutputs.filter { $0 == .features || $0 == .logits }
         let timing = BenchTiming(warmup: options.warmup, seconds: options.seconds) {
             input.withUnsafeBufferPointer { x in _ = session.run(x.baseAddress!, rows: batch, outputs: outputs) }
         }

@@ -6,7 +6,7 @@ import Kernels
 struct BenchText: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "text",
-        abstract: "Sentences per second of the text encoder (all-MiniLM-L6-v2) at a batch size, after warm-up.",
+        abstract: "Sentences per second of the text encoder (all-MiniLM-L6-v2, or a --model folder's text tower) at a batch size, after warm-up.",
         discussion: """
             The batch is `benchmarkSentences(batch)`: 8 short English sentences, repeated with a " #i" suffix \
             (the same list scripts/bench_text_peers.py gives the peers). Tokenization is done once and timed \
@@ -30,7 +30,7 @@ struct BenchText: ParsableCommand {
     }
 
     func run() throws {
-        let encoder = try TextEncoder.load(weightsDirectory: options.weights.map { URL(fileURLWithPath: $0) },
+        let encoder = try TextEncoder.load(model: options.model, weightsDirectory: options.weights.map { URL(fileURLWithPath: $0) },
                                            threads: options.threads)
         let sentences = Self.benchmarkSentences(batch)
         let tokenizeStart = DispatchTime.now().uptimeNanoseconds

@@ -44,7 +44,7 @@ struct BenchOptions: ParsableArguments {
     @Option(help: "Threads.") var threads: Int = ProcessInfo.processInfo.activeProcessorCount
     @Option(help: "json or text.") var format: Format = .text
     @Option(help: "Directory with the converted weights.", completion: .directory) var weights: String?
-    @Option(help: "Image encoder for `bench backbone`: a bundled model's name or a model folder (default efficientnet-lite0).",
+    @Option(help: "Model: a bundled model's name or a model folder (default efficientnet-lite0 for backbone, all-minilm-l6-v2 for text).",
             completion: .directory) var model: String?
 
     func validate() throws {

@@ -19,6 +19,9 @@ struct ZeroShot: ParsableCommand {
     @Option(help: "Comma-separated class names.") var labels: String?
     @Option(help: "File with one class name per line.", completion: .file()) var labelsFile: String?
     @Option(help: "Prompt template, repeatable; {} is replaced by the label.") var template: [String] = []
+    @Option(help: ArgumentHelp("A named template ensemble, added to --template: clip-imagenet (CLIP's 80 ImageNet prompts).",
+                               valueName: "name"))
+    var templates: String?
     @Option(help: ArgumentHelp("Softmax temperature applied to the similarities.",
                                discussion: "Default: a joint model's learned logit scale (CLIP: 100), else 50."))
     var temperature: Float?
@@ -34,6 +37,9 @@ struct ZeroShot: ParsableCommand {
         guard (labels == nil) != (labelsFile == nil) else { throw ValidationError("give --labels or --labels-file (one of them)") }
         guard topK >= 1 else { throw ValidationError("--top-k must be at least 1") }
         guard template.allSatisfy({ $0.contains("{}") }) else { throw ValidationError("each --template must contain {}") }
+        if let templates, PromptTemplates.named[templates] == nil {
+            throw ValidationError("unknown --templates \(templates); known: \(PromptTemplates.named.keys.sorted().joined(separator: ", "))")
+        }
         if let temperature, !(temperature > 0) { throw ValidationError("--temperature must be positive") }
     }
 
@@ -44,7 +50,7 @@ struct ZeroShot: ParsableCommand {
         let paths = try inputs.collect()
         let encoder = try encoderOptions.loadEncoder()
         let space = try textSpace.load(encoder: encoder, options: encoderOptions)
-        let classes = try space.labelEmbeddings(names, templates: template)
+        let classes = try space.labelEmbeddings(names, templates: template + (templates.flatMap { PromptTemplates.named[$0] } ?? []))
         let sink = try OutputSink(path: output.output)
         let format = self.format ?? (sink.isTerminal ? .table : .jsonl)
         let failures: Int

@@ -106,6 +106,16 @@ struct Linear: Sendable {
         // so no model changes process-wide BLAS state that another model's kernels rely on.
         weight.withUnsafeBufferPointer { w in
             let w = w.baseAddress!
+            if threads > 1 && rows < 16 * threads {
+                // A short sentence gives few rows: split the output columns (each thread streams its own
+                // slice of W) instead of leaving all but one thread idle.
+                parallelFor((outputs + 63) / 64, threads: threads) { blocks in
+                    let first = blocks.lowerBound * 64, count = min(blocks.upperBound * 64, outputs) - first
+                    BLAS.sgemm(m: rows, n: count, k: inputs, a: input, lda: inputs, b: w + first, ldb: outputs,
+                               c: output + first, ldc: outputs)
+                }
+                return
+            }
             parallelFor((rows + 15) / 16, threads: threads) { blocks in
                 let first = blocks.lowerBound * 16, count = min(blocks.upperBound * 16, rows) - first
                 BLAS.sgemm(m: count, n: outputs, k: inputs, a: input + first * inputs, lda: inputs, b: w, ldb: outputs,

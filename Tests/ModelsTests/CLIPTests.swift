@@ -35,9 +35,12 @@ import Weights
     func matrix(_ key: String) -> [[Float]] { (expected[key] as! [[Double]]).map { $0.map(Float.init) } }
 
     /// Largest difference relative to the reference row's largest magnitude.
-    func relativeError(_ got: [Float], _ want: [Float]) -> Float {
+    func relativeError(_ got: [Float], _ want: [Float], _ what: String = #function) -> Float {
         let scale = max(want.map(abs).max() ?? 1, 1e-6)
-        return zip(got, want).map { abs($0 - $1) }.max()! / scale
+        let error = zip(got, want).map { abs($0 - $1) }.max()! / scale
+        // The figure BENCHMARKS.md and the README state (`scripts/check-clip full-size` prints it).
+        if ProcessInfo.processInfo.environment["HEADTUNE_CLIP_REPORT"] != nil { print("relative error \(what): \(error)") }
+        return error
     }
 
     func runText(_ model: CLIPModel, ids: [[Int32]], mask: [[UInt8]], normalize: Bool) -> (pooled: [[Float]], embeddings: [[Float]]) {

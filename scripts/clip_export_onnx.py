@@ -1,0 +1,68 @@
+"""Exports a Hugging Face CLIPModel folder's two towers to ONNX for the speed peer (run in .venv-clip).
+
+    python scripts/clip_export_onnx.py MODEL_DIR OUT_DIR
+
+Writes OUT_DIR/vision.onnx (pixel_values [N, 3, S, S] -> image_embeds) and OUT_DIR/text.onnx
+(input_ids, attention_mask [N, L] -> text_embeds), fp32, dynamic batch and length, and
+OUT_DIR/tokens_B.npz for the benchmark sentences at each batch size (the same list `headtune bench
+text` uses, tokenized by transformers' CLIP tokenizer and padded to the longest).
+"""
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+from transformers import CLIPModel, CLIPTokenizer
+
+BASE = ["A cat sits on the mat.", "A kitten is resting on a rug.", "The stock market fell sharply today.",
+        "How do I reset my password?", "Crème brûlée, naïve café — déjà vu!", "Two dogs play in the snow.",
+        "Swift is a general-purpose programming language.", "The weather will be sunny tomorrow."]
+
+
+def sentences(count):
+    return [BASE[i % len(BASE)] + ("" if i < len(BASE) else f" #{i}") for i in range(count)]
+
+
+class Vision(torch.nn.Module):
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, pixel_values):
+        return self.model.visual_projection(self.model.vision_model(pixel_values=pixel_values).pooler_output)
+
+
+class Text(torch.nn.Module):
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, input_ids, attention_mask):
+        pooled = self.model.text_model(input_ids=input_ids, attention_mask=attention_mask).pooler_output
+        return self.model.text_projection(pooled)
+
+
+def main():
+    model_dir, out = Path(sys.argv[1]), Path(sys.argv[2])
+    out.mkdir(parents=True, exist_ok=True)
+    model = CLIPModel.from_pretrained(model_dir, attn_implementation="eager").float().eval()
+    size = model.config.vision_config.image_size
+    with torch.no_grad():
+        torch.onnx.export(Vision(model), (torch.zeros(1, 3, size, size),), out / "vision.onnx", input_names=["pixel_values"],
+                          output_names=["image_embeds"], dynamic_axes={"pixel_values": {0: "n"}, "image_embeds": {0: "n"}},
+                          opset_version=17, dynamo=False)
+        ids = torch.ones(1, 8, dtype=torch.long)
+        torch.onnx.export(Text(model), (ids, ids), out / "text.onnx", input_names=["input_ids", "attention_mask"],
+                          output_names=["text_embeds"],
+                          dynamic_axes={"input_ids": {0: "n", 1: "l"}, "attention_mask": {0: "n", 1: "l"}, "text_embeds": {0: "n"}},
+                          opset_version=17, dynamo=False)
+    tokenizer = CLIPTokenizer.from_pretrained(Path(__file__).resolve().parent.parent / "weights" / "clip-bpe")
+    for batch in (1, 32):
+        encoded = tokenizer(sentences(batch), padding=True, return_tensors="np")
+        np.savez(out / f"tokens_{batch}.npz", input_ids=encoded["input_ids"].astype(np.int64),
+                 attention_mask=encoded["attention_mask"].astype(np.int64))
+    print(f"wrote {out}/vision.onnx, text.onnx, tokens_*.npz")
+
+
+if __name__ == "__main__":
+    main()
