@@ -302,5 +302,5 @@ public enum HeadEvaluation {
 
 /// The version written into head files.
 public enum HeadTuneVersion {
-    public static let current = "0.3.0"
+    public static let current = "0.4.0"
 }

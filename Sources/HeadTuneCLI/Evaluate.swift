@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import HeadTune
 import Training
+import Weights
 
 struct Evaluate: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -23,6 +24,9 @@ struct Evaluate: ParsableCommand {
     @OptionGroup var encoderOptions: EncoderOptions
 
     func run() throws {
+        if let path = report.report {
+            try AtomicFile.checkWritable(path)
+        }
         let encoder = try encoderOptions.loadEncoder()
         let predictor = try HeadPredictor.load(path: head, encoder: encoder)
         let extractor = FeatureExtractor(encoder: encoder, cache: try cacheOptions.open(), batchSize: encoderOptions.batchSize,

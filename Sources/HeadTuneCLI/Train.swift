@@ -3,6 +3,7 @@ import Foundation
 import HeadTune
 import Imaging
 import Training
+import Weights
 
 struct Train: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -112,6 +113,10 @@ struct Train: ParsableCommand {
 
     func run() throws {
         let started = Date()
+        // Output paths first: a typo in a directory should not cost a training run.
+        for path in [out] + (report.report.map { [$0] } ?? []) {
+            try AtomicFile.checkWritable(path)
+        }
         let encoder = try encoderOptions.loadEncoder()
         let extractor = FeatureExtractor(encoder: encoder, cache: try cacheOptions.open(), batchSize: encoderOptions.batchSize,
                                          threads: encoderOptions.threads)
