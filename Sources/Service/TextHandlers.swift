@@ -38,7 +38,7 @@ struct TextHandlers: Sendable {
         let models = try host.ready()
         let space = try textSpace(models)
         let topK = try request.queryInt("top_k", default: 5, range: 1...100_000)
-        let temperature = try request.queryFloat("temperature", range: Float.leastNonzeroMagnitude...1e6) ?? 50
+        let temperature = try request.queryFloat("temperature", range: Float.leastNonzeroMagnitude...1e6) ?? space.defaultTemperature
         let (images, fields) = try await readImages(request, limits: limits)
         let labels = request.queryList("labels", splitCommas: true)
             + (fields["labels"] ?? []).flatMap { $0.split(whereSeparator: { $0 == "," || $0.isNewline }) }
