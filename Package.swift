@@ -57,7 +57,7 @@ let package = Package(
 
         // Golden-file paths and a .npy reader shared by the test targets.
         .target(name: "TestSupport", path: "Tests/TestSupport"),
-        .testTarget(name: "KernelsTests", dependencies: ["Kernels"]),
+        .testTarget(name: "KernelsTests", dependencies: ["Kernels", "CKernels"]),
         .testTarget(name: "ImagingTests", dependencies: ["Imaging"], resources: [.copy("Resources")]),
         .testTarget(name: "WeightsTests", dependencies: ["Weights"]),
         .testTarget(name: "ModelsTests", dependencies: ["Models", "Weights", "Kernels", "TestSupport"], resources: [.copy("Resources")]),

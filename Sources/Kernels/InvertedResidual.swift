@@ -9,7 +9,7 @@ public func invertedResidualScratchCount(geometry g: ConvolutionGeometry) -> Int
 
 /// Whether `invertedResidual` can run these weights (it needs the packed AVX-512 GEMM).
 public func invertedResidualAvailable(expand: PointwiseWeights?, project: PointwiseWeights) -> Bool {
-    project.usesPackedKernel && (expand?.usesPackedKernel ?? true)
+    PointwiseWeights.fusedBlockAvailable && project.usesPackedKernel && (expand?.usesPackedKernel ?? true)
 }
 
 /// An inverted-residual block of one image in one pass over its output rows (CKernels'

@@ -45,10 +45,23 @@ public final class PointwiseWeights: @unchecked Sendable {
         packedBias?.deallocate()
     }
 
-    /// Whether this CPU runs the packed AVX-512 kernel (HEADTUNE_GEMM=blas forces OpenBLAS, for
-    /// comparisons and as an escape hatch).
-    public static let packedKernelAvailable: Bool =
-        hk_gemm_available() != 0 && ProcessInfo.processInfo.environment["HEADTUNE_GEMM"] != "blas"
+    /// Whether the packed GEMM runs: on AVX-512 by default. HEADTUNE_GEMM=blas forces OpenBLAS (for
+    /// comparisons and as an escape hatch); HEADTUNE_GEMM=avx2 turns on the AVX2 kernel on CPUs without
+    /// AVX-512. It is off by default there because it is measured faster than OpenBLAS only on few rows
+    /// (CLIP text batch 1 58 -> 69 sentences/s, EfficientNet batch 1 66 -> 88 images/s) and slower on
+    /// many (batch 32: 118 -> 103 images/s): it streams the whole weight matrix per 60-row block, which
+    /// needs k-blocking before it can replace OpenBLAS there (BENCHMARKS.md, 2026-12-01).
+    public static let packedKernelAvailable: Bool = {
+        switch ProcessInfo.processInfo.environment["HEADTUNE_GEMM"] {
+        case "blas": return false
+        case "avx2": return hk_gemm_packed_available() != 0
+        default: return hk_gemm_available() != 0
+        }
+    }()
+
+    /// Whether the AVX-512 kernels that read packed weights directly (the fused inverted-residual
+    /// block) run here; with the AVX2 GEMM that block goes layer by layer.
+    public static let fusedBlockAvailable: Bool = packedKernelAvailable && hk_gemm_available() != 0
 
     public var usesPackedKernel: Bool { packed != nil }
 

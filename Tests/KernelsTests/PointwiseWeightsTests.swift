@@ -1,3 +1,4 @@
+import CKernels
 import Testing
 @testable import Kernels
 
@@ -37,6 +38,49 @@ import Testing
                     #expect(normalizedSquaredError(output, expected) < 1e-11,
                             "packed \(weights.usesPackedKernel) residual \(withResidual) \(activation)")
                 }
+            }
+        }
+    }
+
+    /// The AVX2 kernel itself, called directly so it is tested on AVX-512 machines too (where the
+    /// dispatcher picks the AVX-512 one): row counts around its 6-row blocks, half and partial panels.
+    @Test(.enabled(if: hk_gemm_avx2_available() != 0, "the CPU has no AVX2 + FMA"),
+          arguments: [(1, 3, 5), (7, 16, 17), (13, 64, 40), (61, 96, 33), (130, 320, 1280)])
+    func avx2KernelMatchesNaive(rows: Int, inChannels: Int, outChannels: Int) {
+        var rng = SeededValues(seed: UInt64(rows * 11 + inChannels * 5 + outChannels))
+        let input = rng.array(rows * inChannels), weight = rng.array(outChannels * inChannels).map { $0 * 3 }
+        let bias = rng.array(outChannels).map { $0 * 3 }, residual = rng.array(rows * outChannels).map { $0 * 3 }
+        let count = hk_gemm_packed_count(outChannels, inChannels)
+        let raw = UnsafeMutableRawPointer.allocate(byteCount: count * 4, alignment: 64)
+        defer { raw.deallocate() }
+        let packed = raw.bindMemory(to: Float.self, capacity: count)
+        hk_gemm_pack(weight, outChannels, inChannels, packed)
+        for withResidual in [false, true] {
+            for relu6 in [false, true] {
+                var expected = [Float](repeating: 0, count: rows * outChannels)
+                for r in 0..<rows {
+                    for o in 0..<outChannels {
+                        var acc = Double(bias[o]) + (withResidual ? Double(residual[r * outChannels + o]) : 0)
+                        for i in 0..<inChannels { acc += Double(input[r * inChannels + i]) * Double(weight[o * inChannels + i]) }
+                        expected[r * outChannels + o] = relu6 ? Activation.relu6.apply(Float(acc)) : Float(acc)
+                    }
+                }
+                // Rows split in two calls and panels in two ranges, as the threads split them.
+                var output = [Float](repeating: .nan, count: rows * outChannels)
+                let panels = (outChannels + 31) / 32, middle = rows / 2
+                output.withUnsafeMutableBufferPointer { out in
+                    residual.withUnsafeBufferPointer { res in
+                        for (begin, end) in [(0, middle), (middle, rows)] {
+                            for (p0, p1) in [(0, panels / 2), (panels / 2, panels)] where p1 > p0 {
+                                hk_gemm_bias_activation_panels_avx2(input, begin, end, inChannels, packed, outChannels, bias,
+                                                                    withResidual ? res.baseAddress! : nil, relu6 ? 1 : 0,
+                                                                    out.baseAddress!, p0, p1)
+                            }
+                        }
+                    }
+                }
+                #expect(normalizedSquaredError(output, expected) < 1e-11, "residual \(withResidual) relu6 \(relu6)")
+                #expect(!output.contains { $0.isNaN }, "every output written")
             }
         }
     }

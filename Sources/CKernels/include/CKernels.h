@@ -24,10 +24,20 @@ void hk_depthwise_channels(const float *input, long height, long width, long cha
                            long channel_begin, long channel_end);
 
 
-/// Packed-weight GEMM with a fused epilogue, for 1x1 convolutions on AVX-512 machines:
+/// Packed-weight GEMM with a fused epilogue, for 1x1 convolutions and linear layers:
 /// C[m, n] = act(sum_k A[m, k] * W[n, k] + bias[n] (+ residual[m, n])), rows [row_begin, row_end).
-/// hk_gemm_available() tells whether this CPU runs it; otherwise use BLAS plus hk_bias_activation.
+/// hk_gemm_packed_available() tells whether this CPU runs it (AVX-512, or AVX2 + FMA); otherwise use
+/// BLAS plus hk_bias_activation. hk_gemm_available(): AVX-512 itself (the fused inverted-residual
+/// block and the vectorized GELU need it).
 int hk_gemm_available(void);
+int hk_gemm_avx2_available(void);
+int hk_gemm_packed_available(void);
+
+/// hk_gemm_bias_activation_panels with the AVX2 kernel whatever the CPU has beyond it (tests run it on
+/// AVX-512 machines too). Requires AVX2 + FMA.
+void hk_gemm_bias_activation_panels_avx2(const float *a, long row_begin, long row_end, long k, const float *packed,
+                                         long n, const float *bias, const float *residual, int relu6, float *c,
+                                         long panel_begin, long panel_end);
 
 /// Floats needed to pack W [n, k]: panels of 32 output channels, each [k][32], zero-padded.
 long hk_gemm_packed_count(long n, long k);
