@@ -269,7 +269,7 @@ public struct CLIPVisionModel: Sendable {
         self.preprocessing = preprocessing
         let w = c.vision.hiddenSize, p = c.patchSize, e = c.vision.layerNormEpsilon
         var patch = try reader.floats("vision_model.embeddings.patch_embedding.weight", shape: [w, 3, p, p])
-        patch = Self.permuteOIHWtoOHWI(patch, out: w, in: 3, kernel: p)
+        patch = permuteOIHWtoOHWI(patch, out: w, in: 3, kernel: p)
         patchEmbedding = PointwiseWeights(weight: patch, bias: [Float](repeating: 0, count: w), outChannels: w, inChannels: p * p * 3)
         classEmbedding = try reader.floats("vision_model.embeddings.class_embedding", shape: [w])
         positionEmbedding = try reader.floats("vision_model.embeddings.position_embedding.weight", shape: [c.visionTokens, w])
@@ -278,18 +278,6 @@ public struct CLIPVisionModel: Sendable {
         postNorm = try CLIPLayerNorm(reader, "vision_model.post_layernorm", width: w, epsilon: e)
         projection = Linear(pytorchWeight: try reader.floats("visual_projection.weight", shape: [c.projectionDimension, w]),
                             bias: [Float](repeating: 0, count: c.projectionDimension))
-    }
-
-    static func permuteOIHWtoOHWI(_ w: [Float], out: Int, in inChannels: Int, kernel: Int) -> [Float] {
-        var result = [Float](repeating: 0, count: w.count)
-        for o in 0..<out {
-            for i in 0..<inChannels {
-                for t in 0..<(kernel * kernel) {
-                    result[(o * kernel * kernel + t) * inChannels + i] = w[(o * inChannels + i) * kernel * kernel + t]
-                }
-            }
-        }
-        return result
     }
 
     /// - input: [batch, size, size, 3] normalized pixels, channels-last

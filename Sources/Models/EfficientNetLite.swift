@@ -133,7 +133,7 @@ public struct EfficientNetLite: Sendable {
 
         // Stem: PyTorch [out, in, k, k] -> [out, k, k, in] to match im2col's channels-last patches.
         var stem = try fold("_conv_stem.weight", "_bn0", shape: [c.stemChannels, 3, 3, 3])
-        stem.weight = Self.permuteOIHWtoOHWI(stem.weight, out: c.stemChannels, in: 3, kernel: 3)
+        stem.weight = permuteOIHWtoOHWI(stem.weight, out: c.stemChannels, in: 3, kernel: 3)
         self.stem = pointwise(stem)
 
         var blocks: [Block] = []
@@ -158,18 +158,6 @@ public struct EfficientNetLite: Sendable {
             weight: try reader.floats("_fc.weight", shape: [c.numClasses, c.headChannels]),
             bias: try reader.floats("_fc.bias", shape: [c.numClasses])))
         try reader.finish()
-    }
-
-    static func permuteOIHWtoOHWI(_ w: [Float], out: Int, in inChannels: Int, kernel: Int) -> [Float] {
-        var result = [Float](repeating: 0, count: w.count)
-        for o in 0..<out {
-            for i in 0..<inChannels {
-                for t in 0..<(kernel * kernel) {
-                    result[(o * kernel * kernel + t) * inChannels + i] = w[(o * inChannels + i) * kernel * kernel + t]
-                }
-            }
-        }
-        return result
     }
 
     /// [channels, 1, k, k] -> [k, k, channels]: each tap becomes a contiguous vector over channels.
