@@ -478,7 +478,8 @@ public struct CLIPModel: Sendable {
     /// Strict load of the towers asked for: every tensor of a loaded tower present with its exact
     /// shape and nothing else in the file except the other tower's tensors and the `position_ids`
     /// buffers older checkpoints carry.
-    public init(configuration: CLIPConfiguration, preprocessing: PreprocessingSpec, weights: some TensorSource,
+    /// - preprocessing: the image tower's (from preprocessor_config.json); nil when only the text tower loads
+    public init(configuration: CLIPConfiguration, preprocessing: PreprocessingSpec?, weights: some TensorSource,
                 towers: Towers = .both) throws(ModelsError) {
         let skipVision = !towers.contains(.vision), skipText = !towers.contains(.text)
         let reader = CheckpointReader(weights, ignoring: { key in
@@ -486,7 +487,12 @@ public struct CLIPModel: Sendable {
                 || (skipVision && (key.hasPrefix("vision_model.") || key.hasPrefix("visual_projection.")))
                 || (skipText && (key.hasPrefix("text_model.") || key.hasPrefix("text_projection.")))
         })
-        vision = towers.contains(.vision) ? try CLIPVisionModel(configuration: configuration, preprocessing: preprocessing, reader: reader) : nil
+        if towers.contains(.vision) {
+            guard let preprocessing else { throw .invalidInput(reason: "CLIP's image tower needs its preprocessing") }
+            vision = try CLIPVisionModel(configuration: configuration, preprocessing: preprocessing, reader: reader)
+        } else {
+            vision = nil
+        }
         text = towers.contains(.text) ? try CLIPTextModel(configuration: configuration, reader: reader) : nil
         logitScale = Float(exp(Double(try reader.floats("logit_scale", shape: []).first ?? 0)))
         try reader.finish()

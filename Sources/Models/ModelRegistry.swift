@@ -1,5 +1,5 @@
 import Foundation
-import Imaging
+import Synchronization
 import Weights
 
 /// A loaded image network with what identifies it in head files, feature caches and indexes.
@@ -167,12 +167,7 @@ public enum ModelRegistry {
     @Sendable static func loadCLIPText(_ folder: URL) throws -> LoadedTextModel {
         let (configuration, weights, hash) = try openCLIP(folder)
         let tokenizer = try CLIPTokenizer(directory: folder, maxLength: configuration.maxPositions)
-        // The preprocessing does not matter for the text tower; the spec is only carried along.
-        let model = try CLIPModel(configuration: configuration,
-                                  preprocessing: PreprocessingSpec(inputSize: configuration.imageSize, centerCrop: .shortestSide,
-                                                                   normalization: .scaleOffset(offset: 0, scale: 255),
-                                                                   defaultPolicy: .centerCrop),
-                                  weights: weights, towers: .text)
+        let model = try CLIPModel(configuration: configuration, preprocessing: nil, weights: weights, towers: .text)
         return LoadedTextModel(model: model.text!, tokenizer: tokenizer, identifier: clipIdentifier(folder, hash, tower: "text"),
                                pairedImageModel: clipIdentifier(folder, hash, tower: "image"), logitScale: model.logitScale)
     }
@@ -185,8 +180,22 @@ public enum ModelRegistry {
             throw ModelsError.unreadableFile(file: file.path, reason: "a CLIP folder needs model.safetensors (the Hugging Face CLIPModel weights)")
         }
         let weights = try SafeTensors(contentsOf: file)
-        return (configuration, weights, try SHA256.hex(fileAt: file.path))
+        return (configuration, weights, try weightsHash(file))
     }
+
+    /// sha256 of a weights file, computed once per process for an unchanged file: a CLIP folder's two
+    /// towers load separately (text commands need both) and the file can be hundreds of megabytes.
+    static func weightsHash(_ file: URL) throws -> String {
+        let attributes = try FileManager.default.attributesOfItem(atPath: file.path)
+        let stamp = "\(file.standardizedFileURL.path)|\((attributes[.size] as? NSNumber)?.int64Value ?? -1)|"
+            + "\((attributes[.modificationDate] as? Date)?.timeIntervalSince1970 ?? -1)"
+        if let known = knownHashes.withLock({ $0[stamp] }) { return known }
+        let hash = try SHA256.hex(fileAt: file.path)
+        knownHashes.withLock { $0[stamp] = hash }
+        return hash
+    }
+
+    private static let knownHashes = Mutex<[String: String]>([:])
 
     static func clipIdentifier(_ folder: URL, _ hash: String, tower: String) -> String {
         "clip-\(tower):\(folder.standardizedFileURL.lastPathComponent)@\(hash.prefix(12))"
@@ -241,7 +250,7 @@ public enum ModelRegistry {
                 let type = try modelType(of: folder)
                 let image = imageArchitectures[type] != nil, text = textArchitectures[type] != nil
                 guard image || text else { throw ModelsError.unknownModel(name: name, reason: "model_type \(type) is not one headtune runs") }
-                let hash = try SHA256.hex(fileAt: weights.path)
+                let hash = try weightsHash(weights)
                 let identifier = type == "clip" ? clipIdentifier(folder, hash, tower: "image") : "\(name)@\(hash.prefix(12))"
                 result.append(Listing(name: name, kind: image && text ? "image+text" : (image ? "image" : "text"), bundled: false,
                                       location: folder.path, bytes: fileSize(weights), identifier: identifier,
