@@ -1,6 +1,18 @@
-"""Machine facts and process memory for the benchmark scripts (bench_peers, bench_text_peers, bench_classify)."""
+"""Machine facts, process memory and the text benchmark's sentences for the benchmark scripts (bench_peers,
+bench_text_peers, bench_classify, bench_clip_peers, clip_export_onnx)."""
 
 import platform
+
+# The sentences every text benchmark feeds (kept equal to BenchText.benchmarkSentences in
+# Sources/HeadTuneCLI/BenchText.swift): 8 short English ones, repeated with a " #i" suffix.
+BENCHMARK_SENTENCES = ["A cat sits on the mat.", "A kitten is resting on a rug.", "The stock market fell sharply today.",
+                       "How do I reset my password?", "Crème brûlée, naïve café — déjà vu!", "Two dogs play in the snow.",
+                       "Swift is a general-purpose programming language.", "The weather will be sunny tomorrow."]
+
+
+def benchmark_sentences(n):
+    base = BENCHMARK_SENTENCES
+    return [base[i % len(base)] + ('' if i < len(base) else f' #{i}') for i in range(n)]
 
 
 def cpu_model():

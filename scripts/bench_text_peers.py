@@ -30,18 +30,11 @@ from safetensors.torch import load_file
 from tokenizers import Tokenizer
 from transformers import BertConfig, BertModel
 
-from bench_common import cpu_model
+from bench_common import benchmark_sentences, cpu_model
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 WEIGHTS = os.path.join(ROOT, 'weights')
-# Kept equal to BenchText.benchmarkSentences in Sources/HeadTuneCLI/BenchText.swift.
-BASE = ["A cat sits on the mat.", "A kitten is resting on a rug.", "The stock market fell sharply today.",
-        "How do I reset my password?", "Crème brûlée, naïve café — déjà vu!", "Two dogs play in the snow.",
-        "Swift is a general-purpose programming language.", "The weather will be sunny tomorrow."]
-
-
-def sentences(n):
-    return [BASE[i % len(BASE)] + ('' if i < len(BASE) else f' #{i}') for i in range(n)]
+sentences = benchmark_sentences
 
 
 class SentenceEncoder(torch.nn.Module):

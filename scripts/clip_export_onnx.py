@@ -14,13 +14,8 @@ import numpy as np
 import torch
 from transformers import CLIPModel, CLIPTokenizer
 
-BASE = ["A cat sits on the mat.", "A kitten is resting on a rug.", "The stock market fell sharply today.",
-        "How do I reset my password?", "Crème brûlée, naïve café — déjà vu!", "Two dogs play in the snow.",
-        "Swift is a general-purpose programming language.", "The weather will be sunny tomorrow."]
+from bench_common import benchmark_sentences
 
-
-def sentences(count):
-    return [BASE[i % len(BASE)] + ("" if i < len(BASE) else f" #{i}") for i in range(count)]
 
 
 class Vision(torch.nn.Module):
@@ -58,7 +53,7 @@ def main():
                           opset_version=17, dynamo=False)
     tokenizer = CLIPTokenizer.from_pretrained(Path(__file__).resolve().parent.parent / "weights" / "clip-bpe")
     for batch in (1, 32):
-        encoded = tokenizer(sentences(batch), padding=True, return_tensors="np")
+        encoded = tokenizer(benchmark_sentences(batch), padding=True, return_tensors="np")
         np.savez(out / f"tokens_{batch}.npz", input_ids=encoded["input_ids"].astype(np.int64),
                  attention_mask=encoded["attention_mask"].astype(np.int64))
     print(f"wrote {out}/vision.onnx, text.onnx, tokens_*.npz")

@@ -9,7 +9,7 @@ struct BenchText: ParsableCommand {
         abstract: "Sentences per second of the text encoder (all-MiniLM-L6-v2, or a --model folder's text tower) at a batch size, after warm-up.",
         discussion: """
             The batch is `benchmarkSentences(batch)`: 8 short English sentences, repeated with a " #i" suffix \
-            (the same list scripts/bench_text_peers.py gives the peers). Tokenization is done once and timed \
+            (the same list scripts/bench_common.py gives the peers). Tokenization is done once and timed \
             separately; the timed loop is the network with padding + mask, pooling and normalization.
             Prints {"batch": N, "threads": T, "sentences_per_s": ..., "ms_per_batch_p50": ..., ...} with --format json.
             """)
@@ -21,7 +21,7 @@ struct BenchText: ParsableCommand {
         guard batch >= 1 else { throw ValidationError("--batch must be >= 1") }
     }
 
-    /// The benchmark sentences (kept equal to BASE in scripts/bench_text_peers.py).
+    /// The benchmark sentences (kept equal to BENCHMARK_SENTENCES in scripts/bench_common.py).
     static func benchmarkSentences(_ count: Int) -> [String] {
         let base = ["A cat sits on the mat.", "A kitten is resting on a rug.", "The stock market fell sharply today.",
                     "How do I reset my password?", "Crème brûlée, naïve café — déjà vu!", "Two dogs play in the snow.",
