@@ -39,8 +39,7 @@ extension Preprocessor {
                 image = try ImageDecoder.decode(source, options: DecodeOptions(maxPixels: maxPixels, minimumSide: side))
                 decoded[side] = image
             }
-            let preprocessor = view.policy == policy ? self : Preprocessor(spec, policy: view.policy)
-            preprocessor.preprocess(view.apply(image), into: destination + v * floats)
+            with(policy: view.policy).preprocess(view.apply(image), into: destination + v * floats)
         }
     }
 }

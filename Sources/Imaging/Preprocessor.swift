@@ -9,9 +9,18 @@ public struct Preprocessor: Sendable {
 
     /// - policy: nil takes the spec's `defaultPolicy`
     public init(_ spec: PreprocessingSpec, policy: CropPolicy? = nil) {
+        self.init(spec, policy: policy ?? spec.defaultPolicy, tables: spec.normalizationTables)
+    }
+
+    private init(_ spec: PreprocessingSpec, policy: CropPolicy, tables: [[Float]]) {
         self.spec = spec
-        self.policy = policy ?? spec.defaultPolicy
-        tables = spec.normalizationTables
+        self.policy = policy
+        self.tables = tables
+    }
+
+    /// The same preprocessing under another geometry policy (the normalization tables are shared, not rebuilt).
+    public func with(policy: CropPolicy) -> Preprocessor {
+        policy == self.policy ? self : Preprocessor(spec, policy: policy, tables: tables)
     }
 
     /// Output side in pixels.
