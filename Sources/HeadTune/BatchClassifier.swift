@@ -1,5 +1,6 @@
 import Foundation
 import Imaging
+import Models
 import Training
 
 /// `headtune classify` as a library call: image files -> one `ClassificationRecord` per path, in
@@ -43,12 +44,13 @@ public struct BatchClassifier {
     public func run(paths: [String], emit: (ClassificationRecord) throws -> Void) throws {
         let labels = self.labels
         let k = min(max(topK, 1), labels.count)
-        var runner = BatchRunner(encoder: encoder, batchSize: batchSize, threads: threads, decodeThreads: decodeThreads,
-                                 outputs: [.features, .logits])
-        if case .head(let predictor) = classifier {
-            runner = BatchRunner(encoder: encoder, batchSize: batchSize, threads: threads, decodeThreads: decodeThreads,
-                                 outputs: encoder.outputs(for: predictor.featureSet), views: predictor.views)
+        // The ImageNet classifier reads the logits of the plain view; a head, its feature set under its views.
+        let (outputs, views): ([ImageOutput], [ImageView]?) = switch classifier {
+        case .imagenet: ([.features, .logits], nil)
+        case .head(let predictor): (encoder.outputs(for: predictor.featureSet), predictor.views)
         }
+        let runner = BatchRunner(encoder: encoder, batchSize: batchSize, threads: threads, decodeThreads: decodeThreads,
+                                 outputs: outputs, views: views)
         let encoder = self.encoder
         try runner.runBatches(paths: paths) { range, outputs in
             let scored: [Result<HeadPredictor.Output, Error>]
