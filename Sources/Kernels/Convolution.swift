@@ -146,3 +146,80 @@ public func softmaxRows(_ x: UnsafeMutablePointer<Float>, rows: Int, columns: In
         for c in 0..<columns { row[c] *= inverse }
     }
 }
+
+// MARK: - Backward passes (fine-tuning the last blocks)
+//
+// Each accumulates into its gradient outputs (`+=`): a tensor used twice (a block input that feeds
+// both the expansion and the residual) gets both contributions. Callers zero gradients first.
+
+/// Backward of `pointwiseConvolution` without its activation (apply `relu6Backward` to the output
+/// gradient first): for `y = x · Wᵀ + b`,
+/// `dX += dY · W` (when `inputGradient` is given), `dW += dYᵀ · x`, `db += Σ_rows dY`.
+/// - input: [rows, inChannels]; weight: [outChannels, inChannels]; outputGradient: [rows, outChannels]
+/// - inputGradient: [rows, inChannels]; weightGradient: [outChannels, inChannels]; biasGradient: [outChannels]
+public func pointwiseConvolutionBackward(
+    input: UnsafePointer<Float>, rows: Int, inChannels: Int, weight: UnsafePointer<Float>, outChannels: Int,
+    outputGradient: UnsafePointer<Float>, inputGradient: UnsafeMutablePointer<Float>?,
+    weightGradient: UnsafeMutablePointer<Float>?, biasGradient: UnsafeMutablePointer<Float>?, threads: Int
+) {
+    guard rows > 0 else { return }
+    // Threads split dX by rows and dW by output channels: no value is written by two of them.
+    parallelFor(2 * max(1, threads), threads: threads) { range in
+        for job in range {
+            let part = job / 2, parts = max(1, threads)
+            if job % 2 == 0, let inputGradient {
+                let first = rows * part / parts, count = rows * (part + 1) / parts - first
+                guard count > 0 else { continue }
+                BLAS.sgemm(m: count, n: inChannels, k: outChannels, a: outputGradient + first * outChannels, lda: outChannels,
+                           b: weight, ldb: inChannels, beta: 1, c: inputGradient + first * inChannels, ldc: inChannels)
+            } else if job % 2 == 1, let weightGradient {
+                let first = outChannels * part / parts, count = outChannels * (part + 1) / parts - first
+                guard count > 0 else { continue }
+                BLAS.sgemm(transposeA: true, m: count, n: inChannels, k: rows, a: outputGradient + first, lda: outChannels,
+                           b: input, ldb: inChannels, beta: 1, c: weightGradient + first * inChannels, ldc: inChannels)
+            }
+        }
+    }
+    if let biasGradient { hk_column_sums(outputGradient, rows, outChannels, biasGradient) }
+}
+
+/// Backward of `depthwiseConvolution` without its activation: `dX` (when given) and `dW` of
+/// `z = depthwise(x, w) + b`, plus `db += Σ dZ`.
+/// - input: [batch, height, width, channels] (the forward input); weight: [kernel, kernel, channels]
+/// - outputGradient: [batch, outHeight, outWidth, channels]
+/// - inputGradient: like input; weightGradient: like weight; biasGradient: [channels]
+public func depthwiseConvolutionBackward(
+    input: UnsafePointer<Float>, geometry g: ConvolutionGeometry, weight: UnsafePointer<Float>,
+    outputGradient: UnsafePointer<Float>, inputGradient: UnsafeMutablePointer<Float>?,
+    weightGradient: UnsafeMutablePointer<Float>?, biasGradient: UnsafeMutablePointer<Float>?, threads: Int
+) {
+    precondition(g.kernel >= 1 && g.kernel <= 7)
+    // Split by channels in 16-channel vectors: output rows of one image share input rows, channels do not.
+    let vectors = (g.channels + 15) / 16
+    parallelFor(vectors, threads: threads) { range in
+        hk_depthwise_backward(input, g.height, g.width, g.channels, weight, g.kernel, g.stride, g.padTop, g.padLeft,
+                              g.outHeight, g.outWidth, outputGradient, inputGradient, weightGradient,
+                              0, g.batch * g.outHeight, range.lowerBound * 16, min(range.upperBound * 16, g.channels))
+    }
+    if let biasGradient { hk_column_sums(outputGradient, g.batch * g.outHeight * g.outWidth, g.channels, biasGradient) }
+}
+
+/// Backward of `globalAveragePool`: `dX[n, p, c] += dPooled[n, c] / positions`.
+public func globalAveragePoolBackward(
+    outputGradient: UnsafePointer<Float>, batch: Int, positions: Int, channels: Int,
+    inputGradient: UnsafeMutablePointer<Float>
+) {
+    let scale = 1 / Float(positions)
+    for n in 0..<batch {
+        let pooled = outputGradient + n * channels
+        for p in 0..<positions {
+            let dx = inputGradient + (n * positions + p) * channels
+            for c in 0..<channels { dx[c] += pooled[c] * scale }
+        }
+    }
+}
+
+/// Backward of ReLU6 in place: `gradient[i] = 0` where the pre-activation was outside (0, 6).
+public func relu6Backward(preActivation: UnsafePointer<Float>, gradient: UnsafeMutablePointer<Float>, count: Int) {
+    hk_relu6_backward(preActivation, gradient, count)
+}

@@ -160,6 +160,20 @@ public struct EfficientNetLite: Sendable {
         try reader.finish()
     }
 
+    /// The same network with other weights (a tail tuned by `EfficientNetLiteTail`).
+    init(configuration: EfficientNetLiteConfiguration, stem: PointwiseWeights, blocks: [Block], head: PointwiseWeights,
+         classifier: PointwiseWeights) {
+        self.configuration = configuration
+        self.stem = stem
+        self.blocks = blocks
+        self.head = head
+        self.classifier = classifier
+        var end = -1
+        let stageEnds = configuration.stages.map { end += $0.repeats; return end }
+        stageEndBlocks = stageEnds
+        endsStage = blocks.indices.map { stageEnds.contains($0) }
+    }
+
     /// [channels, 1, k, k] -> [k, k, channels]: each tap becomes a contiguous vector over channels.
     static func permuteDepthwise(_ w: [Float], channels: Int, kernel: Int) -> [Float] {
         var result = [Float](repeating: 0, count: w.count)
@@ -186,15 +200,34 @@ public struct EfficientNetLite: Sendable {
         features: UnsafeMutablePointer<Float>, logits: UnsafeMutablePointer<Float>?,
         stagePooled: UnsafeMutablePointer<Float>? = nil
     ) {
+        forward(input: input, batch: batch, workspace: workspace, features: features, logits: logits,
+                stagePooled: stagePooled, cut: nil, cutOutput: nil)
+    }
+
+    /// `forward` up to block `cut` only: writes [batch, prefixWidth(cut)] to `cutOutput` (see `forwardImage`).
+    func forwardPrefix(input: UnsafePointer<Float>, batch: Int, workspace: EfficientNetLiteWorkspace, cut: Int,
+                       cutOutput: UnsafeMutablePointer<Float>, stageScratch: UnsafeMutablePointer<Float>) {
+        forward(input: input, batch: batch, workspace: workspace, features: stageScratch, logits: nil,
+                stagePooled: stageScratch, cut: cut, cutOutput: cutOutput)
+    }
+
+    private func forward(
+        input: UnsafePointer<Float>, batch: Int?, workspace: EfficientNetLiteWorkspace,
+        features: UnsafeMutablePointer<Float>, logits: UnsafeMutablePointer<Float>?,
+        stagePooled: UnsafeMutablePointer<Float>?, cut: Int?, cutOutput: UnsafeMutablePointer<Float>?
+    ) {
         let plan = workspace.plan
         let batch = batch ?? workspace.batch
         let lanes = workspace.lanes(for: batch)
         let inputCount = plan.inputHeight * plan.inputWidth * 3
         let stageWidth = stagePooledFeatureCount
+        let cutWidth = cut.map { prefixWidth(cut: $0, plan: plan) } ?? 0
         func run(_ image: Int, lane: EfficientNetLiteWorkspace.Lane, threads: Int) {
+            // A prefix run pools its stages into per-image scratch (the caller's, one stage row per image).
             forwardImage(input: input + image * inputCount, plan: plan, lane: lane, threads: threads,
-                         features: features + image * featureCount,
-                         stagePooled: stagePooled.map { $0 + image * stageWidth })
+                         features: cut == nil ? features + image * featureCount : features,
+                         stagePooled: stagePooled.map { $0 + image * stageWidth },
+                         cut: cut, cutOutput: cutOutput.map { $0 + image * cutWidth })
         }
         let wholeLanes = lanes.count > 1 ? batch / lanes.count * lanes.count : 0
         if wholeLanes > 0 {
@@ -203,7 +236,7 @@ public struct EfficientNetLite: Sendable {
             }
         }
         for image in wholeLanes..<batch { run(image, lane: lanes[0], threads: workspace.threads) }
-        if let logits {
+        if cut == nil, let logits {
             // [batch, 1280] -> [batch, 1000]
             pointwiseConvolution(input: features, rows: batch, weights: classifier, activation: .identity,
                                  output: logits, threads: workspace.threads)
@@ -239,9 +272,13 @@ public struct EfficientNetLite: Sendable {
     }
 
     /// One image: [height, width, 3] -> features [headChannels] (and stage-pooled values).
+    /// With `cut` (a block index), stops before that block and writes `cutOutput`: the block's input
+    /// [h, w, c] followed by the stage-pooled values of the stages that end before it (the frozen
+    /// prefix of partial fine-tuning, `EfficientNetLitePrefix`); `features` is then not written.
     private func forwardImage(
         input: UnsafePointer<Float>, plan: EfficientNetLitePlan, lane: EfficientNetLiteWorkspace.Lane, threads: Int,
-        features: UnsafeMutablePointer<Float>, stagePooled: UnsafeMutablePointer<Float>?
+        features: UnsafeMutablePointer<Float>, stagePooled: UnsafeMutablePointer<Float>?,
+        cut: Int? = nil, cutOutput: UnsafeMutablePointer<Float>? = nil
     ) {
         var current = lane.activationA.pointer
         var next = lane.activationB.pointer
@@ -251,7 +288,9 @@ public struct EfficientNetLite: Sendable {
                     columns: lane.columns.pointer, output: current, threads: threads)
 
         var stageOffset = 0
+        let cutActivation = cut.map { cutShape($0, plan: plan) }
         for (index, (block, geometry)) in zip(blocks, plan.blocks).enumerated() {
+            if let cut, index == cut { break }
             let a = block.arguments
             let outRows = geometry.outHeight * geometry.outWidth
             if geometry.width >= Self.minimumFusedWidth && invertedResidualAvailable(expand: block.expand, project: block.project) {
@@ -271,6 +310,14 @@ public struct EfficientNetLite: Sendable {
             }
         }
 
+        if let cutActivation, let cutOutput {
+            // [h, w, c] at the cut, then the frozen stages' pooled values.
+            let count = cutActivation.height * cutActivation.width * cutActivation.channels
+            cutOutput.update(from: current, count: count)
+            if let stagePooled { (cutOutput + count).update(from: stagePooled, count: stageOffset) }
+            return
+        }
+
         // [positions, 320] -> [positions, 1280] -> mean over positions -> [1280]
         let positions = plan.finalHeight * plan.finalWidth
         let expanded = lane.expanded.pointer
@@ -278,6 +325,26 @@ public struct EfficientNetLite: Sendable {
                              output: expanded, threads: threads)
         globalAveragePool(input: expanded, batch: 1, positions: positions, channels: configuration.headChannels,
                           output: features)
+    }
+
+    /// The activation entering block `cut` (`blocks.count`: the head convolution's input).
+    func cutShape(_ cut: Int, plan: EfficientNetLitePlan) -> (height: Int, width: Int, channels: Int) {
+        if cut < blocks.count {
+            let g = plan.blocks[cut]
+            return (g.height, g.width, blocks[cut].arguments.inChannels)
+        }
+        return (plan.finalHeight, plan.finalWidth, configuration.stages.last?.outChannels ?? configuration.stemChannels)
+    }
+
+    /// Width of the stage-pooled values of the stages that end before block `cut`.
+    func frozenStageWidth(cut: Int) -> Int {
+        zip(stageEndBlocks, configuration.stages).filter { $0.0 < cut }.reduce(0) { $0 + $1.1.outChannels }
+    }
+
+    /// Floats per image a prefix run up to block `cut` writes.
+    func prefixWidth(cut: Int, plan: EfficientNetLitePlan) -> Int {
+        let shape = cutShape(cut, plan: plan)
+        return shape.height * shape.width * shape.channels + frozenStageWidth(cut: cut)
     }
 
     /// Convenience for tests and one-off calls; steady-state callers reuse a workspace.

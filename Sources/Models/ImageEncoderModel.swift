@@ -31,7 +31,73 @@ public protocol ImageEncoderModel: Sendable {
     func makeSession(threads: Int) -> any ImageEncoderSession
 }
 
-extension ImageEncoderModel {
+// MARK: - Partial fine-tuning
+
+/// A network whose last blocks can be trained with a head (`headtune train --unfreeze K`): it splits
+/// into a frozen prefix, run once per image view (its output is what the feature cache stores), and a
+/// trainable tail run every epoch on those cached activations.
+public protocol PartiallyTrainableImageModel: ImageEncoderModel {
+    /// The most blocks `unfreeze` can count, from the end; the last one is the head convolution
+    /// (EfficientNet-Lite0: 16 MBConv blocks + the head convolution = 17).
+    var unfreezableBlockCount: Int { get }
+    /// The network up to the cut, as an encoder whose `.features` are the tail's input per image.
+    func frozenPrefix(unfreeze: Int) throws(ModelsError) -> any ImageEncoderModel
+    /// The last `unfreeze` blocks with the pretrained weights, trained in full or (with `loraRank`)
+    /// through low-rank adapters on their 1x1 convolutions.
+    func trainableTail(unfreeze: Int, loraRank: Int?) throws(ModelsError) -> any TrainableTail
+    /// A tail with the parameters a head file stores (strict: every tensor, exact shapes, no others).
+    func trainableTail(unfreeze: Int, loraRank: Int?, tensors: some TensorSource) throws(ModelsError) -> any TrainableTail
+    /// The whole network with the tail's weights in place of the pretrained ones (adapters merged),
+    /// running at the frozen network's speed.
+    func applying(_ tail: any TrainableTail) throws(ModelsError) -> any ImageEncoderModel
+}
+
+/// One named tensor inside a tail's flat parameter vector.
+public struct TailTensor: Sendable, Equatable {
+    public var name: String
+    public var shape: [Int]
+    public var offset: Int
+    /// Weights get weight decay; biases do not.
+    public var isDecayed: Bool
+    public var count: Int { shape.reduce(1, *) }
+}
+
+/// The trainable last blocks of a network: forward and backward over a batch of prefix outputs.
+/// The output per image is laid out like the frozen network's `.features` then (when asked) `.stages`,
+/// so a head on `head` or `head+stages` features reads it unchanged.
+public protocol TrainableTail: AnyObject {
+    var unfreeze: Int { get }
+    var loraRank: Int? { get }
+    /// Floats per image in (the frozen prefix's `.features`).
+    var inputWidth: Int { get }
+    /// Floats per image out: `.features`, plus `.stages` with `includeStages`.
+    func outputWidth(includeStages: Bool) -> Int
+    var tensors: [TailTensor] { get }
+    /// Flat, laid out as `tensors`.
+    var parameters: [Float] { get set }
+    /// - input: [count, inputWidth]; the result holds [count, outputWidth] and what backward needs
+    func forward(_ input: UnsafePointer<Float>, count: Int, includeStages: Bool, threads: Int) -> TailPass
+    /// Accumulates dLoss/dparameters into `parameterGradient` [parameters.count] for `pass`'s batch,
+    /// given dLoss/doutput [count, outputWidth].
+    func backward(_ pass: TailPass, outputGradient: UnsafePointer<Float>, parameterGradient: UnsafeMutablePointer<Float>,
+                  threads: Int)
+}
+
+/// One forward pass of a tail: its output, and the activations its backward pass reads.
+public final class TailPass {
+    /// [count, outputWidth]
+    public internal(set) var output: [Float]
+    public let count: Int
+    public let includeStages: Bool
+    /// The model's saved activations and the weights they were computed with.
+    let storage: Any
+
+    init(output: [Float], count: Int, includeStages: Bool, storage: Any) {
+        self.output = output
+        self.count = count
+        self.includeStages = includeStages
+        self.storage = storage
+    }
 }
 
 /// Runs an `ImageEncoderModel` on batches of prepared inputs, reusing its workspaces. Not safe for

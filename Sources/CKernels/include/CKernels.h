@@ -92,4 +92,13 @@ typedef void (*hk_pool_body)(void *context, long chunk, long participant);
 /// back-to-back short jobs do not pay an OS wake-up each. Nested or concurrent calls run inline.
 void hk_pool_run(long chunks, long participants, hk_pool_body body, void *context);
 
+
+/// Backward kernels (backward.c): each accumulates into its gradient outputs.
+void hk_relu6_backward(const float *pre_activation, float *gradient, long count);
+void hk_column_sums(const float *gradient, long rows, long columns, float *sums);
+void hk_depthwise_backward(const float *input, long height, long width, long channels, const float *weight,
+                           long kernel, long stride, long pad_top, long pad_left, long out_height, long out_width,
+                           const float *output_gradient, float *input_gradient, float *weight_gradient,
+                           long row_begin, long row_end, long channel_begin, long channel_end);
+
 #endif

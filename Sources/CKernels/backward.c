@@ -1,0 +1,59 @@
+/* Backward passes of the forward kernels in kernels.c, for fine-tuning the last blocks of a
+   network. NHWC layouts as in the forward kernels; every function accumulates (+=) into its
+   gradient outputs, so gradients of several uses of one tensor add up, and callers zero them first. */
+#include "CKernels.h"
+
+/* y = relu6(x) elementwise (x = the pre-activation): dx = dy where 0 < x < 6, else 0. In place on dy. */
+void hk_relu6_backward(const float *pre_activation, float *gradient, long count) {
+    for (long i = 0; i < count; i++) {
+        float x = pre_activation[i];
+        gradient[i] = (x > 0.0f && x < 6.0f) ? gradient[i] : 0.0f;
+    }
+}
+
+/* Column sums: bias_gradient[c] += sum over rows of gradient[r, c]. */
+void hk_column_sums(const float *gradient, long rows, long columns, float *sums) {
+    for (long r = 0; r < rows; r++) {
+        const float *row = gradient + r * columns;
+        for (long c = 0; c < columns; c++) sums[c] += row[c];
+    }
+}
+
+/* Depthwise convolution z[n, oy, ox, c] = sum_{ky,kx} x[n, oy*s - pt + ky, ox*s - pl + kx, c] w[ky, kx, c] + b[c]
+   (zero padding outside), backward for output rows [row_begin, row_end) of batch * out_height:
+   input_gradient [batch, height, width, channels] += dz scattered through w (may be NULL),
+   weight_gradient [kernel, kernel, channels] += sum of x * dz (may be NULL).
+   Only channels [channel_begin, channel_end) are touched: threads split the channels, so no two
+   write the same gradient value (output rows of one image overlap in their input rows). */
+void hk_depthwise_backward(const float *input, long height, long width, long channels, const float *weight,
+                           long kernel, long stride, long pad_top, long pad_left, long out_height, long out_width,
+                           const float *output_gradient, float *input_gradient, float *weight_gradient,
+                           long row_begin, long row_end, long channel_begin, long channel_end) {
+    for (long row = row_begin; row < row_end; row++) {
+        long n = row / out_height, oy = row % out_height;
+        const float *image = input + n * height * width * channels;
+        float *image_gradient = input_gradient ? input_gradient + n * height * width * channels : 0;
+        for (long ox = 0; ox < out_width; ox++) {
+            const float *dz = output_gradient + (row * out_width + ox) * channels;
+            for (long ky = 0; ky < kernel; ky++) {
+                long iy = oy * stride - pad_top + ky;
+                if (iy < 0 || iy >= height) continue;
+                for (long kx = 0; kx < kernel; kx++) {
+                    long ix = ox * stride - pad_left + kx;
+                    if (ix < 0 || ix >= width) continue;
+                    long tap = (ky * kernel + kx) * channels, pixel = (iy * width + ix) * channels;
+                    if (weight_gradient) {
+                        const float *x = image + pixel;
+                        float *dw = weight_gradient + tap;
+                        for (long c = channel_begin; c < channel_end; c++) dw[c] += x[c] * dz[c];
+                    }
+                    if (image_gradient) {
+                        const float *w = weight + tap;
+                        float *dx = image_gradient + pixel;
+                        for (long c = channel_begin; c < channel_end; c++) dx[c] += w[c] * dz[c];
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,107 @@
+import Foundation
+import Testing
+@testable import Kernels
+
+/// The backward kernels against central finite differences of their forward kernels, on
+/// L = Σ y ⊙ R for a fixed random R (so dL/dy = R). The forward kernels are linear in each of
+/// their inputs, so a difference step of 0.5 is exact up to float rounding; in double precision
+/// the sums would be tighter, but the point is to check the kernels as they run.
+@Suite struct BackwardTests {
+    /// The tensors a loss reads, held by reference so a difference can nudge one while the loss reads all.
+    final class Tensors {
+        var x: [Float], w: [Float], b: [Float]
+        init(x: [Float], w: [Float] = [], b: [Float] = []) { self.x = x; self.w = w; self.b = b }
+    }
+
+    /// Central difference of `loss` at `tensors[keyPath: tensor][i]`.
+    static func difference(_ tensors: Tensors, _ tensor: ReferenceWritableKeyPath<Tensors, [Float]>, _ i: Int, step: Float = 0.5,
+                           _ loss: () -> Double) -> Double {
+        let saved = tensors[keyPath: tensor][i]
+        tensors[keyPath: tensor][i] = saved + step
+        let up = loss()
+        tensors[keyPath: tensor][i] = saved - step
+        let down = loss()
+        tensors[keyPath: tensor][i] = saved
+        return (up - down) / (2 * Double(step))
+    }
+
+    static func dot(_ a: [Float], _ b: [Float]) -> Double { zip(a, b).reduce(0) { $0 + Double($1.0) * Double($1.1) } }
+
+    static func expectClose(_ analytic: Float, _ numeric: Double, scale: Double, _ what: String) {
+        #expect(abs(Double(analytic) - numeric) <= 1e-4 * max(scale, 1), "\(what): analytic \(analytic), numeric \(numeric)")
+    }
+
+    @Test(arguments: [1, 2])
+    func pointwiseBackwardMatchesFiniteDifferences(threads: Int) throws {
+        try BLAS.load()
+        var values = SeededValues(seed: 7)
+        let rows = 37, inputs = 19, outputs = 23
+        let t = Tensors(x: values.array(rows * inputs), w: values.array(outputs * inputs), b: values.array(outputs))
+        let (x, w, b) = (t.x, t.w, t.b)
+        let r = values.array(rows * outputs)
+        func loss() -> Double {
+            var y = [Float](repeating: 0, count: rows * outputs)
+            pointwiseConvolution(input: t.x, rows: rows, inChannels: inputs, weight: t.w, bias: t.b, outChannels: outputs,
+                                 activation: .identity, output: &y, threads: 1)
+            return Self.dot(y, r)
+        }
+        // Gradients accumulate: start from a known value and subtract it after.
+        var dx = [Float](repeating: 1, count: x.count), dw = [Float](repeating: 1, count: w.count)
+        var db = [Float](repeating: 1, count: b.count)
+        pointwiseConvolutionBackward(input: x, rows: rows, inChannels: inputs, weight: w, outChannels: outputs, outputGradient: r,
+                                     inputGradient: &dx, weightGradient: &dw, biasGradient: &db, threads: threads)
+        for i in stride(from: 0, to: x.count, by: 13) { Self.expectClose(dx[i] - 1, Self.difference(t, \.x, i, loss), scale: 10, "dx[\(i)]") }
+        for i in stride(from: 0, to: w.count, by: 11) { Self.expectClose(dw[i] - 1, Self.difference(t, \.w, i, loss), scale: 10, "dw[\(i)]") }
+        for i in b.indices { Self.expectClose(db[i] - 1, Self.difference(t, \.b, i, loss), scale: 10, "db[\(i)]") }
+    }
+
+    /// Stride 2 with TF 'SAME' padding (extra row/column after), an odd map, several images, 5x5 taps,
+    /// and a channel count that is not a multiple of the 16-channel split.
+    @Test(arguments: [(3, 1, 1), (5, 2, 1), (5, 2, 2), (3, 2, 2)])
+    func depthwiseBackwardMatchesFiniteDifferences(kernel: Int, stride: Int, threads: Int) {
+        var values = SeededValues(seed: UInt64(kernel * 10 + stride))
+        let g = ConvolutionGeometry(batch: 2, height: 9, width: 7, channels: 35, kernel: kernel, stride: stride)
+        let t = Tensors(x: values.array(g.batch * g.height * g.width * g.channels), w: values.array(kernel * kernel * g.channels),
+                        b: values.array(g.channels))
+        let (x, w, b) = (t.x, t.w, t.b)
+        let r = values.array(g.batch * g.outHeight * g.outWidth * g.channels)
+        func loss() -> Double {
+            var z = [Float](repeating: 0, count: r.count)
+            depthwiseConvolution(input: t.x, geometry: g, weight: t.w, bias: t.b, activation: .identity, output: &z, threads: 1)
+            return Self.dot(z, r)
+        }
+        var dx = [Float](repeating: 0, count: x.count), dw = [Float](repeating: 0, count: w.count)
+        var db = [Float](repeating: 0, count: b.count)
+        depthwiseConvolutionBackward(input: x, geometry: g, weight: w, outputGradient: r, inputGradient: &dx, weightGradient: &dw,
+                                     biasGradient: &db, threads: threads)
+        for i in Swift.stride(from: 0, to: x.count, by: 17) { Self.expectClose(dx[i], Self.difference(t, \.x, i, loss), scale: 10, "dx[\(i)]") }
+        for i in w.indices { Self.expectClose(dw[i], Self.difference(t, \.w, i, loss), scale: 30, "dw[\(i)]") }
+        for i in b.indices { Self.expectClose(db[i], Self.difference(t, \.b, i, loss), scale: 30, "db[\(i)]") }
+        // Padding taps: the corner input of the first image gets gradient only from the taps that reach it.
+        #expect(dx.contains { $0 != 0 })
+    }
+
+    @Test func averagePoolBackwardSpreadsEvenly() {
+        var values = SeededValues(seed: 3)
+        let batch = 2, positions = 5, channels = 6
+        let t = Tensors(x: values.array(batch * positions * channels))
+        let x = t.x
+        let r = values.array(batch * channels)
+        func loss() -> Double {
+            var y = [Float](repeating: 0, count: batch * channels)
+            globalAveragePool(input: t.x, batch: batch, positions: positions, channels: channels, output: &y)
+            return Self.dot(y, r)
+        }
+        var dx = [Float](repeating: 0, count: x.count)
+        globalAveragePoolBackward(outputGradient: r, batch: batch, positions: positions, channels: channels, inputGradient: &dx)
+        for i in x.indices { Self.expectClose(dx[i], Self.difference(t, \.x, i, step: 0.25, loss), scale: 1, "dx[\(i)]") }
+        #expect(dx[channels + 2] == r[2] / 5)
+    }
+
+    @Test func relu6BackwardPassesOnlyTheLinearRange() {
+        let pre: [Float] = [-1, 0, 0.5, 5.9, 6, 7]
+        var gradient: [Float] = [1, 2, 3, 4, 5, 6]
+        relu6Backward(preActivation: pre, gradient: &gradient, count: pre.count)
+        #expect(gradient == [0, 0, 3, 4, 0, 0])
+    }
+}
