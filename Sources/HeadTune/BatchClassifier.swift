@@ -26,8 +26,9 @@ public struct BatchClassifier {
     /// nil: as many decoders as network threads.
     public var decodeThreads: Int?
 
+    /// A head with a tuned tail runs on its own encoder (`HeadPredictor.encoder`), whatever `encoder` is.
     public init(encoder: ImageEncoder, classifier: Classifier, topK: Int) {
-        self.encoder = encoder
+        if case .head(let predictor) = classifier { self.encoder = predictor.encoder } else { self.encoder = encoder }
         self.classifier = classifier
         self.topK = topK
     }

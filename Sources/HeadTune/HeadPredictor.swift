@@ -61,10 +61,19 @@ public struct HeadPredictor: Sendable {
     public let head: HeadFile
     public let policy: CropPolicy
     public let views: [ImageView]
+    /// The network this head's features come from: the given encoder, or for a head trained with
+    /// `--unfreeze`, that encoder with the head's tuned tail in place.
+    public let encoder: ImageEncoder
 
     /// Refuses a head trained on other encoder weights (its features would mean something else).
     public init(head: HeadFile, path: String, encoder: ImageEncoder) throws {
         try head.requireBackbone(id: encoder.identifier, weightsSHA256: encoder.weightsSHA256, path: path)
+        do {
+            self.encoder = try head.tail.map { try encoder.tuned(with: $0) } ?? encoder
+        } catch {
+            throw TrainingError.invalidHeadFile(path: path, reason: "its tuned tail does not fit \(encoder.identifier): "
+                                                + ((error as? LocalizedError)?.errorDescription ?? "\(error)"))
+        }
         let preprocessing = head.metadata.preprocessing
         guard preprocessing.inputSize == encoder.inputSize else {
             throw TrainingError.invalidHeadFile(path: path, reason: "preprocessing \(preprocessing.policy.rawValue) at "
@@ -94,6 +103,8 @@ public struct HeadPredictor: Sendable {
     public func predict(paths: [String], extractor: FeatureExtractor, progress: (Int, Int) -> Void = { _, _ in })
         throws -> [Result<[Float], Error>]
     {
+        var extractor = extractor
+        extractor.encoder = encoder
         let outcome = try extractor.extract(requests(paths: paths, views: views), featureSet: featureSet, progress: progress)
         return probabilities(for: averagedFeatures(outcome.results, paths: paths.count, views: views.count))
     }

@@ -84,6 +84,9 @@ public enum HeadTraining {
     public static func run(_ request: HeadTrainingRequest, encoder: ImageEncoder, extractor: FeatureExtractor,
                            events: HeadTrainingEvents = HeadTrainingEvents(), now: Date = Date()) throws -> HeadTrainingOutcome {
         try request.configuration.validate()
+        if request.configuration.unfreeze > 0 {
+            return try runWithTail(request, encoder: encoder, extractor: extractor, events: events, now: now)
+        }
         guard let featureCount = encoder.featureCount(for: request.featureSet) else {
             throw HeadTuneError.unsupportedFeatures(featureSet: request.featureSet.rawValue, encoder: encoder.identifier)
         }

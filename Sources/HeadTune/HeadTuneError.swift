@@ -11,6 +11,8 @@ public enum HeadTuneError: Error, LocalizedError, Equatable {
     /// A head or command asked for outputs the encoder does not compute.
     case unsupportedFeatures(featureSet: String, encoder: String)
     case invalidText(reason: String)
+    /// Partial fine-tuning asked of an encoder that cannot do it, or with a dataset that cannot feed it.
+    case fineTuningUnsupported(reason: String)
 
     public var errorDescription: String? {
         switch self {
@@ -25,6 +27,7 @@ public enum HeadTuneError: Error, LocalizedError, Equatable {
         case .unsupportedFeatures(let featureSet, let encoder):
             return "\(encoder) does not compute \(featureSet) features"
         case .invalidText(let reason): return "text encoder input: \(reason)"
+        case .fineTuningUnsupported(let reason): return "partial fine-tuning: \(reason)"
         }
     }
 }

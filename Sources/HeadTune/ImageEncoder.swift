@@ -23,9 +23,14 @@ public final class ImageEncoder: Sendable {
     /// The text encoder trained with this network (a CLIP folder), nil for an image-only network.
     public let pairedTextModel: String?
     let model: any ImageEncoderModel
+    /// What distinguishes this network from the checkpoint's own (a frozen prefix, a tuned tail), in
+    /// its cache identity; nil for the checkpoint's network.
+    let variant: String?
 
-    init(model: any ImageEncoderModel, identifier: String, weightsSHA256: String, maxPixels: Int, pairedTextModel: String? = nil) {
+    init(model: any ImageEncoderModel, identifier: String, weightsSHA256: String, maxPixels: Int, pairedTextModel: String? = nil,
+         variant: String? = nil) {
         self.model = model
+        self.variant = variant
         self.pairedTextModel = pairedTextModel
         self.identifier = identifier
         self.weightsSHA256 = weightsSHA256
@@ -47,12 +52,13 @@ public final class ImageEncoder: Sendable {
     /// The same network with another pixel limit.
     public func withMaxPixels(_ maxPixels: Int) -> ImageEncoder {
         ImageEncoder(model: model, identifier: identifier, weightsSHA256: weightsSHA256, maxPixels: maxPixels,
-                     pairedTextModel: pairedTextModel)
+                     pairedTextModel: pairedTextModel, variant: variant)
     }
 
     /// The same network claiming other weights (tests of the head/weights check).
     func withWeightsSHA256(_ hash: String) -> ImageEncoder {
-        ImageEncoder(model: model, identifier: identifier, weightsSHA256: hash, maxPixels: maxPixels, pairedTextModel: pairedTextModel)
+        ImageEncoder(model: model, identifier: identifier, weightsSHA256: hash, maxPixels: maxPixels, pairedTextModel: pairedTextModel,
+                     variant: variant)
     }
 
     public var preprocessing: PreprocessingSpec { model.preprocessing }
@@ -94,7 +100,7 @@ public final class ImageEncoder: Sendable {
     }
 
     /// The feature-cache key of this network: its id and the full sha256 of its weights.
-    public var cacheIdentity: String { "\(identifier)/\(weightsSHA256)" }
+    public var cacheIdentity: String { "\(identifier)/\(weightsSHA256)" + (variant.map { "#\($0)" } ?? "") }
 
     /// The one view the network's own outputs (ImageNet classifier, embeddings, text space) use.
     public var plainView: ImageView { ImageView(policy: preprocessor.policy) }
@@ -107,6 +113,68 @@ public final class ImageEncoder: Sendable {
     /// A session that runs batches on `threads` threads; one per thread that runs the network.
     public func makeSession(threads: Int) -> EncoderSession {
         EncoderSession(encoder: self, session: model.makeSession(threads: max(1, threads)))
+    }
+}
+
+// MARK: - Partial fine-tuning
+
+extension ImageEncoder {
+    /// How many final blocks `--unfreeze` can train with a head; nil when this network cannot.
+    public var unfreezableBlockCount: Int? { (model as? any PartiallyTrainableImageModel)?.unfreezableBlockCount }
+
+    private func partiallyTrainable() throws -> any PartiallyTrainableImageModel {
+        guard let model = model as? any PartiallyTrainableImageModel else {
+            throw HeadTuneError.fineTuningUnsupported(reason: "\(identifier) cannot train its last blocks (only EfficientNet-Lite can); "
+                                                      + "train without --unfreeze")
+        }
+        return model
+    }
+
+    /// The network up to the cut of `unfreeze`: its `.features` are the cut activations the tail
+    /// trains on, cached under their own identity (the cut is part of it).
+    public func frozenPrefix(unfreeze: Int) throws -> ImageEncoder {
+        ImageEncoder(model: try partiallyTrainable().frozenPrefix(unfreeze: unfreeze), identifier: identifier,
+                     weightsSHA256: weightsSHA256, maxPixels: maxPixels, variant: "prefix-unfreeze-\(unfreeze)")
+    }
+
+    /// The last `unfreeze` blocks with the pretrained weights, to be trained.
+    public func trainableTail(unfreeze: Int, loraRank: Int?) throws -> any TrainableTail {
+        try partiallyTrainable().trainableTail(unfreeze: unfreeze, loraRank: loraRank)
+    }
+
+    /// The network with a head file's tuned tail in place (adapters merged): what every path that
+    /// runs that head (evaluate, classify, embed, serve) extracts its features with.
+    public func tuned(with tail: HeadFile.TunedTail) throws -> ImageEncoder {
+        let model = try partiallyTrainable()
+        let source = TailTensorSource(tensors: tail.tensors)
+        let trainable = try model.trainableTail(unfreeze: tail.settings.unfreeze, loraRank: tail.settings.loraRank, tensors: source)
+        return ImageEncoder(model: try model.applying(trainable), identifier: identifier, weightsSHA256: weightsSHA256,
+                            maxPixels: maxPixels, pairedTextModel: pairedTextModel,
+                            variant: "tail-\(tail.settings.sha256.prefix(16))")
+    }
+}
+
+/// A head file's tail tensors as a checkpoint for the model's strict tail loader.
+struct TailTensorSource: TensorSource {
+    var tensors: [HeadFile.TunedTail.Tensor]
+    var sourceName: String { "head file tail" }
+    var tensorNames: [String] { tensors.map(\.name) }
+    func shape(of name: String) throws -> [Int] { try tensor(name).shape }
+    func floats(_ name: String) throws -> [Float] { try tensor(name).values }
+    private func tensor(_ name: String) throws -> HeadFile.TunedTail.Tensor {
+        guard let t = tensors.first(where: { $0.name == name }) else {
+            throw ModelsError.keyMismatch(file: sourceName, missing: [name], unexpected: [])
+        }
+        return t
+    }
+}
+
+extension TrainableTail {
+    /// The tail's parameters as a head file stores them.
+    public func tunedTail() -> HeadFile.TunedTail {
+        HeadFile.TunedTail(unfreeze: unfreeze, loraRank: loraRank, tensors: tensors.map { t in
+            HeadFile.TunedTail.Tensor(name: t.name, shape: t.shape, values: Array(parameters[t.offset..<(t.offset + t.count)]))
+        })
     }
 }
 

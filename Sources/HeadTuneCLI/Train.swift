@@ -66,6 +66,17 @@ struct Train: ParsableCommand {
     @Option(help: "Seed for the split, initialization, shuffling and dropout: same seed, same head, bit for bit.")
     var seed: UInt64 = 0
 
+    @Option(help: ArgumentHelp("Train the last K blocks of the encoder with the head (the head convolution counts as one; 0: frozen features).",
+                               discussion: "The frozen part runs once per image view and is cached at the cut; each epoch runs only the K blocks. A linear probe is fitted first, then blocks and head are fine-tuned together (AdamW, warm-up, cosine decay), keeping the epoch with the lowest validation loss. EfficientNet-Lite0 has 17."))
+    var unfreeze = 0
+    @Option(help: "Train low-rank adapters of this rank on the unfrozen blocks' 1x1 convolutions instead of their full weights (smaller head files).")
+    var loraRank: Int?
+    @Option(help: "Random views per training image (random resized crops and flips, seeded), each cached at the cut.")
+    var views = TrainingConfiguration().randomViews
+    @Option(help: "Fine-tuning epochs with --unfreeze.") var fineTuneEpochs = TrainingConfiguration().fineTuneEpochs
+    @Option(help: "Peak learning rate of the unfrozen blocks (default: 1e-4, or 1e-3 with --lora-rank).") var tailLearningRate: Float?
+    @Option(help: "Peak learning rate of the head while fine-tuning.") var fineTuneHeadLearningRate = TrainingConfiguration().fineTuneHeadLearningRate
+
     @Option(help: "Also write the exact training and validation features as .npy files into this directory (for comparisons, e.g. scripts/compare_sklearn.py).",
             completion: .directory)
     var dumpFeatures: String?
@@ -77,6 +88,7 @@ struct Train: ParsableCommand {
     func validate() throws {
         guard validationSplit >= 0 && validationSplit < 1 else { throw ValidationError("--validation-split must be in [0, 1)") }
         guard !initFromLabels || head == .linear else { throw ValidationError("--init-from-labels needs --head linear") }
+        guard !initFromLabels || unfreeze == 0 else { throw ValidationError("--init-from-labels works on frozen features: drop --unfreeze") }
         guard labelTemplate.allSatisfy({ $0.contains("{}") }) else { throw ValidationError("each --label-template must contain {}") }
         _ = try augmentations()
         do { try trainingConfiguration.validate() } catch { throw ValidationError(error.localizedDescription) }
@@ -108,6 +120,12 @@ struct Train: ParsableCommand {
         c.patience = patience
         c.seed = seed
         c.initFromLabels = initFromLabels
+        c.unfreeze = unfreeze
+        c.loraRank = loraRank
+        c.randomViews = views
+        c.fineTuneEpochs = fineTuneEpochs
+        c.tailLearningRate = tailLearningRate
+        c.fineTuneHeadLearningRate = fineTuneHeadLearningRate
         return c
     }
 
@@ -147,8 +165,8 @@ struct Train: ParsableCommand {
         events.skipped = { path, error in printError("headtune: skipped \(errorMessage(error, path: path))") }
         events.extraction = extractionProgress(force: report.progress)
         events.epoch = { record in
-            // A compact log: the first epochs, then every 10th.
-            guard record.epoch <= 3 || record.epoch % 10 == 0 else { return }
+            // A compact log: the first epochs, then every 10th (every fine-tuning epoch: there are few).
+            guard unfreeze > 0 || record.epoch <= 3 || record.epoch % 10 == 0 else { return }
             var line = String(format: "epoch %4d  train loss %.4f acc %.4f", record.epoch, record.trainLoss, record.trainAccuracy)
             if let loss = record.validationLoss, let accuracy = record.validationAccuracy {
                 line += String(format: "   val loss %.4f acc %.4f", loss, accuracy)
@@ -173,10 +191,13 @@ struct Train: ParsableCommand {
             printError("headtune: l2 \(selection.chosen) by \(selection.folds)-fold cross-validation (held-out accuracy "
                        + selection.scores.map { "\($0.l2): " + String(format: "%.4f", $0.accuracy) }.joined(separator: ", ") + ")")
         }
-        printError(String(format: "headtune: features %.1f s (%d from cache, %d extracted%@), training %.1f s (%@, %d epochs, best %d%@), total %.1f s",
-                          s.extractionSeconds, s.cacheHits, s.extracted,
+        let method = unfreeze > 0
+            ? "probe + fine-tuning of \(unfreeze) block\(unfreeze == 1 ? "" : "s")" + (loraRank.map { " (LoRA rank \($0))" } ?? "")
+            : meta.training.resolvedOptimizer.rawValue
+        printError(String(format: "headtune: %@ %.1f s (%d from cache, %d extracted%@), training %.1f s (%@, %d epochs, best %d%@), total %.1f s",
+                          unfreeze > 0 ? "cut activations" : "features", s.extractionSeconds, s.cacheHits, s.extracted,
                           s.damagedCacheEntries > 0 ? ", \(s.damagedCacheEntries) damaged cache entries recomputed" : "",
-                          s.trainingSeconds, meta.training.resolvedOptimizer.rawValue, s.epochs, s.bestEpoch,
+                          s.trainingSeconds, method, s.epochs, s.bestEpoch,
                           s.stoppedEarly ? ", stopped early" : "", Date().timeIntervalSince(started)))
         if s.skippedFiles > 0 { printError("headtune: \(s.skippedFiles) file(s) skipped (listed above)") }
         printError("headtune: wrote \(out)")

@@ -101,6 +101,52 @@ public struct ClassificationHead: Sendable, Equatable {
     }
 }
 
+extension ClassificationHead {
+    /// One minibatch of fine-tuning through the head: the loss on standardized rows `x` (weighted,
+    /// smoothed cross-entropy, dropout on an mlp's hidden layer, plus (l2 / 2)·||weights||²), its
+    /// gradient for the head's parameters, and for the rows themselves (what the tail below is trained by).
+    public func trainingGradients(_ x: FeatureMatrix, labels: [Int], rowWeights: [Float]?, smoothing: Float, l2: Float,
+                                  dropout: Float, generator: inout SeededGenerator)
+        -> (loss: Double, parameters: [Float], inputs: [Float])
+    {
+        let a = architecture
+        var pass = HeadPass(architecture: a, rows: x.rows)
+        var logits = [Float](repeating: 0, count: x.rows * a.classes), logitGradient = logits
+        var gradient = [Float](repeating: 0, count: parameters.count), inputs = [Float](repeating: 0, count: x.values.count)
+        var loss = x.values.withUnsafeBufferPointer { xp in
+            parameters.withUnsafeBufferPointer { p in
+                logits.withUnsafeMutableBufferPointer { z in
+                    withUnsafeMutablePointer(to: &generator) { g in
+                        pass.forward(xp.baseAddress!, p.baseAddress!, logits: z.baseAddress!, dropout: dropout, generator: g)
+                    }
+                    return logitGradient.withUnsafeMutableBufferPointer { dz in
+                        let loss = CrossEntropy.loss(logits: z.baseAddress!, rows: x.rows, classes: a.classes, labels: labels,
+                                                     weights: rowWeights, smoothing: smoothing, gradient: dz.baseAddress!)
+                        gradient.withUnsafeMutableBufferPointer { g in
+                            inputs.withUnsafeMutableBufferPointer { dx in
+                                pass.backward(xp.baseAddress!, p.baseAddress!, logitGradient: dz.baseAddress!, gradient: g.baseAddress!,
+                                              inputGradient: dx.baseAddress!)
+                            }
+                        }
+                        return loss
+                    }
+                }
+            }
+        }
+        if l2 > 0 {
+            var penalty = 0.0
+            for tensor in a.tensors where tensor.isDecayed {
+                for i in tensor.offset..<(tensor.offset + tensor.count) {
+                    penalty += Double(parameters[i]) * Double(parameters[i])
+                    gradient[i] += l2 * parameters[i]
+                }
+            }
+            loss += 0.5 * Double(l2) * penalty
+        }
+        return (loss, gradient, inputs)
+    }
+}
+
 /// Forward and backward of one head over one batch of rows, keeping the activations the backward
 /// pass needs. All products go through BLAS.sgemm.
 struct HeadPass {
@@ -142,15 +188,21 @@ struct HeadPass {
         }
     }
 
-    /// Given dLoss/dlogits [rows, classes], writes dLoss/dparameters (overwriting `gradient`).
+    /// Given dLoss/dlogits [rows, classes], writes dLoss/dparameters (overwriting `gradient`), and
+    /// dLoss/dx [rows, inputs] into `inputGradient` when given (training what feeds the head).
     /// `forward` must have run on the same x and parameters.
     func backward(_ x: UnsafePointer<Float>, _ p: UnsafePointer<Float>, logitGradient: UnsafeMutablePointer<Float>,
-                  gradient: UnsafeMutablePointer<Float>) {
+                  gradient: UnsafeMutablePointer<Float>, inputGradient: UnsafeMutablePointer<Float>? = nil) {
         let a = architecture, t = a.tensors
         switch a.kind {
         case .linear:
             Self.affineBackward(x, rows: rows, inputs: a.inputs, outputs: a.classes, outGradient: logitGradient,
                                 weightGradient: gradient + t[0].offset, biasGradient: gradient + t[1].offset)
+            if let inputGradient {
+                // dX [rows, inputs] = dZ [rows, classes] W [classes, inputs]
+                BLAS.sgemm(m: rows, n: a.inputs, k: a.classes, a: logitGradient, lda: a.classes, b: p + t[0].offset, ldb: a.inputs,
+                           c: inputGradient, ldc: a.inputs)
+            }
         case .mlp:
             hidden.withUnsafeBufferPointer { h in
                 Self.affineBackward(h.baseAddress!, rows: rows, inputs: a.hidden, outputs: a.classes, outGradient: logitGradient,
@@ -165,6 +217,10 @@ struct HeadPass {
                 if !mask.isEmpty { for i in 0..<dh.count { dh[i] *= mask[i] } }
                 Self.affineBackward(x, rows: rows, inputs: a.inputs, outputs: a.hidden, outGradient: dh.baseAddress!,
                                     weightGradient: gradient + t[0].offset, biasGradient: gradient + t[1].offset)
+                if let inputGradient {
+                    BLAS.sgemm(m: rows, n: a.inputs, k: a.hidden, a: dh.baseAddress!, lda: a.hidden, b: p + t[0].offset,
+                               ldb: a.inputs, c: inputGradient, ldc: a.inputs)
+                }
             }
         }
     }

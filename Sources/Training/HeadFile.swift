@@ -84,6 +84,8 @@ public struct HeadFile: Sendable {
         /// The k-NN out-of-distribution detector's settings; its training features are the
         /// `ood.bank` tensor. Absent in heads from before format 2.
         public var outOfDistribution: OutOfDistributionDetector.Settings? = nil
+        /// The encoder's last blocks tuned with the head (format 4): their tensors are `tail.<name>`.
+        public var tail: TunedTail.Settings? = nil
 
         public init(labels: [String], backbone: BackboneInfo, preprocessing: Preprocessing, architecture: HeadArchitecture,
                     training: TrainingConfiguration, bestEpoch: Int, dataset: DatasetSummary, validation: ClassificationReport?,
@@ -103,25 +105,84 @@ public struct HeadFile: Sendable {
 
     public static let format = "headtune-head"
     /// 2 adds the optional out-of-distribution detector (`ood.bank`); 3 adds feature sets other than
-    /// `head` (`backbone.features`). The highest version this build reads.
-    public static let formatVersion = 3
+    /// `head` (`backbone.features`); 4 adds a tuned tail of the encoder (`tail`). The highest version
+    /// this build reads: older builds refuse a head with a tail instead of running it on features of
+    /// the untuned encoder.
+    public static let formatVersion = 4
+
+    /// The last blocks of the encoder as trained with this head (`headtune train --unfreeze K`).
+    public struct TunedTail: Sendable, Equatable {
+        public struct Settings: Codable, Sendable, Equatable {
+            /// Final blocks trained (the head convolution counts as one).
+            public var unfreeze: Int
+            /// Adapters of this rank on the 1x1 convolutions instead of their full weights.
+            public var loraRank: Int?
+            /// Tensor names (without the `tail.` prefix) in the tail's order.
+            public var tensors: [String]
+            /// sha256 over the tensors' bytes: the tuned encoder's cache identity.
+            public var sha256: String
+
+            public init(unfreeze: Int, loraRank: Int?, tensors: [String], sha256: String) {
+                self.unfreeze = unfreeze
+                self.loraRank = loraRank
+                self.tensors = tensors
+                self.sha256 = sha256
+            }
+        }
+
+        public struct Tensor: Sendable, Equatable {
+            public var name: String
+            public var shape: [Int]
+            public var values: [Float]
+
+            public init(name: String, shape: [Int], values: [Float]) {
+                self.name = name
+                self.shape = shape
+                self.values = values
+            }
+        }
+
+        public var settings: Settings
+        public var tensors: [Tensor]
+
+        /// Settings (with the sha256) derived from the tensors.
+        public init(unfreeze: Int, loraRank: Int?, tensors: [Tensor]) {
+            var bytes: [UInt8] = []
+            for t in tensors {
+                bytes += Array(t.name.utf8) + [0]
+                t.values.withUnsafeBytes { bytes += $0 }
+            }
+            self.init(settings: Settings(unfreeze: unfreeze, loraRank: loraRank, tensors: tensors.map(\.name),
+                                         sha256: bytes.withUnsafeBytes { SHA256.hex($0) }),
+                      tensors: tensors)
+        }
+
+        public init(settings: Settings, tensors: [Tensor]) {
+            self.settings = settings
+            self.tensors = tensors
+        }
+    }
     static let metadataKey = "headtune"
 
     public var metadata: Metadata
     public var head: ClassificationHead
     public var standardization: Standardization
     public var outOfDistribution: OutOfDistributionDetector?
+    public var tail: TunedTail?
 
     public init(metadata: Metadata, head: ClassificationHead, standardization: Standardization,
-                outOfDistribution: OutOfDistributionDetector? = nil) {
+                outOfDistribution: OutOfDistributionDetector? = nil, tail: TunedTail? = nil) {
         self.metadata = metadata
         self.head = head
         self.standardization = standardization
         self.outOfDistribution = outOfDistribution
+        self.tail = tail
         self.metadata.outOfDistribution = outOfDistribution?.settings
+        self.metadata.tail = tail?.settings
         // The lowest version that describes the head: a `head` head stays readable by builds that know
-        // only format 2, while one on other features is refused there rather than fed 1280 values.
-        self.metadata.formatVersion = metadata.backbone.featureSet == .head ? min(metadata.formatVersion, 2) : 3
+        // only format 2, while one on other features is refused there rather than fed 1280 values, and
+        // one with a tuned tail by builds that would run it on the untuned encoder.
+        self.metadata.formatVersion = tail != nil ? 4 : metadata.backbone.featureSet == .head ? min(metadata.formatVersion, 2) : 3
     }
 
     /// The file contents.
@@ -138,6 +199,7 @@ public struct HeadFile: Sendable {
         if let bank = outOfDistribution?.bank {
             tensors.append(.init(name: "ood.bank", shape: [bank.rows, bank.columns], values: bank.values))
         }
+        for t in tail?.tensors ?? [] { tensors.append(.init(name: "tail.\(t.name)", shape: t.shape, values: t.values)) }
         return SafeTensorsWriter.serialize(tensors, metadata: [Self.metadataKey: json])
     }
 
@@ -174,7 +236,8 @@ public struct HeadFile: Sendable {
         do {
             var parameters = [Float](repeating: 0, count: architecture.parameterCount)
             let expected = Set(architecture.tensors.map { "head.\($0.name)" } + ["standardization.mean", "standardization.inverse_std"]
-                               + (metadata.outOfDistribution == nil ? [] : ["ood.bank"]))
+                               + (metadata.outOfDistribution == nil ? [] : ["ood.bank"])
+                               + (metadata.tail?.tensors.map { "tail.\($0)" } ?? []))
             let unexpected = Set(file.tensorNames).subtracting(expected)
             guard unexpected.isEmpty else {
                 throw TrainingError.invalidHeadFile(path: path, reason: "unexpected tensors \(unexpected.sorted().joined(separator: ", "))")
@@ -190,8 +253,15 @@ public struct HeadFile: Sendable {
                 return OutOfDistributionDetector(settings: settings, bank: FeatureMatrix(
                     rows: settings.bankImages, columns: architecture.inputs, values: try file.tensor("ood.bank", shape: shape)))
             }
+            let tail = try metadata.tail.map { settings in
+                TunedTail(settings: settings, tensors: try settings.tensors.map { name in
+                    let shape = try file.shape(of: "tail.\(name)")
+                    return TunedTail.Tensor(name: name, shape: shape, values: try file.tensor("tail.\(name)", shape: shape))
+                })
+            }
             return HeadFile(metadata: metadata, head: ClassificationHead(architecture: architecture, parameters: parameters),
-                            standardization: Standardization(mean: mean, inverseStd: inverseStd), outOfDistribution: detector)
+                            standardization: Standardization(mean: mean, inverseStd: inverseStd), outOfDistribution: detector,
+                            tail: tail)
         } catch let error as TrainingError {
             throw error
         } catch {

@@ -47,6 +47,28 @@ public struct TrainingConfiguration: Codable, Sendable, Equatable {
     public var patience = 20
     public var seed: UInt64 = 0
 
+    // Partial fine-tuning (`--unfreeze K`): a linear probe first (the head above, on the pretrained
+    // tail's features), then the tail and head together with AdamW (LP-FT, Kumar et al. 2022: fine-tuning
+    // from a fitted head distorts the pretrained features less than from a random one).
+    /// Final blocks trained with the head (the head convolution counts as one); 0: frozen features.
+    public var unfreeze = 0
+    /// Low-rank adapters of this rank on the tail's 1x1 convolutions instead of training them in full.
+    public var loraRank: Int? = nil
+    /// Random views per training image (random resized crops and flips, seeded), beside the plain and
+    /// mirrored ones; each is cached at the cut.
+    public var randomViews = 0
+    /// Fine-tuning epochs (warm-up of one epoch, then cosine decay), minibatch size, and peak learning
+    /// rates of the tail and of the head; the head keeps the probe's L2.
+    public var fineTuneEpochs = 10
+    public var fineTuneBatchSize = 32
+    /// nil: 1e-4 for a fully trained tail, 1e-3 for adapters (which start at zero effect).
+    public var tailLearningRate: Float? = nil
+    public var fineTuneHeadLearningRate: Float = 3e-4
+    /// Decoupled weight decay on the tail's weights (AdamW).
+    public var tailWeightDecay: Float = 1e-2
+
+    public var resolvedTailLearningRate: Float { tailLearningRate ?? (loraRank == nil ? 1e-4 : 1e-3) }
+
     public init() {}
 
     public var resolvedOptimizer: OptimizerKind { optimizer ?? (head == .linear ? .lbfgs : .adamw) }
@@ -74,6 +96,14 @@ public struct TrainingConfiguration: Codable, Sendable, Equatable {
         try read(.classWeights, &classWeights)
         try read(.patience, &patience)
         try read(.seed, &seed)
+        try read(.unfreeze, &unfreeze)
+        loraRank = try c.decodeIfPresent(Int.self, forKey: .loraRank)
+        try read(.randomViews, &randomViews)
+        try read(.fineTuneEpochs, &fineTuneEpochs)
+        try read(.fineTuneBatchSize, &fineTuneBatchSize)
+        tailLearningRate = try c.decodeIfPresent(Float.self, forKey: .tailLearningRate)
+        try read(.fineTuneHeadLearningRate, &fineTuneHeadLearningRate)
+        try read(.tailWeightDecay, &tailWeightDecay)
     }
 
     public func validate() throws {
@@ -87,6 +117,13 @@ public struct TrainingConfiguration: Codable, Sendable, Equatable {
         try check(maxEpochs >= 1 && batchSize >= 1, "epochs and batch size must be at least 1")
         try check(labelSmoothing >= 0 && labelSmoothing < 1, "label smoothing must be in [0, 1)")
         try check(patience >= 0, "patience must not be negative")
+        try check(unfreeze >= 0, "--unfreeze must not be negative (0 trains the head on frozen features)")
+        try check(loraRank.map { $0 >= 1 } ?? true, "--lora-rank must be at least 1")
+        try check(loraRank == nil || unfreeze > 0, "--lora-rank adapts unfrozen blocks: give --unfreeze K (K >= 1) too")
+        try check(randomViews >= 0 && randomViews <= 64, "--views must be between 0 and 64")
+        try check(fineTuneEpochs >= 1 && fineTuneBatchSize >= 1, "fine-tuning epochs and batch size must be at least 1")
+        try check((tailLearningRate ?? 1) > 0 && fineTuneHeadLearningRate > 0, "learning rates must be positive")
+        try check(tailWeightDecay >= 0, "weight decay must not be negative")
     }
 }
 
@@ -97,6 +134,14 @@ public struct EpochRecord: Codable, Sendable, Equatable {
     public var trainAccuracy: Double
     public var validationLoss: Double?
     public var validationAccuracy: Double?
+
+    public init(epoch: Int, trainLoss: Double, trainAccuracy: Double, validationLoss: Double? = nil, validationAccuracy: Double? = nil) {
+        self.epoch = epoch
+        self.trainLoss = trainLoss
+        self.trainAccuracy = trainAccuracy
+        self.validationLoss = validationLoss
+        self.validationAccuracy = validationAccuracy
+    }
 }
 
 /// What training produced.
@@ -111,6 +156,17 @@ public struct TrainingResult: Sendable {
     public var l2: Float
     /// The cross-validation behind a chosen L2 (nil when it was given or not needed).
     public var l2Selection: L2Selection?
+
+    public init(head: ClassificationHead, standardization: Standardization, history: [EpochRecord], bestEpoch: Int,
+                stoppedEarly: Bool, l2: Float, l2Selection: L2Selection?) {
+        self.head = head
+        self.standardization = standardization
+        self.history = history
+        self.bestEpoch = bestEpoch
+        self.stoppedEarly = stoppedEarly
+        self.l2 = l2
+        self.l2Selection = l2Selection
+    }
 }
 
 /// Fits a head on backbone features.
@@ -235,7 +291,7 @@ public enum HeadTrainer {
     }
 
     /// Unsmoothed, unweighted log loss and accuracy of `head` on standardized features.
-    static func evaluate(_ head: ClassificationHead, _ x: FeatureMatrix, _ labels: [Int]) -> (loss: Double, accuracy: Double) {
+    public static func evaluate(_ head: ClassificationHead, _ x: FeatureMatrix, _ labels: [Int]) -> (loss: Double, accuracy: Double) {
         let logits = head.logits(x)
         let classes = head.architecture.classes
         let loss = logits.withUnsafeBufferPointer {

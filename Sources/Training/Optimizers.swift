@@ -123,6 +123,28 @@ public struct AdamW: Sendable {
     }
 }
 
+/// Linear warm-up to the peak learning rate, then cosine decay to zero (Loshchilov & Hutter 2017,
+/// without restarts), over a fixed number of steps: the usual schedule for fine-tuning with AdamW.
+public struct WarmupCosineSchedule: Sendable, Equatable {
+    public var peak: Float
+    public var warmupSteps: Int
+    public var totalSteps: Int
+
+    public init(peak: Float, warmupSteps: Int, totalSteps: Int) {
+        self.peak = peak
+        self.warmupSteps = max(0, warmupSteps)
+        self.totalSteps = max(1, totalSteps)
+    }
+
+    /// The learning rate of step `step` (0-based).
+    public func learningRate(at step: Int) -> Float {
+        if step < warmupSteps { return peak * Float(step + 1) / Float(warmupSteps) }
+        let decaySteps = max(1, totalSteps - warmupSteps)
+        let progress = min(1, Float(step - warmupSteps) / Float(decaySteps))
+        return peak * 0.5 * (1 + cosf(Float.pi * progress))
+    }
+}
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Musl)
