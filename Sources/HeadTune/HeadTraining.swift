@@ -56,6 +56,23 @@ public struct HeadTrainingOutcome {
         public var trainImages: [Int]
         public var validation: FeatureMatrix
         public var validationLabels: [Int]
+        /// With `--unfreeze`: the cut activations the tail was trained on, and the probe it started from.
+        public var cut: CutData? = nil
+    }
+
+    /// What fine-tuning started from, for running the same work elsewhere (scripts/bench_finetune_peers.py).
+    public struct CutData {
+        /// [rows, cut width] training rows (one per view), their labels and images.
+        public var train: FeatureMatrix
+        public var trainLabels: [Int]
+        public var trainImages: [Int]
+        /// [images · views, cut width]: each validation image's prediction views, consecutively.
+        public var validation: FeatureMatrix
+        public var views: Int
+        /// The linear probe (standardized space) and its standardization, and its L2.
+        public var probe: ClassificationHead
+        public var standardization: Standardization
+        public var l2: Float
     }
 
     public struct Statistics {
@@ -69,6 +86,8 @@ public struct HeadTrainingOutcome {
         /// Seconds spent getting features, and training.
         public var extractionSeconds = 0.0
         public var trainingSeconds = 0.0
+        /// Of `trainingSeconds`, the fine-tuning epochs of `--unfreeze` (after the probe).
+        public var fineTuningSeconds = 0.0
         public var epochs = 0
         public var bestEpoch = 0
         public var stoppedEarly = false

@@ -178,7 +178,11 @@ extension HeadTraining {
         return HeadTrainingOutcome(headFile: file, statistics: statistics,
                                    data: .init(train: trainFeatures, trainLabels: featureRows.trainLabels,
                                                trainImages: featureRows.trainImages, validation: validationFeatures,
-                                               validationLabels: rows.validationLabels))
+                                               validationLabels: rows.validationLabels,
+                                               cut: .init(train: rows.train, trainLabels: rows.trainLabels, trainImages: rows.trainImages,
+                                                          validation: rows.validation, views: predictionViews.count,
+                                                          probe: tuned.probe.head, standardization: tuned.probe.standardization,
+                                                          l2: tuned.probe.l2)))
     }
 
     /// The tail's output for cut rows, in minibatches; with `views` > 1, consecutive rows are one
@@ -209,6 +213,7 @@ extension HeadTraining {
 
     struct TunedResult {
         var result: TrainingResult
+        var probe: TrainingResult
     }
 
     /// The linear probe on the pretrained tail, then AdamW on tail and head; leaves the kept epoch's
@@ -268,6 +273,8 @@ extension HeadTraining {
         let dropout = c.head == .mlp ? c.dropout : 0
         let totalSteps = stepsPerEpoch * c.fineTuneEpochs
         events.extraction("fine-tuning steps", 0, totalSteps)
+        let fineTuningStart = Date()
+        defer { statistics.fineTuningSeconds = Date().timeIntervalSince(fineTuningStart) }
         for epoch in 1...c.fineTuneEpochs {
             generator.shuffle(&order)
             var lossSum = 0.0, correct = 0
@@ -334,6 +341,7 @@ extension HeadTraining {
         statistics.bestEpoch = rows.validation.rows > 0 ? best.epoch : history.count
         return TunedResult(result: TrainingResult(head: head, standardization: standardization, history: history,
                                                   bestEpoch: statistics.bestEpoch, stoppedEarly: stoppedEarly, l2: probe.l2,
-                                                  l2Selection: probe.l2Selection))
+                                                  l2Selection: probe.l2Selection),
+                           probe: probe)
     }
 }

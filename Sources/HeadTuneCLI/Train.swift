@@ -199,6 +199,10 @@ struct Train: ParsableCommand {
                           s.damagedCacheEntries > 0 ? ", \(s.damagedCacheEntries) damaged cache entries recomputed" : "",
                           s.trainingSeconds, method, s.epochs, s.bestEpoch,
                           s.stoppedEarly ? ", stopped early" : "", Date().timeIntervalSince(started)))
+        if unfreeze > 0 {
+            printError(String(format: "headtune: fine-tuning %.1f s for %d rows x %d epochs (%.0f rows/s)", s.fineTuningSeconds,
+                              meta.dataset.trainRows, s.epochs, Double(meta.dataset.trainRows * s.epochs) / max(s.fineTuningSeconds, 1e-9)))
+        }
         if s.skippedFiles > 0 { printError("headtune: \(s.skippedFiles) file(s) skipped (listed above)") }
         printError("headtune: wrote \(out)")
         if let validation = outcome.report {
@@ -213,13 +217,28 @@ struct Train: ParsableCommand {
     private func dump(_ outcome: HeadTrainingOutcome, to directory: String) throws {
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         let d = outcome.data
-        let files: [(String, [Float], [Int])] = [
+        var files: [(String, [Float], [Int])] = [
             ("train_features", d.train.values, [d.train.rows, d.train.columns]),
             ("train_labels", d.trainLabels.map(Float.init), [d.trainLabels.count]),
             ("train_images", d.trainImages.map(Float.init), [d.trainImages.count]),
             ("validation_features", d.validation.values, [d.validation.rows, d.validation.columns]),
             ("validation_labels", d.validationLabels.map(Float.init), [d.validationLabels.count]),
         ]
+        if let cut = d.cut {
+            // With --unfreeze: the cut activations (NHWC per row, then the frozen stages' pooled values) and
+            // the probe fine-tuning started from, for scripts/bench_finetune_peers.py.
+            let p = cut.probe.parameters, a = cut.probe.architecture
+            files += [
+                ("cut_train", cut.train.values, [cut.train.rows, cut.train.columns]),
+                ("cut_train_labels", cut.trainLabels.map(Float.init), [cut.trainLabels.count]),
+                ("cut_validation", cut.validation.values, [cut.validation.rows, cut.validation.columns]),
+                ("probe_weight", Array(p[0..<(a.classes * a.inputs)]), [a.classes, a.inputs]),
+                ("probe_bias", Array(p[(a.classes * a.inputs)...]), [a.classes]),
+                ("probe_mean", cut.standardization.mean, [cut.standardization.mean.count]),
+                ("probe_inverse_std", cut.standardization.inverseStd, [cut.standardization.inverseStd.count]),
+                ("probe_l2", [cut.l2], [1]),
+            ]
+        }
         for (name, values, shape) in files {
             let sink = try OutputSink(path: "\(directory)/\(name).npy")
             sink.write(NumpyArray.float32(values, shape: shape))

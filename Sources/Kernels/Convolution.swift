@@ -147,6 +147,23 @@ public func softmaxRows(_ x: UnsafeMutablePointer<Float>, rows: Int, columns: In
     }
 }
 
+/// `pointwiseConvolution` without activation for training batches (thousands of rows): one GEMM per
+/// thread over its share of the rows, so OpenBLAS packs the weights once per thread instead of once
+/// per row tile (the tiles are for inference, where the epilogue should find the output in cache).
+/// - input: [rows, inChannels]; weight: [outChannels, inChannels]; output: [rows, outChannels]
+public func pointwiseConvolutionBatch(
+    input: UnsafePointer<Float>, rows: Int, inChannels: Int, weight: UnsafePointer<Float>, bias: UnsafePointer<Float>,
+    outChannels: Int, output: UnsafeMutablePointer<Float>, threads: Int
+) {
+    guard rows > 0 else { return }
+    parallelFor(rows, threads: threads, minimumChunk: 64) { range in
+        let out = output + range.lowerBound * outChannels
+        BLAS.sgemm(transposeB: true, m: range.count, n: outChannels, k: inChannels, a: input + range.lowerBound * inChannels,
+                   lda: inChannels, b: weight, ldb: inChannels, c: out, ldc: outChannels)
+        hk_bias_activation(out, 0, range.count, outChannels, bias, nil, 0)
+    }
+}
+
 // MARK: - Backward passes (fine-tuning the last blocks)
 //
 // Each accumulates into its gradient outputs (`+=`): a tensor used twice (a block input that feeds

@@ -328,7 +328,8 @@ public final class EfficientNetLiteTail: TrainableTail {
             }
             saved.headPre.withUnsafeBufferPointer { relu6Backward(preActivation: $0.baseAddress!, gradient: d.baseAddress!, count: d.count) }
         }
-        var dx = [Float](repeating: 0, count: saved.headInput.count)
+        // With the head convolution alone in the tail, its input is frozen: no input gradient.
+        var dx = [Float](repeating: 0, count: cut < network.blocks.count ? saved.headInput.count : 0)
         convolutionBackward("head", input: saved.headInput, rows: count * positions, weight: saved.weights.head.weight,
                             outputs: head, outputGradient: dHead, inputGradient: &dx, gradient: parameterGradient, threads: threads)
 
@@ -402,9 +403,8 @@ public final class EfficientNetLiteTail: TrainableTail {
             weight.withUnsafeBufferPointer { w in
                 bias.withUnsafeBufferPointer { b in
                     y.withUnsafeMutableBufferPointer { y in
-                        pointwiseConvolution(input: x.baseAddress!, rows: rows, inChannels: inputs, weight: w.baseAddress!,
-                                             bias: b.baseAddress!, outChannels: outputs, activation: .identity,
-                                             output: y.baseAddress!, threads: threads)
+                        pointwiseConvolutionBatch(input: x.baseAddress!, rows: rows, inChannels: inputs, weight: w.baseAddress!,
+                                                  bias: b.baseAddress!, outChannels: outputs, output: y.baseAddress!, threads: threads)
                     }
                 }
             }

@@ -63,7 +63,7 @@ public struct TrainingConfiguration: Codable, Sendable, Equatable {
     public var fineTuneBatchSize = 32
     /// nil: 1e-4 for a fully trained tail, 1e-3 for adapters (which start at zero effect).
     public var tailLearningRate: Float? = nil
-    public var fineTuneHeadLearningRate: Float = 3e-4
+    public var fineTuneHeadLearningRate: Float = 1e-5
     /// Decoupled weight decay on the tail's weights (AdamW).
     public var tailWeightDecay: Float = 1e-2
 
