@@ -21,7 +21,8 @@ func buildApplication(_ configuration: ServerConfiguration, host: ModelHost, met
                        services: [host], logger: logger)
 }
 
-/// Routes (see each handler for its request and response documents).
+/// Routes (see each handler for its request and response documents; all are described in
+/// Resources/openapi.json).
 func buildRouter(host: ModelHost, metrics: ServiceMetrics, limits: RequestLimits) -> Router<BasicRequestContext> {
     let router = Router()
     router.add(middleware: RequestObservationMiddleware(metrics: metrics, maxBodyBytes: limits.maxBodyBytes))
@@ -36,5 +37,7 @@ func buildRouter(host: ModelHost, metrics: ServiceMetrics, limits: RequestLimits
     router.post("/v1/embed/text", use: text.embedText)
     router.post("/v1/zero-shot", use: text.zeroShot)
     router.post("/v1/match", use: text.match)
+    OpenInferenceRoutes.add(to: router, host: host, limits: limits)
+    router.get("/openapi.json", use: OpenAPIDocument.handle)
     return router
 }

@@ -4,7 +4,8 @@ import HeadTune
 import Hummingbird
 
 /// Every way a request can fail, with the HTTP status it maps to. Responses carry
-/// `{"error": {"code": ..., "message": ...}}`; `message` is the same text the CLI prints.
+/// `{"error": {"code": ..., "message": ...}}` (the Open Inference Protocol routes under `/v2`:
+/// `{"error": message}`, the document its clients parse); `message` is the same text the CLI prints.
 public enum ServiceError: Error, LocalizedError, Equatable, Sendable {
     /// 413: the body is over the limit (bytes).
     case bodyTooLarge(limit: Int)
@@ -20,6 +21,8 @@ public enum ServiceError: Error, LocalizedError, Equatable, Sendable {
     case undecodableImage(String)
     /// 404: no head of that name is loaded.
     case unknownHead(name: String, loaded: [String])
+    /// 404: the model (head) exists, but not in that version (every head has one version, "1").
+    case unknownModelVersion(model: String, version: String, available: [String])
     /// 404: the route needs the text encoder, which this server has not loaded.
     case textEncoderUnavailable(reason: String)
     /// 404: no such route.
@@ -41,7 +44,7 @@ public enum ServiceError: Error, LocalizedError, Equatable, Sendable {
         case .unsupportedMediaType: .unsupportedMediaType
         case .badRequest: .badRequest
         case .undecodableImage: .unprocessableContent
-        case .unknownHead, .textEncoderUnavailable, .notFound: .notFound
+        case .unknownHead, .unknownModelVersion, .textEncoderUnavailable, .notFound: .notFound
         case .notReady, .queueFull, .timeout, .shuttingDown: .serviceUnavailable
         case .internal: .internalServerError
         }
@@ -57,6 +60,7 @@ public enum ServiceError: Error, LocalizedError, Equatable, Sendable {
         case .badRequest: "bad_request"
         case .undecodableImage: "undecodable_image"
         case .unknownHead: "unknown_head"
+        case .unknownModelVersion: "unknown_model_version"
         case .textEncoderUnavailable: "text_encoder_unavailable"
         case .notFound: "not_found"
         case .notReady: "not_ready"
@@ -86,6 +90,8 @@ public enum ServiceError: Error, LocalizedError, Equatable, Sendable {
         case .undecodableImage(let message): message
         case .unknownHead(let name, let loaded):
             "no head named '\(name)'; loaded: \(loaded.joined(separator: ", "))"
+        case .unknownModelVersion(let model, let version, let available):
+            "model '\(model)' has no version '\(version)'; versions: \(available.joined(separator: ", "))"
         case .textEncoderUnavailable(let reason): "the text encoder is not loaded (\(reason))"
         case .notFound(let method, let path): "no route for \(method) \(path)"
         case .notReady: "the server is still loading its weights and heads"
@@ -96,17 +102,21 @@ public enum ServiceError: Error, LocalizedError, Equatable, Sendable {
         }
     }
 
-    /// The JSON error document.
+    /// The JSON error document of the headtune routes.
     var json: JSONValue {
         .object([("error", .object([("code", .string(code)), ("message", .string(errorDescription ?? code))]))])
     }
+
+    /// The Open Inference Protocol's error document (`tritonclient` and `kserve` read `error` as a string).
+    var openInferenceJSON: JSONValue { .object([("error", .string(errorDescription ?? code))]) }
 }
 
 extension ServiceError: HTTPResponseError {
     public func response(from request: Request, context: some RequestContext) throws -> Response {
         var headers: HTTPFields = [.contentType: "application/json; charset=utf-8"]
         if let retryAfterSeconds { headers[.retryAfter] = String(retryAfterSeconds) }
-        return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(string: json.serialized() + "\n")))
+        let document = OpenInferenceRoutes.serves(path: request.uri.path) ? openInferenceJSON : json
+        return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(string: document.serialized() + "\n")))
     }
 }
 
