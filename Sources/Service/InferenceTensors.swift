@@ -51,7 +51,7 @@ struct InferenceInputTensor {
             var values: [Float] = []
             values.reserveCapacity(elements.count)
             for (index, element) in elements.enumerated() {
-                guard let number = element as? NSNumber, !(element is Bool) else {
+                guard let number = element as? NSNumber else {
                     throw .badRequest("input '\(name)' element \(index) is not a number")
                 }
                 values.append(number.floatValue)
@@ -238,30 +238,42 @@ struct InferenceOutputTensor {
     }
 }
 
-/// The inference response: JSON alone, or (when an output is binary) the JSON header followed by
+/// An inference response: JSON alone, or (when an output is binary) the JSON header followed by
 /// the binary outputs in order, with `Inference-Header-Content-Length`.
-func inferenceResponse(model: String, version: String, id: String?, outputs: [InferenceOutputTensor]) -> Response {
-    var binary: [UInt8] = []
-    let described: [JSONValue] = outputs.map { output in
-        var members: [(String, JSONValue)] = [("name", .string(output.name)), ("datatype", .string(output.datatype.rawValue)),
-                                              ("shape", .array(output.shape.map { .integer($0) }))]
-        if output.binary {
-            let data = output.binaryData
-            binary += data
-            members.append(("parameters", .object([("binary_data_size", .integer(data.count))])))
-        } else {
-            members.append(("data", output.jsonData))
+struct InferenceResponseDocument {
+    var model: String
+    var version: String
+    var id: String?
+    var outputs: [InferenceOutputTensor]
+
+    /// The body, and the JSON header's length when binary outputs follow it.
+    func encoded() -> (body: [UInt8], headerLength: Int?) {
+        var binary: [UInt8] = []
+        let described: [JSONValue] = outputs.map { output in
+            var members: [(String, JSONValue)] = [("name", .string(output.name)), ("datatype", .string(output.datatype.rawValue)),
+                                                  ("shape", .array(output.shape.map { .integer($0) }))]
+            if output.binary {
+                let data = output.binaryData
+                binary += data
+                members.append(("parameters", .object([("binary_data_size", .integer(data.count))])))
+            } else {
+                members.append(("data", output.jsonData))
+            }
+            return .object(members)
         }
-        return .object(members)
+        var document: [(String, JSONValue)] = [("model_name", .string(model)), ("model_version", .string(version))]
+        if let id { document.append(("id", .string(id))) }
+        document.append(("outputs", .array(described)))
+        let header = Array(JSONValue.object(document).serialized().utf8)
+        return outputs.contains(where: \.binary) ? (header + binary, header.count) : (header + Array("\n".utf8), nil)
     }
-    var document: [(String, JSONValue)] = [("model_name", .string(model)), ("model_version", .string(version))]
-    if let id { document.append(("id", .string(id))) }
-    document.append(("outputs", .array(described)))
-    let header = JSONValue.object(document).serialized()
-    guard outputs.contains(where: \.binary) else { return jsonResponse(.object(document)) }
-    var body = ByteBuffer(string: header)
-    body.writeBytes(binary)
-    return Response(status: .ok, headers: [.contentType: "application/octet-stream",
-                                           InferenceTensors.headerLengthField: String(header.utf8.count)],
-                    body: .init(byteBuffer: body))
+
+    var response: Response {
+        let (body, headerLength) = encoded()
+        var headers: HTTPFields = [.contentType: "application/json; charset=utf-8"]
+        if let headerLength {
+            headers = [.contentType: "application/octet-stream", InferenceTensors.headerLengthField: String(headerLength)]
+        }
+        return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: body)))
+    }
 }

@@ -161,7 +161,7 @@ struct OpenInferenceHandlers: Sendable {
             }
             return InferenceOutputTensor(name: output.name, shape: shape, values: values, binary: output.binary)
         }
-        return inferenceResponse(model: head.name, version: OpenInferenceRoutes.modelVersion, id: document.id, outputs: tensors)
+        return InferenceResponseDocument(model: head.name, version: OpenInferenceRoutes.modelVersion, id: document.id, outputs: tensors).response
     }
 
     /// The head the path names, in the version it names (404 otherwise).
