@@ -27,6 +27,8 @@ public enum ServiceError: Error, LocalizedError, Equatable, Sendable {
     case textEncoderUnavailable(reason: String)
     /// 404: no such route.
     case notFound(method: String, path: String)
+    /// 405: the route exists, with other methods.
+    case methodNotAllowed(method: String, path: String, allowed: [String])
     /// 503: weights and heads are still loading.
     case notReady
     /// 503: the inference queue is full; retry after the given seconds.
@@ -45,6 +47,7 @@ public enum ServiceError: Error, LocalizedError, Equatable, Sendable {
         case .badRequest: .badRequest
         case .undecodableImage: .unprocessableContent
         case .unknownHead, .unknownModelVersion, .textEncoderUnavailable, .notFound: .notFound
+        case .methodNotAllowed: .methodNotAllowed
         case .notReady, .queueFull, .timeout, .shuttingDown: .serviceUnavailable
         case .internal: .internalServerError
         }
@@ -63,6 +66,7 @@ public enum ServiceError: Error, LocalizedError, Equatable, Sendable {
         case .unknownModelVersion: "unknown_model_version"
         case .textEncoderUnavailable: "text_encoder_unavailable"
         case .notFound: "not_found"
+        case .methodNotAllowed: "method_not_allowed"
         case .notReady: "not_ready"
         case .queueFull: "queue_full"
         case .timeout: "timeout"
@@ -94,6 +98,7 @@ public enum ServiceError: Error, LocalizedError, Equatable, Sendable {
             "model '\(model)' has no version '\(version)'; versions: \(available.joined(separator: ", "))"
         case .textEncoderUnavailable(let reason): "the text encoder is not loaded (\(reason))"
         case .notFound(let method, let path): "no route for \(method) \(path)"
+        case .methodNotAllowed(let method, let path, let allowed): "\(path) does not answer \(method); it answers \(allowed.joined(separator: ", "))"
         case .notReady: "the server is still loading its weights and heads"
         case .queueFull(let capacity): "the inference queue is full (\(capacity) images); retry later"
         case .timeout(let seconds): "the request was not answered within \(seconds.formatted()) s"
@@ -115,6 +120,7 @@ extension ServiceError: HTTPResponseError {
     public func response(from request: Request, context: some RequestContext) throws -> Response {
         var headers: HTTPFields = [.contentType: "application/json; charset=utf-8"]
         if let retryAfterSeconds { headers[.retryAfter] = String(retryAfterSeconds) }
+        if case .methodNotAllowed(_, _, let allowed) = self { headers[.allow] = allowed.joined(separator: ", ") }
         let document = OpenInferenceRoutes.serves(path: request.uri.path) ? openInferenceJSON : json
         return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(string: document.serialized() + "\n")))
     }

@@ -245,6 +245,14 @@ import Testing
             let route = try await client.execute(uri: "/v2/repository/index", method: .post)
             #expect(route.status == .notFound)
             #expect(route.object["error"] as? String == "no route for POST /v2/repository/index")
+            // A route asked with a method it does not answer: 405 with Allow.
+            let method = try await client.execute(uri: "/v2/health/live", method: .post)
+            #expect(method.status == .methodNotAllowed)
+            #expect(method.headers[.allow] == "GET")
+            #expect(method.object["error"] as? String == "/v2/health/live does not answer POST; it answers GET")
+            let infer = try await client.execute(uri: "/v2/models/pets/versions/1/infer", method: .get)
+            #expect(infer.status == .methodNotAllowed)
+            #expect(infer.headers[.allow] == "POST")
             // The headtune routes keep their own document.
             let v1 = try await client.execute(uri: "/v1/nope", method: .get)
             #expect(v1.errorCode == "not_found")
