@@ -111,11 +111,13 @@ class OpenInferenceWithStockClients(unittest.TestCase):
 
     def run_in_venv(self, arguments: list[str], timeout: float, program: Path = VENV_PYTHON) -> subprocess.CompletedProcess:
         environment = dict(os.environ, HEADTUNE_URL=self.address)
-        return subprocess.run([str(program), *arguments], cwd=ROOT, env=environment, capture_output=True, text=True,
-                              timeout=timeout)
+        # In a scratch directory: schemathesis leaves a .schemathesis/ cache where it runs.
+        with tempfile.TemporaryDirectory() as scratch:
+            return subprocess.run([str(program), *arguments], cwd=scratch, env=environment, capture_output=True, text=True,
+                                  timeout=timeout)
 
     def test_tritonclient_and_kserve_answer_as_v1(self):
-        run = self.run_in_venv(["-m", "unittest", "-v", "scripts/open_inference_clients.py"], timeout=300)
+        run = self.run_in_venv([str(ROOT / "scripts" / "open_inference_clients.py"), "-v"], timeout=300)
         self.assertEqual(run.returncode, 0, run.stdout + run.stderr)
         self.assertIn("OK", run.stderr)
 
@@ -130,7 +132,7 @@ class OpenInferenceWithStockClients(unittest.TestCase):
         self.assertEqual(run.returncode, 0, run.stdout[-6000:] + run.stderr[-2000:])
 
     def test_readme_manifests_are_valid_kubernetes(self):
-        run = self.run_in_venv(["scripts/validate_manifests.py"], timeout=120)
+        run = self.run_in_venv([str(ROOT / "scripts" / "validate_manifests.py")], timeout=120)
         self.assertEqual(run.returncode, 0, run.stdout + run.stderr)
 
 
