@@ -21,10 +21,12 @@ func buildApplication(_ configuration: ServerConfiguration, host: ModelHost, met
                        services: [host], logger: logger)
 }
 
-/// Routes (see each handler for its request and response documents).
+/// Routes (see each handler for its request and response documents; all are described in
+/// Resources/openapi.json).
 func buildRouter(host: ModelHost, metrics: ServiceMetrics, limits: RequestLimits) -> Router<BasicRequestContext> {
     let router = Router()
-    router.add(middleware: RequestObservationMiddleware(metrics: metrics, maxBodyBytes: limits.maxBodyBytes))
+    let routes = RouteMethods()
+    router.add(middleware: RequestObservationMiddleware(metrics: metrics, maxBodyBytes: limits.maxBodyBytes, routes: routes))
     let status = StatusHandlers(host: host, metrics: metrics)
     router.get("/healthz", use: status.health)
     router.get("/readyz", use: status.ready)
@@ -36,5 +38,8 @@ func buildRouter(host: ModelHost, metrics: ServiceMetrics, limits: RequestLimits
     router.post("/v1/embed/text", use: text.embedText)
     router.post("/v1/zero-shot", use: text.zeroShot)
     router.post("/v1/match", use: text.match)
+    OpenInferenceRoutes.add(to: router, host: host, limits: limits)
+    router.get("/openapi.json", use: OpenAPIDocument.handle)
+    routes.record(router.routes)
     return router
 }

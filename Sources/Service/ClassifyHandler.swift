@@ -16,19 +16,9 @@ struct ClassifyHandler: Sendable {
         let head = try models.head(named: request.uri.queryParameters.get("head") ?? models.heads.first?.name ?? ModelSpecification.imagenetHead)
         let topK = try request.queryInt("top_k", default: 5, range: 1...100_000)
         let (images, _) = try await readImages(request, limits: limits)
-        let views = head.predictor?.views ?? [models.encoder.plainView]
-        let encoder = models.encoder
-        let outputs: [ImageOutput] = head.predictor.map { encoder.outputs(for: $0.featureSet) } ?? [.logits]
-        let encoded = try await runEncoder(on: images, views: views, outputs: outputs, models: models, limits: limits)
-        // Per image: probabilities, and the out-of-distribution score and verdict when the head has them.
-        let scored: [(probabilities: [Float], oodScore: Float?, unknown: Bool?)]
-        if let predictor = head.predictor {
-            scored = predictor.outputs(viewFeatures: encoded.flatMap { $0.map { $0.features(predictor.featureSet, of: encoder) } }).map {
-                ($0.probabilities, $0.outOfDistributionScore, $0.isUnknown)
-            }
-        } else {
-            scored = encoded.map { (probabilities(fromLogits: $0[0].logits ?? []), nil, nil) }
-        }
+        let encoded = try await runEncoder(on: images, views: head.views(on: models.encoder),
+                                           outputs: head.requiredOutputs(on: models.encoder), models: models, limits: limits)
+        let scored = head.score(encoded, encoder: models.encoder)
         let k = min(topK, head.labels.count)
         let records: [JSONValue] = zip(images, scored).map { image, output in
             var record = ClassificationRecord(path: image.name)

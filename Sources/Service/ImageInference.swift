@@ -29,7 +29,18 @@ func runEncoder(on images: [UploadedImage], views: [ImageView], outputs: [ImageO
         worker.withdrawArrival()
         throw error
     }
-    let results = try await worker.infer(inputs: inputs, count: count, timeout: limits.timeout, announced: true,
-                                         outputs: outputs)
-    return images.indices.map { i in Array(results[(i * views.count)..<((i + 1) * views.count)]) }
+    return try await runEncoder(onPrepared: inputs, images: images.count, views: views.count, outputs: outputs,
+                                models: models, limits: limits, announced: true)
+}
+
+/// Runs network inputs prepared elsewhere (by `runEncoder(on:...)`, or sent already preprocessed)
+/// through the batching worker.
+/// - inputs: [images * views, size, size, 3], every view of the first image, then of the second, ...
+/// - announced: the caller announced the arrival to the worker (see `InferenceWorker.announceArrival`)
+/// - returns: per image, per view, what the encoder computed
+func runEncoder(onPrepared inputs: [Float], images: Int, views: Int, outputs: [ImageOutput], models: LoadedModels,
+                limits: RequestLimits, announced: Bool = false) async throws -> [[EncodedImage]] {
+    let results = try await models.worker.infer(inputs: inputs, count: images * views, timeout: limits.timeout,
+                                                announced: announced, outputs: outputs)
+    return (0..<images).map { i in Array(results[(i * views)..<((i + 1) * views)]) }
 }

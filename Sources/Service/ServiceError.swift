@@ -4,7 +4,8 @@ import HeadTune
 import Hummingbird
 
 /// Every way a request can fail, with the HTTP status it maps to. Responses carry
-/// `{"error": {"code": ..., "message": ...}}`; `message` is the same text the CLI prints.
+/// `{"error": {"code": ..., "message": ...}}` (the Open Inference Protocol routes under `/v2`:
+/// `{"error": message}`, the document its clients parse); `message` is the same text the CLI prints.
 public enum ServiceError: Error, LocalizedError, Equatable, Sendable {
     /// 413: the body is over the limit (bytes).
     case bodyTooLarge(limit: Int)
@@ -20,10 +21,14 @@ public enum ServiceError: Error, LocalizedError, Equatable, Sendable {
     case undecodableImage(String)
     /// 404: no head of that name is loaded.
     case unknownHead(name: String, loaded: [String])
+    /// 404: the model (head) exists, but not in that version (every head has one version, "1").
+    case unknownModelVersion(model: String, version: String, available: [String])
     /// 404: the route needs the text encoder, which this server has not loaded.
     case textEncoderUnavailable(reason: String)
     /// 404: no such route.
     case notFound(method: String, path: String)
+    /// 405: the route exists, with other methods.
+    case methodNotAllowed(method: String, path: String, allowed: [String])
     /// 503: weights and heads are still loading.
     case notReady
     /// 503: the inference queue is full; retry after the given seconds.
@@ -41,7 +46,8 @@ public enum ServiceError: Error, LocalizedError, Equatable, Sendable {
         case .unsupportedMediaType: .unsupportedMediaType
         case .badRequest: .badRequest
         case .undecodableImage: .unprocessableContent
-        case .unknownHead, .textEncoderUnavailable, .notFound: .notFound
+        case .unknownHead, .unknownModelVersion, .textEncoderUnavailable, .notFound: .notFound
+        case .methodNotAllowed: .methodNotAllowed
         case .notReady, .queueFull, .timeout, .shuttingDown: .serviceUnavailable
         case .internal: .internalServerError
         }
@@ -57,8 +63,10 @@ public enum ServiceError: Error, LocalizedError, Equatable, Sendable {
         case .badRequest: "bad_request"
         case .undecodableImage: "undecodable_image"
         case .unknownHead: "unknown_head"
+        case .unknownModelVersion: "unknown_model_version"
         case .textEncoderUnavailable: "text_encoder_unavailable"
         case .notFound: "not_found"
+        case .methodNotAllowed: "method_not_allowed"
         case .notReady: "not_ready"
         case .queueFull: "queue_full"
         case .timeout: "timeout"
@@ -86,8 +94,11 @@ public enum ServiceError: Error, LocalizedError, Equatable, Sendable {
         case .undecodableImage(let message): message
         case .unknownHead(let name, let loaded):
             "no head named '\(name)'; loaded: \(loaded.joined(separator: ", "))"
+        case .unknownModelVersion(let model, let version, let available):
+            "model '\(model)' has no version '\(version)'; versions: \(available.joined(separator: ", "))"
         case .textEncoderUnavailable(let reason): "the text encoder is not loaded (\(reason))"
         case .notFound(let method, let path): "no route for \(method) \(path)"
+        case .methodNotAllowed(let method, let path, let allowed): "\(path) does not answer \(method); it answers \(allowed.joined(separator: ", "))"
         case .notReady: "the server is still loading its weights and heads"
         case .queueFull(let capacity): "the inference queue is full (\(capacity) images); retry later"
         case .timeout(let seconds): "the request was not answered within \(seconds.formatted()) s"
@@ -96,17 +107,22 @@ public enum ServiceError: Error, LocalizedError, Equatable, Sendable {
         }
     }
 
-    /// The JSON error document.
+    /// The JSON error document of the headtune routes.
     var json: JSONValue {
         .object([("error", .object([("code", .string(code)), ("message", .string(errorDescription ?? code))]))])
     }
+
+    /// The Open Inference Protocol's error document (`tritonclient` and `kserve` read `error` as a string).
+    var openInferenceJSON: JSONValue { .object([("error", .string(errorDescription ?? code))]) }
 }
 
 extension ServiceError: HTTPResponseError {
     public func response(from request: Request, context: some RequestContext) throws -> Response {
         var headers: HTTPFields = [.contentType: "application/json; charset=utf-8"]
         if let retryAfterSeconds { headers[.retryAfter] = String(retryAfterSeconds) }
-        return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(string: json.serialized() + "\n")))
+        if case .methodNotAllowed(_, _, let allowed) = self { headers[.allow] = allowed.joined(separator: ", ") }
+        let document = OpenInferenceRoutes.serves(path: request.uri.path) ? openInferenceJSON : json
+        return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(string: document.serialized() + "\n")))
     }
 }
 

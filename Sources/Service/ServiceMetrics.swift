@@ -75,6 +75,7 @@ public final class ServiceMetrics: Sendable {
 struct RequestObservationMiddleware<Context: RequestContext>: RouterMiddleware {
     let metrics: ServiceMetrics
     let maxBodyBytes: Int
+    let routes: RouteMethods
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         let started = DispatchTime.now().uptimeNanoseconds
@@ -87,7 +88,9 @@ struct RequestObservationMiddleware<Context: RequestContext>: RouterMiddleware {
             switch error {
             case let e as ServiceError: serviceError = e
             case let e as HTTPError where e.status == .notFound:
-                serviceError = .notFound(method: request.method.rawValue, path: request.uri.path)
+                let allowed = routes.allowed(path: request.uri.path)
+                serviceError = allowed.isEmpty ? .notFound(method: request.method.rawValue, path: request.uri.path)
+                    : .methodNotAllowed(method: request.method.rawValue, path: request.uri.path, allowed: allowed)
             case let e as HTTPError where e.status == .contentTooLarge:
                 serviceError = .bodyTooLarge(limit: maxBodyBytes)
             case let e as HTTPError:

@@ -67,7 +67,7 @@ import Testing
             #expect(head.errorMessage == "no head named 'cars'; loaded: imagenet, pets")
 
             // 404: unknown route, as JSON too
-            let route = try await client.execute(uri: "/v2/nothing", method: .get)
+            let route = try await client.execute(uri: "/v3/nothing", method: .get)
             #expect(route.status == .notFound)
             #expect(route.errorCode == "not_found")
 
