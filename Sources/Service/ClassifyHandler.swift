@@ -16,9 +16,10 @@ struct ClassifyHandler: Sendable {
         let head = try models.head(named: request.uri.queryParameters.get("head") ?? models.heads.first?.name ?? ModelSpecification.imagenetHead)
         let topK = try request.queryInt("top_k", default: 5, range: 1...100_000)
         let (images, _) = try await readImages(request, limits: limits)
-        let encoded = try await runEncoder(on: images, views: head.views(on: models.encoder),
-                                           outputs: head.requiredOutputs(on: models.encoder), models: models, limits: limits)
-        let scored = head.score(encoded, encoder: models.encoder)
+        let encoder = models.encoder(for: head)
+        let encoded = try await runEncoder(on: images, views: head.views(on: encoder), outputs: head.requiredOutputs(on: encoder),
+                                           models: models, limits: limits, head: head)
+        let scored = head.score(encoded, encoder: encoder)
         let k = min(topK, head.labels.count)
         let records: [JSONValue] = zip(images, scored).map { image, output in
             var record = ClassificationRecord(path: image.name)

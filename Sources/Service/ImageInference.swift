@@ -7,9 +7,10 @@ import Imaging
 /// worker. A decoding failure is a 422 carrying the decoder's message, which names the image.
 /// - outputs: what the encoder computes for these images
 /// - returns: per image, per view, what the encoder computed
+/// - head: the head the images are for (one with a tuned tail runs on its own worker and encoder)
 func runEncoder(on images: [UploadedImage], views: [ImageView], outputs: [ImageOutput], models: LoadedModels,
-                limits: RequestLimits) async throws -> [[EncodedImage]] {
-    let worker = models.worker, encoder = models.encoder
+                limits: RequestLimits, head: LoadedHead? = nil) async throws -> [[EncodedImage]] {
+    let worker = head?.worker ?? models.worker, encoder = models.encoder(for: head)
     let imageFloats = worker.imageFloats
     let count = images.count * views.count
     var inputs = [Float](repeating: 0, count: count * imageFloats)
@@ -30,7 +31,7 @@ func runEncoder(on images: [UploadedImage], views: [ImageView], outputs: [ImageO
         throw error
     }
     return try await runEncoder(onPrepared: inputs, images: images.count, views: views.count, outputs: outputs,
-                                models: models, limits: limits, announced: true)
+                                models: models, limits: limits, announced: true, head: head)
 }
 
 /// Runs network inputs prepared elsewhere (by `runEncoder(on:...)`, or sent already preprocessed)
@@ -39,8 +40,13 @@ func runEncoder(on images: [UploadedImage], views: [ImageView], outputs: [ImageO
 /// - announced: the caller announced the arrival to the worker (see `InferenceWorker.announceArrival`)
 /// - returns: per image, per view, what the encoder computed
 func runEncoder(onPrepared inputs: [Float], images: Int, views: Int, outputs: [ImageOutput], models: LoadedModels,
-                limits: RequestLimits, announced: Bool = false) async throws -> [[EncodedImage]] {
-    let results = try await models.worker.infer(inputs: inputs, count: images * views, timeout: limits.timeout,
+                limits: RequestLimits, announced: Bool = false, head: LoadedHead? = nil) async throws -> [[EncodedImage]] {
+    let results = try await (head?.worker ?? models.worker).infer(inputs: inputs, count: images * views, timeout: limits.timeout,
                                                 announced: announced, outputs: outputs)
     return (0..<images).map { i in Array(results[(i * views)..<((i + 1) * views)]) }
+}
+
+extension LoadedModels {
+    /// The encoder a head's images run through: its own (tuned tail) or the shared one.
+    func encoder(for head: LoadedHead?) -> ImageEncoder { head?.predictor?.encoder ?? encoder }
 }

@@ -58,6 +58,9 @@ struct LoadedHead: Sendable {
     /// nil for the ImageNet classifier (probabilities are the softmax of the encoder's logits).
     var predictor: HeadPredictor?
     var path: String?
+    /// Its own worker when the head carries a tuned tail (`train --unfreeze`): its features come from
+    /// the encoder with that tail in place (`predictor.encoder`), not from the shared one.
+    var worker: InferenceWorker? = nil
 }
 
 /// The text side: the encoder, and the text space images reach through the bridge when it loaded.
@@ -135,6 +138,7 @@ public final class ModelHost: Service, Sendable {
             throw error
         }
         models.worker.start()
+        for head in models.heads { head.worker?.start() }
         state.withLock { $0 = .ready(models) }
         logger.info("ready", metadata: [
             "backbone": .string(models.encoder.identifier), "heads": .string(models.heads.map(\.name).joined(separator: ",")),
@@ -144,6 +148,7 @@ public final class ModelHost: Service, Sendable {
         try? await gracefulShutdown()
         state.withLock { $0 = .stopped }
         await models.worker.shutdown()
+        for head in models.heads { await head.worker?.shutdown() }
         logger.info("inference worker stopped")
     }
 
@@ -162,7 +167,8 @@ public final class ModelHost: Service, Sendable {
                 throw ServiceError.badRequest("two heads are named '\(name)'; name them with --head NAME=PATH")
             }
             let predictor = try HeadPredictor.load(path: path, encoder: encoder)
-            heads.append(LoadedHead(name: name, labels: predictor.labels, predictor: predictor, path: path))
+            let ownWorker = predictor.encoder === encoder ? nil : InferenceWorker(encoder: predictor.encoder, settings: batching, metrics: metrics)
+            heads.append(LoadedHead(name: name, labels: predictor.labels, predictor: predictor, path: path, worker: ownWorker))
         }
         var text: LoadedText?
         var textProblem: String?

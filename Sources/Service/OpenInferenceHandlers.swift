@@ -115,7 +115,7 @@ struct OpenInferenceHandlers: Sendable {
             throw ServiceError.badRequest("send one input: '\(InferenceModel.imageInput)' (BYTES, encoded JPEG or PNG images) or "
                                           + "'\(InferenceModel.pixelsInput)' (FP32 [N, 3, H, W], preprocessed); got \(document.inputs.count)")
         }
-        let head = model.head, encoder = models.encoder
+        let head = model.head, encoder = models.encoder(for: model.head)
         var outputs = head.requiredOutputs(on: encoder)
         if requested.contains(where: { $0.name == InferenceModel.featuresOutput }) { outputs.append(encoder.embeddingOutput) }
         outputs = Array(Set(outputs)).sorted()
@@ -124,11 +124,11 @@ struct OpenInferenceHandlers: Sendable {
         switch input.name {
         case InferenceModel.imageInput:
             let images = try imageElements(input, model: model)
-            encoded = try await runEncoder(on: images, views: views, outputs: outputs, models: models, limits: limits)
+            encoded = try await runEncoder(on: images, views: views, outputs: outputs, models: models, limits: limits, head: head)
         case InferenceModel.pixelsInput:
             let (inputs, count) = try networkInputs(input, views: views, model: model, size: encoder.inputSize)
             encoded = try await runEncoder(onPrepared: inputs, images: count, views: views.count, outputs: outputs,
-                                           models: models, limits: limits)
+                                           models: models, limits: limits, head: head)
         default:
             throw ServiceError.badRequest("model '\(head.name)' has no input '\(input.name)'; inputs: "
                                           + model.inputs.map(\.name).joined(separator: ", "))
@@ -170,7 +170,7 @@ struct OpenInferenceHandlers: Sendable {
         if let version = context.parameters.get("version"), version != OpenInferenceRoutes.modelVersion {
             throw ServiceError.unknownModelVersion(model: head.name, version: version, available: [OpenInferenceRoutes.modelVersion])
         }
-        return InferenceModel(head: head, encoder: models.encoder)
+        return InferenceModel(head: head, encoder: models.encoder(for: head))
     }
 
     /// The outputs asked for, each one the model has; classification only on the probabilities.

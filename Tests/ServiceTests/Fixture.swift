@@ -43,8 +43,11 @@ enum Fixture {
     static let headPath: Result<String, Error> = Result { try writeHead(features: .head, name: "pets.head") }
     /// The same on the head and stage-pooled features (served as `pets-stages`).
     static let stagesHeadPath: Result<String, Error> = Result { try writeHead(features: .headAndStages, name: "pets-stages.head") }
+    /// The stages head with a tuned tail (`train --unfreeze 2`: the last block and the head convolution,
+    /// their weights moved off the pretrained ones), served as `pets-tuned` on its own worker.
+    static let tunedHeadPath: Result<String, Error> = Result { try writeHead(features: .headAndStages, name: "pets-tuned.head", tuned: true) }
 
-    private static func writeHead(features: FeatureSet, name: String) throws -> String {
+    private static func writeHead(features: FeatureSet, name: String, tuned: Bool = false) throws -> String {
         let backbone = try Fixture.backbone.get()
         let f = backbone.featureCount(for: features)!
         var generator = SeededGenerator(seed: 6)
@@ -66,10 +69,19 @@ enum Fixture {
         let file = HeadFile(metadata: metadata, head: ClassificationHead(architecture: architecture, parameters: parameters),
                             standardization: Standardization(mean: [Float](repeating: 0, count: f),
                                                              inverseStd: [Float](repeating: 1, count: f)),
-                            outOfDistribution: detector)
+                            outOfDistribution: detector, tail: tuned ? try perturbedTail(backbone) : nil)
         let path = directory.appendingPathComponent(name).path
         try file.write(to: path)
         return path
+    }
+
+    private static func perturbedTail(_ backbone: ImageEncoder) throws -> HeadFile.TunedTail {
+        let pretrained = try backbone.trainableTail(unfreeze: 2, loraRank: nil).tunedTail()
+        var generator = SeededGenerator(seed: 11)
+        let tensors = pretrained.tensors.map { t in
+            HeadFile.TunedTail.Tensor(name: t.name, shape: t.shape, values: t.values.map { $0 * (1 + 0.3 * generator.gaussian()) })
+        }
+        return HeadFile.TunedTail(unfreeze: 2, loraRank: nil, tensors: tensors)
     }
 
     /// An image-text alignment file for these two networks with seeded class embeddings and map (what
@@ -112,7 +124,7 @@ enum Fixture {
                               batching: BatchingSettings = BatchingSettings(maxBatch: 8, maxDelay: .milliseconds(20), threads: 2),
                               limits: RequestLimits = RequestLimits(), maxPixels: Int = DecodeOptions().maxPixels) throws -> ServerConfiguration {
         var served = heads ? [("pets", try headPath.get())] : []
-        if stagesHead { served.append(("pets-stages", try stagesHeadPath.get())) }
+        if stagesHead { served += [("pets-stages", try stagesHeadPath.get()), ("pets-tuned", try tunedHeadPath.get())] }
         var models = ModelSpecification(heads: served, maxPixels: maxPixels,
                                         textEncoder: text, alignmentPath: alignment ? try alignmentPath.get() : "/nonexistent/alignment.safetensors")
         models.preloadedEncoder = try backbone.get()

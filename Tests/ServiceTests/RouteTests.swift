@@ -78,13 +78,15 @@ import Training
         }
     }
 
-    /// Both feature sets: a head on head+stages gets the stage-pooled features from the batching worker.
-    @Test(arguments: [("pets", FeatureSet.head), ("pets-stages", .headAndStages)])
+    /// Both feature sets: a head on head+stages gets the stage-pooled features from the batching worker;
+    /// a head with a tuned tail runs on its own worker with the tuned network, as the CLI runs it.
+    @Test(arguments: [("pets", FeatureSet.head), ("pets-stages", .headAndStages), ("pets-tuned", .headAndStages)])
     func classifyWithTrainedHeadEqualsTheCLI(head: String, features: FeatureSet) async throws {
         let url = try Fixture.sample("motorcycle_left.png")
-        let path = try (features == .head ? Fixture.headPath : Fixture.stagesHeadPath).get()
+        let path = try (head == "pets-tuned" ? Fixture.tunedHeadPath : features == .head ? Fixture.headPath : Fixture.stagesHeadPath).get()
         let predictor = try HeadPredictor.load(path: path, encoder: try Fixture.backbone.get())
         #expect(predictor.featureSet == features)
+        #expect((predictor.head.tail != nil) == (head == "pets-tuned"))
         var records: [ClassificationRecord] = []
         try BatchClassifier(encoder: try Fixture.backbone.get(), classifier: .head(predictor), topK: 2)
             .run(paths: [url.path]) { records.append($0) }
