@@ -211,6 +211,34 @@ extension HeadTraining {
         return out
     }
 
+    /// AdamW or SGD with momentum, behind one step.
+    enum FineTuneOptimizer {
+        case adamw(AdamW)
+        case sgd(SGDMomentum)
+
+        init(_ kind: OptimizerKind, learningRate: Float, weightDecay: Float) {
+            self = kind == .sgd ? .sgd(SGDMomentum(learningRate: learningRate, weightDecay: weightDecay))
+                : .adamw(AdamW(learningRate: learningRate, weightDecay: weightDecay))
+        }
+
+        var learningRate: Float {
+            get { switch self { case .adamw(let o): o.learningRate; case .sgd(let o): o.learningRate } }
+            set {
+                switch self {
+                case .adamw(var o): o.learningRate = newValue; self = .adamw(o)
+                case .sgd(var o): o.learningRate = newValue; self = .sgd(o)
+                }
+            }
+        }
+
+        mutating func step(_ parameters: inout [Float], gradient: [Float], decayed: [Bool]) {
+            switch self {
+            case .adamw(var o): o.step(&parameters, gradient: gradient, decayed: decayed); self = .adamw(o)
+            case .sgd(var o): o.step(&parameters, gradient: gradient, decayed: decayed); self = .sgd(o)
+            }
+        }
+    }
+
     struct TunedResult {
         var result: TrainingResult
         var probe: TrainingResult
@@ -261,9 +289,9 @@ extension HeadTraining {
                                                 totalSteps: stepsPerEpoch * c.fineTuneEpochs)
         let headSchedule = WarmupCosineSchedule(peak: c.fineTuneHeadLearningRate, warmupSteps: stepsPerEpoch,
                                                 totalSteps: stepsPerEpoch * c.fineTuneEpochs)
-        var tailOptimizer = AdamW(learningRate: tailSchedule.peak, weightDecay: c.tailWeightDecay)
+        var tailOptimizer = FineTuneOptimizer(c.fineTuneOptimizer, learningRate: tailSchedule.peak, weightDecay: c.tailWeightDecay)
         // The head's L2 is in its loss (as the probe fitted it), not decoupled.
-        var headOptimizer = AdamW(learningRate: headSchedule.peak, weightDecay: 0)
+        var headOptimizer = FineTuneOptimizer(c.fineTuneOptimizer, learningRate: headSchedule.peak, weightDecay: 0)
         var tailDecayed = [Bool](repeating: false, count: tail.parameters.count)
         for t in tail.tensors where t.isDecayed { for i in t.offset..<(t.offset + t.count) { tailDecayed[i] = true } }
         let headDecayed = [Bool](repeating: false, count: head.parameters.count)

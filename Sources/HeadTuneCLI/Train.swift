@@ -74,6 +74,7 @@ struct Train: ParsableCommand {
     @Option(help: "Random views per training image (random resized crops and flips, seeded), each cached at the cut.")
     var views = TrainingConfiguration().randomViews
     @Option(help: "Fine-tuning epochs with --unfreeze.") var fineTuneEpochs = TrainingConfiguration().fineTuneEpochs
+    @Option(help: "Fine-tuning optimizer: adamw or sgd (momentum 0.9).") var fineTuneOptimizer = TrainingConfiguration().fineTuneOptimizer
     @Option(help: "Peak learning rate of the unfrozen blocks (default: 1e-4, or 1e-3 with --lora-rank).") var tailLearningRate: Float?
     @Option(help: "Peak learning rate of the head while fine-tuning.") var fineTuneHeadLearningRate = TrainingConfiguration().fineTuneHeadLearningRate
 
@@ -124,6 +125,7 @@ struct Train: ParsableCommand {
         c.loraRank = loraRank
         c.randomViews = views
         c.fineTuneEpochs = fineTuneEpochs
+        c.fineTuneOptimizer = fineTuneOptimizer
         c.tailLearningRate = tailLearningRate
         c.fineTuneHeadLearningRate = fineTuneHeadLearningRate
         return c

@@ -10,6 +10,8 @@ public enum ClassWeighting: String, Codable, Sendable, CaseIterable {
 public enum OptimizerKind: String, Codable, Sendable, CaseIterable {
     case lbfgs
     case adamw
+    /// SGD with momentum 0.9 (fine-tuning only).
+    case sgd
 }
 
 /// Everything that decides how a head is trained. Stored in the head file. Defaults were chosen by
@@ -64,8 +66,10 @@ public struct TrainingConfiguration: Codable, Sendable, Equatable {
     /// nil: 1e-4 for a fully trained tail, 1e-3 for adapters (which start at zero effect).
     public var tailLearningRate: Float? = nil
     public var fineTuneHeadLearningRate: Float = 1e-5
-    /// Decoupled weight decay on the tail's weights (AdamW).
+    /// Decoupled weight decay on the tail's weights.
     public var tailWeightDecay: Float = 1e-2
+    /// How tail and head are fine-tuned: adamw or sgd.
+    public var fineTuneOptimizer: OptimizerKind = .adamw
 
     public var resolvedTailLearningRate: Float { tailLearningRate ?? (loraRank == nil ? 1e-4 : 1e-3) }
 
@@ -104,6 +108,7 @@ public struct TrainingConfiguration: Codable, Sendable, Equatable {
         tailLearningRate = try c.decodeIfPresent(Float.self, forKey: .tailLearningRate)
         try read(.fineTuneHeadLearningRate, &fineTuneHeadLearningRate)
         try read(.tailWeightDecay, &tailWeightDecay)
+        try read(.fineTuneOptimizer, &fineTuneOptimizer)
     }
 
     public func validate() throws {
@@ -124,6 +129,8 @@ public struct TrainingConfiguration: Codable, Sendable, Equatable {
         try check(fineTuneEpochs >= 1 && fineTuneBatchSize >= 1, "fine-tuning epochs and batch size must be at least 1")
         try check((tailLearningRate ?? 1) > 0 && fineTuneHeadLearningRate > 0, "learning rates must be positive")
         try check(tailWeightDecay >= 0, "weight decay must not be negative")
+        try check(fineTuneOptimizer != .lbfgs, "fine-tuning runs adamw or sgd")
+        try check(optimizer != .sgd, "--optimizer sgd is for fine-tuning (--fine-tune-optimizer); heads use lbfgs or adamw")
     }
 }
 
@@ -257,7 +264,8 @@ public enum HeadTrainer {
                     if !go { stoppedEarly = true }
                     return go
                 })
-        case .adamw:
+        case .adamw, .sgd:
+            // `validate` refuses sgd for heads; a decoded file that says so trains with AdamW.
             var optimizer = AdamW(learningRate: c.learningRate, weightDecay: c.weightDecay)
             var decayed = [Bool](repeating: false, count: architecture.parameterCount)
             for tensor in architecture.tensors where tensor.isDecayed {

@@ -123,6 +123,33 @@ public struct AdamW: Sendable {
     }
 }
 
+/// Stochastic gradient descent with (heavy-ball) momentum and decoupled weight decay. Its step is
+/// proportional to the gradient, so fine-tuning from a probe that already fits the training rows
+/// changes little, where Adam's normalized step would move every weight by about the learning rate
+/// whatever the gradient (measured: it raised the validation loss in the first epoch on all three
+/// development sets, BENCHMARKS.md "Partial fine-tuning").
+public struct SGDMomentum: Sendable {
+    public var learningRate: Float
+    public var momentum: Float
+    public var weightDecay: Float
+    private var velocity: [Float] = []
+
+    public init(learningRate: Float, momentum: Float = 0.9, weightDecay: Float = 0) {
+        self.learningRate = learningRate
+        self.momentum = momentum
+        self.weightDecay = weightDecay
+    }
+
+    public mutating func step(_ parameters: inout [Float], gradient: [Float], decayed: [Bool]) {
+        if velocity.isEmpty { velocity = [Float](repeating: 0, count: parameters.count) }
+        for i in 0..<parameters.count {
+            velocity[i] = momentum * velocity[i] + gradient[i]
+            if decayed[i] { parameters[i] -= learningRate * weightDecay * parameters[i] }
+            parameters[i] -= learningRate * velocity[i]
+        }
+    }
+}
+
 /// Linear warm-up to the peak learning rate, then cosine decay to zero (Loshchilov & Hutter 2017,
 /// without restarts), over a fixed number of steps: the usual schedule for fine-tuning with AdamW.
 public struct WarmupCosineSchedule: Sendable, Equatable {
