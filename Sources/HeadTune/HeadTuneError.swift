@@ -11,6 +11,8 @@ public enum HeadTuneError: Error, LocalizedError, Equatable {
     /// A head or command asked for outputs the encoder does not compute.
     case unsupportedFeatures(featureSet: String, encoder: String)
     case invalidText(reason: String)
+    /// Too few usable image-caption pairs were left to fit a bridge on.
+    case tooFewPairs(sources: [String], images: Int, captions: Int, needed: Int)
 
     public var errorDescription: String? {
         switch self {
@@ -25,6 +27,9 @@ public enum HeadTuneError: Error, LocalizedError, Equatable {
         case .unsupportedFeatures(let featureSet, let encoder):
             return "\(encoder) does not compute \(featureSet) features"
         case .invalidText(let reason): return "text encoder input: \(reason)"
+        case .tooFewPairs(let sources, let images, let captions, let needed):
+            return "\(sources.joined(separator: ", ")): \(captions) usable pair(s) of \(images) image(s) left; fitting a bridge "
+                + "needs at least \(needed) captioned images (some held out to measure it)"
         }
     }
 }
