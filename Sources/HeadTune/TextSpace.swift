@@ -4,8 +4,8 @@ import Weights
 
 /// How an image reaches a text space: a map from what the image encoder computed to a unit vector that
 /// is compared with text embeddings by cosine. The bundled networks were never trained together, so
-/// their bridges go through ImageNet class names (ConSE, DeViSE); a jointly trained model's images are
-/// in its space natively.
+/// their bridges go through ImageNet class names (ConSE, DeViSE) or are fitted on the user's
+/// image-caption pairs (`PairedBridge`); a jointly trained model's images are in its space natively.
 public protocol ImageTextBridge: Sendable {
     /// Identifies the bridge's contents (index entries record it, so an index is rebuilt when it changes).
     var identifier: String { get }

@@ -15,7 +15,8 @@ import Testing
 
     static func unitRows(_ values: [Float], columns: Int) -> FeatureMatrix {
         var v = values
-        v.withUnsafeMutableBufferPointer { normalizeRows($0.baseAddress!, rows: v.count / columns, columns: columns) }
+        let rows = values.count / columns
+        v.withUnsafeMutableBufferPointer { normalizeRows($0.baseAddress!, rows: rows, columns: columns) }
         return FeatureMatrix(rows: values.count / columns, columns: columns, values: v)
     }
 
