@@ -94,17 +94,10 @@ public enum PairAlignment {
         }
         let loaded = try ImageCaptionPairs.load(csvFiles: request.csvFiles)
         loaded.skippedRows.forEach(events.skipped)
-        var outcome = PairAlignmentOutcome(bridge: PairedBridge(kind: .asif, alignment: alignment, featureSet: request.featureSet,
-                                                                featureOutputs: [], anchors: ASIFAnchors(
-                                                                    features: FeatureMatrix(columns: 0), mean: [],
-                                                                    texts: FeatureMatrix(columns: 0), neighbours: 1, power: 1)),
-                                           summary: .placeholder)
         // Images: features and logits (cached); an image that cannot be read drops its captions.
         let imageOutputs = try ImagePairOutputs.extract(paths: loaded.images.map(\.path), encoder: encoder, featureSet: request.featureSet,
                                                         cache: cache, batchSize: batchSize, threads: threads,
                                                         progress: { events.progress("images", $0, $1) })
-        outcome.cacheHits += imageOutputs.cacheHits
-        outcome.extracted += imageOutputs.extracted
         let pairs = loaded.keepingImages(imageOutputs.results.map { (try? $0.get()) != nil },
                                          reasons: imageOutputs.results.map { result in
                                              if case .failure(let error) = result { return (error as? LocalizedError)?.errorDescription ?? "\(error)" }
@@ -139,6 +132,7 @@ public enum PairAlignment {
             heldOutImages: heldImages.count, heldOutCaptions: heldPairs.count, method: request.kind.rawValue,
             features: request.featureSet.rawValue, combinedWithConSE: request.kind == .contrastive && request.combineConSE,
             heldOut: recallConSE, heldOutConSE: recallConSE, refitOnAll: request.refitOnAll, seconds: 0)
+        var bridge: PairedBridge
         switch request.kind {
         case .contrastive:
             let base = request.combineConSE
@@ -160,8 +154,8 @@ public enum PairAlignment {
             }
             summary.configuration = request.configuration
             summary.temperature = 1 / expf(map.logScale)
-            outcome.bridge = PairedBridge(kind: .contrastive, alignment: alignment, featureSet: request.featureSet, featureOutputs: outputs,
-                                          map: map, combinesConSE: base, conseTop: request.conseTop)
+            bridge = PairedBridge(kind: .contrastive, alignment: alignment, featureSet: request.featureSet, featureOutputs: outputs,
+                                  map: map, combinesConSE: base, conseTop: request.conseTop)
         case .asif:
             // Training-free, but k and p are chosen: on the held-out images, with the rest as anchors.
             var best: (score: Double, k: Int, p: Float, recall: RetrievalRecall)?
@@ -182,15 +176,15 @@ public enum PairAlignment {
             let all = Array(0..<pairs.images.count)
             let anchorImages = request.refitOnAll ? all : fitImages
             let anchorPairs = request.refitOnAll ? pairs : fitPairs
-            outcome.bridge = PairedBridge(kind: .asif, alignment: alignment, featureSet: request.featureSet, featureOutputs: outputs,
-                                          anchors: ASIFAnchors(images: features.selecting(anchorImages),
-                                                               captions: captionRows(of: anchorImages),
-                                                               owner: anchorPairs.owner, neighbours: best.k, power: best.p))
+            bridge = PairedBridge(kind: .asif, alignment: alignment, featureSet: request.featureSet, featureOutputs: outputs,
+                                  anchors: ASIFAnchors(images: features.selecting(anchorImages),
+                                                       captions: captionRows(of: anchorImages),
+                                                       owner: anchorPairs.owner, neighbours: best.k, power: best.p))
         }
         summary.seconds = Date().timeIntervalSince(start)
-        outcome.summary = summary
-        outcome.bridge.summary = summary.json()
-        return outcome
+        bridge.summary = summary.json()
+        return PairAlignmentOutcome(bridge: bridge, summary: summary, cacheHits: imageOutputs.cacheHits,
+                                    extracted: imageOutputs.extracted)
     }
 
     /// Recall@K of unit image rows against unit caption rows.
@@ -226,15 +220,6 @@ public enum PairAlignment {
             progress(start + chunk.count, missing.count)
         }
         return FeatureMatrix(rows: captions.count, columns: d, values: rows.flatMap { $0! })
-    }
-}
-
-extension PairAlignmentSummary {
-    static var placeholder: PairAlignmentSummary {
-        let none = RetrievalRecall(similarities: [], images: 0, captions: 0, owner: [])
-        return PairAlignmentSummary(sources: [], images: 0, captions: 0, skippedRows: 0, heldOutImages: 0, heldOutCaptions: 0,
-                                    method: "", features: "", combinedWithConSE: false, heldOut: none, heldOutConSE: none,
-                                    refitOnAll: false, seconds: 0)
     }
 }
 

@@ -90,7 +90,9 @@ public struct ImageCaptionPairs: Sendable, Equatable {
                 renumber[i] = result.images.count
                 result.images.append(image)
             } else {
-                result.skippedRows.append("\(image.firstRow): \(image.path): \(reasons.indices.contains(i) ? reasons[i] ?? "dropped" : "dropped")")
+                let reason = reasons.indices.contains(i) ? reasons[i] ?? "dropped" : "dropped"
+                // Decoding errors already name the file.
+                result.skippedRows.append("\(image.firstRow): " + (reason.hasPrefix(image.path) ? reason : "\(image.path): \(reason)"))
             }
         }
         for (caption, owner) in zip(captions, owner) {
