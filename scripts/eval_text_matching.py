@@ -1,9 +1,10 @@
 """Zero-shot accuracy and image-text retrieval of headtune's image-text bridges, for BENCHMARKS.md.
 
-    python3 scripts/eval_text_matching.py [--datasets ../shared/datasets] [--methods conse,devise]
+    python3 scripts/eval_text_matching.py [--datasets ../shared/datasets] [--methods conse,devise] [--alignment FILE]
 
 Needs a release build (HEADTUNE_BIN, default .build/release/headtune), the weights and the alignment file
-(`make align`). Uses only the CLI:
+(`make align`), or the file given with --alignment (every method reads it: a file from
+`headtune align --pairs` also holds the class-name bridge, so conse and devise come from it too). Uses only the CLI:
 - zero-shot: `headtune zero-shot --labels-file <class names> --method M <folder>` on imagenette/dev
   (10 classes, names from classes.csv) and cars49/train (49 classes); accuracy = top-1 label == folder's.
 - retrieval: `headtune match --texts-file <1000 captions> --method M <200 images>` on flickr8k-dev gives
@@ -24,8 +25,11 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.environ.get('HEADTUNE_BIN', os.path.join(ROOT, '.build/release/headtune'))
 
 
+ALIGNMENT = []
+
+
 def run(args):
-    return subprocess.run([BIN] + args, check=True, capture_output=True, text=True, cwd=ROOT).stdout
+    return subprocess.run([BIN] + args + ALIGNMENT, check=True, capture_output=True, text=True, cwd=ROOT).stdout
 
 
 def zero_shot(folder, names_by_folder, method, templates):
@@ -82,7 +86,10 @@ def main():
     p.add_argument('--datasets', default=os.path.join(ROOT, '..', 'shared', 'datasets'))
     p.add_argument('--methods', default='conse,devise')
     p.add_argument('--template', action='append', default=[])
+    p.add_argument('--alignment', help='bridge file for every method (default: the one in weights/)')
     a = p.parse_args()
+    if a.alignment:
+        ALIGNMENT[:] = ['--alignment', os.path.abspath(a.alignment)]
     if not os.path.isdir(a.datasets):
         sys.exit(f'{a.datasets} not found: pass --datasets DIR')
     methods = a.methods.split(',')

@@ -24,6 +24,10 @@ public enum ImageTextMethod: String, CaseIterable, Sendable, Codable {
     case devise
     /// A jointly trained model's own image embedding (CLIP): no bridge.
     case native
+    /// A map fitted on image-caption pairs by symmetric InfoNCE (`headtune align --pairs`), added to ConSE.
+    case contrastive
+    /// ASIF over image-caption pairs as anchors (`headtune align --pairs --method asif`): training-free.
+    case asif
 }
 
 /// The fitted bridge: class-name embeddings and the DeViSE map, with the ids of the models it fits.
@@ -143,8 +147,8 @@ public struct ImageTextAlignment: Sendable {
             for (c, weight) in best {
                 for j in 0..<textDimension { result[j] += weight * classEmbeddings[c * textDimension + j] }
             }
-        case .native:
-            throw HeadTuneError.alignmentFailed("a class-name alignment has no native image embedding")
+        case .native, .contrastive, .asif:
+            throw HeadTuneError.alignmentFailed("a class-name alignment has no \(method.rawValue) image embedding")
         case .devise:
             guard features.count == featureCount else {
                 throw HeadTuneError.alignmentFailed("expected \(featureCount) features, got \(features.count)")
@@ -166,15 +170,26 @@ public struct ImageTextAlignment: Sendable {
     // MARK: - File
 
     public func write(to path: String) throws {
-        let metadata: [String: String] = [
+        try Self.write(tensors: fileTensors, metadata: fileMetadata, to: path)
+    }
+
+    /// What the file holds; a bridge fitted on pairs writes these beside its own (`PairedBridge`), so
+    /// ConSE and DeViSE stay available from its file.
+    var fileMetadata: [String: String] {
+        [
             "format": "headtune-image-text-alignment", "backbone": backbone, "text_encoder": textEncoder,
             "ridge_lambda": String(ridgeLambda), "class_template": classTemplate,
             "methods": "conse: class_embeddings; devise: projection (image feature -> text space)",
         ]
-        let data = SafeTensorsWriter.serialize([
-            .init(name: "class_embeddings", shape: [classCount, textDimension], values: classEmbeddings),
-            .init(name: "projection", shape: [textDimension, featureCount], values: projection),
-        ], metadata: metadata)
+    }
+
+    var fileTensors: [SafeTensorsWriter.Tensor] {
+        [.init(name: "class_embeddings", shape: [classCount, textDimension], values: classEmbeddings),
+         .init(name: "projection", shape: [textDimension, featureCount], values: projection)]
+    }
+
+    static func write(tensors: [SafeTensorsWriter.Tensor], metadata: [String: String], to path: String) throws {
+        let data = SafeTensorsWriter.serialize(tensors, metadata: metadata)
         do { try AtomicFile.write(data, to: path) } catch {
             throw HeadTuneError.outputFailed(path: path, reason: error.reason)
         }
@@ -193,10 +208,22 @@ public struct ImageTextAlignment: Sendable {
 
     /// Reads a file written by `write(to:)` and checks it fits these models.
     public static func read(path: String, encoder: ImageEncoder, textEncoder: TextEncoder) throws -> ImageTextAlignment {
+        try readFile(path: path, encoder: encoder, textEncoder: textEncoder).alignment
+    }
+
+    /// The class-name alignment and, when `headtune align --pairs` wrote the file, the bridge fitted on pairs.
+    static func readFile(path: String, encoder: ImageEncoder, textEncoder: TextEncoder)
+        throws -> (alignment: ImageTextAlignment, paired: PairedBridge?)
+    {
         let file: SafeTensors
         do { file = try SafeTensors(contentsOf: URL(fileURLWithPath: path)) } catch {
             throw HeadTuneError.alignmentUnavailable(path: path, reason: (error as? LocalizedError)?.errorDescription ?? "\(error)")
         }
+        let alignment = try read(file, path: path, encoder: encoder, textEncoder: textEncoder)
+        return (alignment, try PairedBridge.read(file, path: path, alignment: alignment, encoder: encoder))
+    }
+
+    static func read(_ file: SafeTensors, path: String, encoder: ImageEncoder, textEncoder: TextEncoder) throws -> ImageTextAlignment {
         guard file.metadata["format"] == "headtune-image-text-alignment" else {
             throw HeadTuneError.alignmentUnavailable(path: path, reason: "not written by `headtune align`")
         }

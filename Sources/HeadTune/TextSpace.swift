@@ -4,8 +4,8 @@ import Weights
 
 /// How an image reaches a text space: a map from what the image encoder computed to a unit vector that
 /// is compared with text embeddings by cosine. The bundled networks were never trained together, so
-/// their bridges go through ImageNet class names (ConSE, DeViSE); a jointly trained model's images are
-/// in its space natively.
+/// their bridges go through ImageNet class names (ConSE, DeViSE) or are fitted on the user's
+/// image-caption pairs (`PairedBridge`); a jointly trained model's images are in its space natively.
 public protocol ImageTextBridge: Sendable {
     /// Identifies the bridge's contents (index entries record it, so an index is rebuilt when it changes).
     var identifier: String { get }
@@ -162,19 +162,29 @@ public struct TextSpace: Sendable {
             throw HeadTuneError.alignmentFailed("\(imageEncoder.identifier) and \(text.identifier) were not trained together: "
                                                 + "use --method conse or devise")
         }
-        return try load(imageEncoder: imageEncoder, text: text, alignmentPath: alignmentPath, method: method ?? .conse, conseTop: conseTop,
+        return try load(imageEncoder: imageEncoder, text: text, alignmentPath: alignmentPath, method: method, conseTop: conseTop,
                  weightsDirectory: weightsDirectory, log: log) { try ImageTextAlignment.fit(encoder: $0, textEncoder: $1, log: log) }
     }
 
+    /// - method: nil: the bridge fitted on pairs when the file has one (`headtune align --pairs`), else ConSE
     /// - fitting: how a missing default bridge is fitted (tests pass a cheap one)
-    static func load(imageEncoder: ImageEncoder, text: TextEncoder, alignmentPath: String?, method: ImageTextMethod,
+    static func load(imageEncoder: ImageEncoder, text: TextEncoder, alignmentPath: String?, method: ImageTextMethod?,
                      conseTop: Int, weightsDirectory: URL?, log: (String) -> Void,
                      fitting: (ImageEncoder, TextEncoder) throws -> ImageTextAlignment) throws -> TextSpace {
-        let alignment = try loadAlignment(imageEncoder: imageEncoder, text: text, path: alignmentPath,
-                                          weightsDirectory: weightsDirectory, log: log, fitting: fitting)
-        let bridge: any ImageTextBridge = switch method {
-        case .conse, .native: ConSEBridge(alignment: alignment, top: conseTop)
-        case .devise: DeViSEBridge(alignment: alignment)
+        let (alignment, paired) = try loadBridgeFile(imageEncoder: imageEncoder, text: text, path: alignmentPath,
+                                                     weightsDirectory: weightsDirectory, log: log, fitting: fitting)
+        let bridge: any ImageTextBridge
+        switch method ?? paired?.method ?? .conse {
+        case .conse, .native: bridge = ConSEBridge(alignment: alignment, top: conseTop)
+        case .devise: bridge = DeViSEBridge(alignment: alignment)
+        case .contrastive, .asif:
+            guard let paired, paired.method == method ?? paired.method else {
+                let file = try alignmentPath ?? defaultAlignmentPath(weightsDirectory: weightsDirectory)
+                throw HeadTuneError.alignmentUnavailable(
+                    path: file, reason: paired.map { "its bridge was fitted with --method \($0.kind.rawValue), not \(method!.rawValue)" }
+                        ?? "it holds no bridge fitted on image-caption pairs (`headtune align --pairs FILE.csv` makes one)")
+            }
+            bridge = paired
         }
         return TextSpace(text: text, bridge: bridge)
     }
@@ -185,12 +195,22 @@ public struct TextSpace: Sendable {
         try (weightsDirectory ?? WeightsLocator.directory()).appendingPathComponent(ImageTextAlignment.defaultFileName).path
     }
 
-    static func loadAlignment(imageEncoder: ImageEncoder, text: TextEncoder, path: String?, weightsDirectory: URL?,
-                              log: (String) -> Void,
-                              fitting: (ImageEncoder, TextEncoder) throws -> ImageTextAlignment) throws -> ImageTextAlignment {
+    /// The class-name alignment of the given or default file (fitted and written on first use), and the
+    /// bridge fitted on pairs when the file holds one.
+    public static func loadAlignment(imageEncoder: ImageEncoder, text: TextEncoder, path: String?, weightsDirectory: URL?,
+                                     log: (String) -> Void = { _ in }) throws -> ImageTextAlignment {
+        try loadBridgeFile(imageEncoder: imageEncoder, text: text, path: path, weightsDirectory: weightsDirectory, log: log) {
+            try ImageTextAlignment.fit(encoder: $0, textEncoder: $1, log: log)
+        }.alignment
+    }
+
+    static func loadBridgeFile(imageEncoder: ImageEncoder, text: TextEncoder, path: String?, weightsDirectory: URL?,
+                               log: (String) -> Void, fitting: (ImageEncoder, TextEncoder) throws -> ImageTextAlignment)
+        throws -> (alignment: ImageTextAlignment, paired: PairedBridge?)
+    {
         let file = try path ?? defaultAlignmentPath(weightsDirectory: weightsDirectory)
         if FileManager.default.fileExists(atPath: file) {
-            return try ImageTextAlignment.read(path: file, encoder: imageEncoder, textEncoder: text)
+            return try ImageTextAlignment.readFile(path: file, encoder: imageEncoder, textEncoder: text)
         }
         guard path == nil else { throw HeadTuneError.alignmentUnavailable(path: file, reason: "file not found") }
         // First use: fit the default bridge (deterministic, seconds) and keep it for next time.
@@ -199,6 +219,6 @@ public struct TextSpace: Sendable {
         do { try fitted.write(to: file) } catch {
             log("warning: \(error.localizedDescription); using the fitted alignment without saving it")
         }
-        return fitted
+        return (fitted, nil)
     }
 }

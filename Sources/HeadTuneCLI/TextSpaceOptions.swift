@@ -7,14 +7,14 @@ extension ImageTextMethod: ExpressibleByArgument {}
 
 /// Options of the commands that compare images with text: which bridge and which fitted file.
 struct TextSpaceOptions: ParsableArguments {
-    @Option(help: ArgumentHelp("How images enter the text space: conse (probability-weighted ImageNet class-name embeddings), devise (linear map fitted on the ImageNet classifier) or native (a jointly trained --model such as CLIP).",
-                               discussion: "Default: native for a CLIP --model, else conse (it measured better on zero-shot and retrieval, BENCHMARKS.md)."))
+    @Option(help: ArgumentHelp("How images enter the text space: conse (probability-weighted ImageNet class-name embeddings), devise (linear map fitted on the ImageNet classifier), contrastive or asif (fitted on image-caption pairs by `headtune align --pairs`; the file must hold one) or native (a jointly trained --model such as CLIP).",
+                               discussion: "Default: native for a CLIP --model; else the bridge fitted on pairs when the alignment file holds one; else conse (it measured better than devise on zero-shot and retrieval, BENCHMARKS.md)."))
     var method: ImageTextMethod?
 
     @Option(help: "Classes ConSE mixes per image (T in Norouzi et al.).")
     var conseTop: Int = 10
 
-    @Option(help: ArgumentHelp("Alignment file made by `headtune align`.", discussion: "Default: image-text-alignment.safetensors in the weights directory (fitted there on first use)."),
+    @Option(help: ArgumentHelp("Alignment file made by `headtune align` (with --pairs: also holds the bridge fitted on your pairs).", discussion: "Default: image-text-alignment.safetensors in the weights directory (fitted there on first use)."),
             completion: .file())
     var alignment: String?
 
