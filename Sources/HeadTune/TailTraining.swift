@@ -67,6 +67,18 @@ extension HeadTraining {
         var statistics = HeadTrainingOutcome.Statistics()
         let start = Date()
         let predictionViews = HeadTune.predictionViews(policy: request.policy, testTimeFlip: request.testTimeFlip)
+        // Every row this run would hold, counted before any image is read (a deep cut holds large maps).
+        let fixedExtraCount = Augmentation.trainingViews(policy: request.policy, augment: request.augment)
+            .filter { !predictionViews.contains($0) }.count
+        let rowBound = samples.count * (predictionViews.count + fixedExtraCount + c.randomViews)
+        let bytes = rowBound * tail.inputWidth * MemoryLayout<Float>.size
+        guard bytes <= tailMemoryLimit else {
+            throw HeadTuneError.fineTuningUnsupported(reason: String(
+                format: "%d images x %d views of %d cut values need up to %.2f GB, over the %.2f GB limit; ask for fewer --views or a "
+                    + "smaller --unfreeze (deeper cuts hold larger maps), or raise HEADTUNE_TAIL_MEMORY_GB",
+                samples.count, predictionViews.count + fixedExtraCount + c.randomViews, tail.inputWidth,
+                Double(bytes) / 1_073_741_824, Double(tailMemoryLimit) / 1_073_741_824))
+        }
         // Step 1: every image under the prediction views, at the cut; unreadable files are dropped here.
         let outcome = try prefixExtractor.extract(requests(paths: samples.map(\.path), views: predictionViews), featureSet: .head) {
             events.extraction("cut activations", $0, $1)
@@ -98,14 +110,6 @@ extension HeadTraining {
         let extraViews = trainIndices.map { i in
             fixedExtra + Augmentation.randomViews(count: c.randomViews, policy: request.policy, seed: c.seed, path: usable[i].sample.path)
                 .filter { !predictionViews.contains($0) && !fixedExtra.contains($0) }
-        }
-        let trainRowCount = trainIndices.count * predictionViews.count + extraViews.reduce(0) { $0 + $1.count }
-        let bytes = (trainRowCount + validationIndices.count * predictionViews.count) * tail.inputWidth * MemoryLayout<Float>.size
-        guard bytes <= tailMemoryLimit else {
-            throw HeadTuneError.fineTuningUnsupported(reason: String(
-                format: "%d training rows of %d cut values need %.1f GB, over the %.1f GB limit; ask for fewer --views or a smaller "
-                    + "--unfreeze (deeper cuts hold larger maps), or raise HEADTUNE_TAIL_MEMORY_GB",
-                trainRowCount, tail.inputWidth, Double(bytes) / 1_073_741_824, Double(tailMemoryLimit) / 1_073_741_824))
         }
         var rows = CutRows(train: FeatureMatrix(columns: tail.inputWidth), validation: FeatureMatrix(columns: tail.inputWidth))
         for (n, i) in trainIndices.enumerated() {

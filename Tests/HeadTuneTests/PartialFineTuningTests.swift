@@ -103,6 +103,12 @@ import Training
         } throws: { ($0 as? LocalizedError)?.errorDescription?.contains("cannot unfreeze 18 blocks") == true }
         var lora = request(unfreeze: 2, lora: 0)
         #expect(throws: TrainingError.self) { try HeadTraining.run(lora, encoder: encoder, extractor: extractor) }
+        // More cut activations than the memory limit allows: refused before extraction, saying how much.
+        setenv("HEADTUNE_TAIL_MEMORY_GB", "0.01", 1)
+        defer { unsetenv("HEADTUNE_TAIL_MEMORY_GB") }
+        #expect {
+            try HeadTraining.run(request(unfreeze: 17), encoder: extractor.encoder, extractor: extractor)
+        } throws: { ($0 as? LocalizedError)?.errorDescription?.contains("over the 0.01 GB limit; ask for fewer --views") == true }
         lora = request(unfreeze: 0, lora: 4)
         #expect {
             try HeadTraining.run(lora, encoder: encoder, extractor: extractor)
