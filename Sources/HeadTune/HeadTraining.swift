@@ -130,17 +130,9 @@ public enum HeadTraining {
         if configuration.resolvedOptimizer == .lbfgs { configuration.l2 = result.l2 }
         let report = validationReport(result, rows: rows, paths: validationIndices.map { usable[$0].sample.path }, labels: labels)
         let detector = outOfDistributionDetector(result, rows: rows, trainImages: trainIndices.count)
-        let metadata = HeadFile.Metadata(
-            labels: labels,
-            backbone: .init(id: encoder.identifier, weightsSHA256: encoder.weightsSHA256, featureCount: featureCount,
-                            features: request.featureSet),
-            preprocessing: .init(policy: request.policy, inputSize: encoder.inputSize, testTimeFlip: request.testTimeFlip,
-                                 augment: request.augment.map(\.rawValue)),
-            architecture: result.head.architecture, training: configuration, bestEpoch: result.bestEpoch,
-            dataset: .init(source: request.data, imagesPerClass: zip(statistics.trainCounts, statistics.validationCounts).map { $0 + $1 },
-                           trainImages: trainIndices.count, validationImages: validationIndices.count, trainRows: rows.train.rows,
-                           skippedFiles: statistics.skippedFiles),
-            validation: report, createdAt: ISO8601DateFormatter().string(from: now), headtuneVersion: HeadTuneVersion.current)
+        let metadata = headMetadata(request, encoder: encoder, labels: labels, featureCount: featureCount, result: result,
+                                    configuration: configuration, statistics: statistics,
+                                    images: (trainIndices.count, validationIndices.count, rows.train.rows), report: report, now: now)
         return HeadTrainingOutcome(headFile: HeadFile(metadata: metadata, head: result.head, standardization: result.standardization,
                                                       outOfDistribution: detector),
                                    statistics: statistics,
@@ -162,6 +154,25 @@ public enum HeadTraining {
             trainLabels.append(label)
             trainImages.append(image)
         }
+    }
+
+    /// Step 8: what the head file says about the head: labels, encoder, preprocessing, recipe, data, metrics.
+    /// - images: training images, validation images, training rows (views included)
+    static func headMetadata(_ request: HeadTrainingRequest, encoder: ImageEncoder, labels: [String], featureCount: Int,
+                             result: TrainingResult, configuration: TrainingConfiguration,
+                             statistics: HeadTrainingOutcome.Statistics, images: (train: Int, validation: Int, rows: Int),
+                             report: ClassificationReport?, now: Date) -> HeadFile.Metadata {
+        HeadFile.Metadata(
+            labels: labels,
+            backbone: .init(id: encoder.identifier, weightsSHA256: encoder.weightsSHA256, featureCount: featureCount,
+                            features: request.featureSet),
+            preprocessing: .init(policy: request.policy, inputSize: encoder.inputSize, testTimeFlip: request.testTimeFlip,
+                                 augment: request.augment.map(\.rawValue)),
+            architecture: result.head.architecture, training: configuration, bestEpoch: result.bestEpoch,
+            dataset: .init(source: request.data, imagesPerClass: zip(statistics.trainCounts, statistics.validationCounts).map { $0 + $1 },
+                           trainImages: images.train, validationImages: images.validation, trainRows: images.rows,
+                           skippedFiles: statistics.skippedFiles),
+            validation: report, createdAt: ISO8601DateFormatter().string(from: now), headtuneVersion: HeadTuneVersion.current)
     }
 
     /// Step 1: the labelled images of `request.data` (and of `validationData`, marked as validation).

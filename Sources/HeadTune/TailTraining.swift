@@ -166,17 +166,9 @@ extension HeadTraining {
         configuration.l2 = result.l2
         let report = validationReport(result, rows: featureRows, paths: validationIndices.map { usable[$0].sample.path }, labels: labels)
         let detector = outOfDistributionDetector(result, rows: featureRows, trainImages: trainFeatures.rows)
-        let metadata = HeadFile.Metadata(
-            labels: labels,
-            backbone: .init(id: encoder.identifier, weightsSHA256: encoder.weightsSHA256, featureCount: outputWidth,
-                            features: request.featureSet),
-            preprocessing: .init(policy: request.policy, inputSize: encoder.inputSize, testTimeFlip: request.testTimeFlip,
-                                 augment: request.augment.map(\.rawValue)),
-            architecture: result.head.architecture, training: configuration, bestEpoch: result.bestEpoch,
-            dataset: .init(source: request.data, imagesPerClass: zip(statistics.trainCounts, statistics.validationCounts).map { $0 + $1 },
-                           trainImages: trainIndices.count, validationImages: validationIndices.count, trainRows: rows.train.rows,
-                           skippedFiles: statistics.skippedFiles),
-            validation: report, createdAt: ISO8601DateFormatter().string(from: now), headtuneVersion: HeadTuneVersion.current)
+        let metadata = headMetadata(request, encoder: encoder, labels: labels, featureCount: outputWidth, result: result,
+                                    configuration: configuration, statistics: statistics,
+                                    images: (trainIndices.count, validationIndices.count, rows.train.rows), report: report, now: now)
         let file = HeadFile(metadata: metadata, head: result.head, standardization: result.standardization, outOfDistribution: detector,
                             tail: tail.tunedTail())
         return HeadTrainingOutcome(headFile: file, statistics: statistics,

@@ -58,17 +58,18 @@ import Testing
     @Test func batchesWaitOnlyForRequestsOnTheirWay() async throws {
         let metrics = ServiceMetrics()
         let worker = InferenceWorker(encoder: try Fixture.backbone.get(),
-                                     settings: BatchingSettings(maxBatch: 8, maxDelay: .seconds(5), threads: 2), metrics: metrics)
+                                     settings: BatchingSettings(maxBatch: 8, maxDelay: .seconds(60), threads: 2), metrics: metrics)
         worker.start()
         defer { Task { await worker.shutdown() } }
         let input = [Float](repeating: 0, count: worker.imageFloats)
-        // Alone: answered without waiting out the 5 s delay.
+        // Alone: answered without waiting out the 60 s delay. The bound is far from both a debug-build
+        // pass on a loaded CI machine (3.6 s seen beside the other suites) and the delay itself.
         let clock = ContinuousClock()
         let alone = try await clock.measure {
             worker.announceArrival()
-            _ = try await worker.infer(inputs: input, count: 1, timeout: .seconds(30), announced: true, outputs: [.features, .logits])
+            _ = try await worker.infer(inputs: input, count: 1, timeout: .seconds(90), announced: true, outputs: [.features, .logits])
         }
-        #expect(alone < .seconds(2))
+        #expect(alone < .seconds(30))
         // A second request still decoding: the first waits for it, and both go in one pass.
         worker.announceArrival()
         worker.announceArrival()
