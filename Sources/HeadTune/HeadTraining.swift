@@ -93,6 +93,13 @@ public struct HeadTrainingOutcome {
         public var stoppedEarly = false
         /// The cross-validation that chose the L2 strength (nil when --l2 was given).
         public var l2Selection: L2Selection?
+
+        /// Counts one extraction's cache hits, network runs and damaged entries.
+        mutating func add(_ outcome: FeatureExtractor.Outcome) {
+            cacheHits += outcome.cacheHits
+            extracted += outcome.extracted
+            damagedCacheEntries += outcome.damagedEntries
+        }
     }
 }
 
@@ -199,9 +206,7 @@ public enum HeadTraining {
         let outcome = try extractor.extract(requests(paths: samples.map(\.path), views: views), featureSet: request.featureSet) {
             events.extraction("features", $0, $1)
         }
-        statistics.cacheHits += outcome.cacheHits
-        statistics.extracted += outcome.extracted
-        statistics.damagedCacheEntries += outcome.damagedEntries
+        statistics.add(outcome)
         var usable: [(sample: LabeledSample, features: [Float])] = []
         for (sample, result) in zip(samples, averagedFeatures(outcome.results, paths: samples.count, views: views.count)) {
             switch result {
@@ -248,9 +253,7 @@ public enum HeadTraining {
         let outcome = try extractor.extract(requests(paths: paths, views: extraViews), featureSet: request.featureSet) {
             events.extraction("augmented views", $0, $1)
         }
-        statistics.cacheHits += outcome.cacheHits
-        statistics.extracted += outcome.extracted
-        statistics.damagedCacheEntries += outcome.damagedEntries
+        statistics.add(outcome)
         for n in paths.indices {
             for v in extraViews.indices {
                 // A view that fails where the plain one worked (it cannot, in practice) only loses that row.

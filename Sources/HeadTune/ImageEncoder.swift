@@ -137,9 +137,9 @@ extension ImageEncoder {
                      weightsSHA256: weightsSHA256, maxPixels: maxPixels, variant: "prefix-unfreeze-\(unfreeze)")
     }
 
-    /// The last `unfreeze` blocks with the pretrained weights, to be trained.
-    public func trainableTail(unfreeze: Int, loraRank: Int?) throws -> any TrainableTail {
-        try partiallyTrainable().trainableTail(unfreeze: unfreeze, loraRank: loraRank)
+    /// The last `unfreeze` blocks with the pretrained weights, to be trained (adapters drawn from `seed`).
+    public func trainableTail(unfreeze: Int, loraRank: Int?, seed: UInt64 = 0) throws -> any TrainableTail {
+        try partiallyTrainable().trainableTail(unfreeze: unfreeze, loraRank: loraRank, seed: seed)
     }
 
     /// The network with a head file's tuned tail in place (adapters merged): what every path that

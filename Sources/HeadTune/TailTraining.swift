@@ -57,7 +57,7 @@ extension HeadTraining {
         }
         // Refuse an impossible cut before any image is read.
         let prefix = try encoder.frozenPrefix(unfreeze: c.unfreeze)
-        let tail = try encoder.trainableTail(unfreeze: c.unfreeze, loraRank: c.loraRank)
+        let tail = try encoder.trainableTail(unfreeze: c.unfreeze, loraRank: c.loraRank, seed: c.seed)
         let includeStages = request.featureSet == .headAndStages
         precondition(tail.outputWidth(includeStages: includeStages) == outputWidth)
         var prefixExtractor = extractor
@@ -83,9 +83,7 @@ extension HeadTraining {
         let outcome = try prefixExtractor.extract(requests(paths: samples.map(\.path), views: predictionViews), featureSet: .head) {
             events.extraction("cut activations", $0, $1)
         }
-        statistics.cacheHits += outcome.cacheHits
-        statistics.extracted += outcome.extracted
-        statistics.damagedCacheEntries += outcome.damagedEntries
+        statistics.add(outcome)
         var usable: [(sample: LabeledSample, features: [Float])] = [], usableViews: [[[Float]]] = []
         for (n, sample) in samples.enumerated() {
             var views: [[Float]] = []
@@ -125,9 +123,7 @@ extension HeadTraining {
         let extraRequests = zip(trainIndices, extraViews).flatMap { i, views in views.map { FeatureRequest(path: usable[i].sample.path, view: $0) } }
         if !extraRequests.isEmpty {
             let extra = try prefixExtractor.extract(extraRequests, featureSet: .head) { events.extraction("augmented views", $0, $1) }
-            statistics.cacheHits += extra.cacheHits
-            statistics.extracted += extra.extracted
-            statistics.damagedCacheEntries += extra.damagedEntries
+            statistics.add(extra)
             var position = 0
             for (n, views) in extraViews.enumerated() {
                 for _ in views {
@@ -150,13 +146,15 @@ extension HeadTraining {
         // Step 3: the probe, then fine-tuning.
         let trainingStart = Date()
         let tuned = try fineTune(tail: tail, rows: rows, classes: labels.count, views: predictionViews.count,
-                                 includeStages: includeStages, request: request, events: events, statistics: &statistics)
+                                 includeStages: includeStages, threads: extractor.threads, request: request, events: events, statistics: &statistics)
         statistics.trainingSeconds = Date().timeIntervalSince(trainingStart)
 
         // Step 4: report, detector, file, from the kept epoch's tail and head.
-        let validationFeatures = tailFeatures(tail, rows.validation, views: predictionViews.count, includeStages: includeStages)
+        let validationFeatures = tailFeatures(tail, rows.validation, views: predictionViews.count, includeStages: includeStages,
+                                              threads: extractor.threads)
         let trainImageRows = rows.trainPredictionRows.flatMap { $0 }
-        let trainFeatures = tailFeatures(tail, rows.train.selecting(trainImageRows), views: predictionViews.count, includeStages: includeStages)
+        let trainFeatures = tailFeatures(tail, rows.train.selecting(trainImageRows), views: predictionViews.count,
+                                         includeStages: includeStages, threads: extractor.threads)
         let result = tuned.result
         var featureRows = TrainingRows(train: trainFeatures, validation: validationFeatures)
         featureRows.trainLabels = rows.trainPredictionRows.map { rows.trainLabels[$0[0]] }
@@ -183,11 +181,10 @@ extension HeadTraining {
 
     /// The tail's output for cut rows, in minibatches; with `views` > 1, consecutive rows are one
     /// image's views and are averaged (as prediction averages them).
-    static func tailFeatures(_ tail: any TrainableTail, _ rows: FeatureMatrix, views: Int, includeStages: Bool,
+    static func tailFeatures(_ tail: any TrainableTail, _ rows: FeatureMatrix, views: Int, includeStages: Bool, threads: Int,
                              batch: Int = 64) -> FeatureMatrix {
         let width = tail.outputWidth(includeStages: includeStages)
         var out = FeatureMatrix(columns: width)
-        let threads = ProcessInfo.processInfo.activeProcessorCount
         let step = max(views, batch / views * views)
         for first in stride(from: 0, to: rows.rows, by: step) {
             let count = min(step, rows.rows - first)
@@ -242,14 +239,13 @@ extension HeadTraining {
 
     /// The linear probe on the pretrained tail, then AdamW on tail and head; leaves the kept epoch's
     /// parameters in `tail` and returns the kept head.
-    static func fineTune(tail: any TrainableTail, rows: CutRows, classes: Int, views: Int, includeStages: Bool,
+    static func fineTune(tail: any TrainableTail, rows: CutRows, classes: Int, views: Int, includeStages: Bool, threads: Int,
                          request: HeadTrainingRequest, events: HeadTrainingEvents,
                          statistics: inout HeadTrainingOutcome.Statistics) throws -> TunedResult {
         let c = request.configuration
-        let threads = ProcessInfo.processInfo.activeProcessorCount
-        let validationFeatures = { tailFeatures(tail, rows.validation, views: views, includeStages: includeStages) }
+        let validationFeatures = { tailFeatures(tail, rows.validation, views: views, includeStages: includeStages, threads: threads) }
         // The probe: the usual head on the pretrained tail's features of every training row.
-        let probeFeatures = tailFeatures(tail, rows.train, views: 1, includeStages: includeStages)
+        let probeFeatures = tailFeatures(tail, rows.train, views: 1, includeStages: includeStages, threads: threads)
         let probeValidation = validationFeatures()
         var probeConfiguration = c
         probeConfiguration.unfreeze = 0
@@ -264,15 +260,16 @@ extension HeadTraining {
         let l2 = c.resolvedOptimizer == .lbfgs ? probe.l2 : 0
         let rowWeights = c.classWeights == .balanced ? balancedClassWeights(labels: rows.trainLabels, classes: classes) : nil
 
-        func validate() -> (loss: Double, accuracy: Double)? {
+        /// - features: the validation images' tail features when already computed (the probe's)
+        func validate(_ features: FeatureMatrix? = nil) -> (loss: Double, accuracy: Double)? {
             guard rows.validation.rows > 0 else { return nil }
-            var x = validationFeatures()
+            var x = features ?? validationFeatures()
             standardization.apply(to: &x)
             return HeadTrainer.evaluate(head, x, rows.validationLabels)
         }
         var history: [EpochRecord] = []
         var best = (loss: Double.infinity, tail: tail.parameters, head: head.parameters, epoch: 0)
-        let probeValidated = validate()
+        let probeValidated = validate(probeValidation)
         if let probeValidated { best.loss = probeValidated.loss }
         // Epoch 0 is the probe.
         events.epoch(EpochRecord(epoch: 0, trainLoss: probe.history.last?.trainLoss ?? .nan,

@@ -226,9 +226,10 @@ struct Train: ParsableCommand {
             ("validation_features", d.validation.values, [d.validation.rows, d.validation.columns]),
             ("validation_labels", d.validationLabels.map(Float.init), [d.validationLabels.count]),
         ]
-        if let cut = d.cut {
+        if let cut = d.cut, cut.probe.architecture.kind == .linear {
             // With --unfreeze: the cut activations (NHWC per row, then the frozen stages' pooled values) and
-            // the probe fine-tuning started from, for scripts/bench_finetune_peers.py.
+            // the linear probe fine-tuning started from (weight then bias, `HeadArchitecture.tensors`), for
+            // scripts/bench_finetune_peers.py, which runs linear heads only.
             let p = cut.probe.parameters, a = cut.probe.architecture
             files += [
                 ("cut_train", cut.train.values, [cut.train.rows, cut.train.columns]),

@@ -80,18 +80,23 @@ public final class EfficientNetLiteTail: TrainableTail {
         network.featureCount + (includeStages ? network.stagePooledFeatureCount : 0)
     }
 
-    /// The tail with the pretrained weights (adapters, if any, start at zero effect).
-    init(network: EfficientNetLite, unfreeze: Int, loraRank: Int?, seed: UInt64) throws(ModelsError) {
+    /// The index of the first tail block when the last `unfreeze` blocks train (checked).
+    static func cut(unfreeze: Int, network: EfficientNetLite) throws(ModelsError) -> Int {
         let unfreezable = network.blocks.count + 1
         guard unfreeze >= 1 && unfreeze <= unfreezable else {
             throw .invalidInput(reason: "cannot unfreeze \(unfreeze) blocks: \(network.configuration.blocks.count) blocks "
                                 + "and the head convolution make \(unfreezable) (0 trains the head alone)")
         }
+        return unfreezable - unfreeze
+    }
+
+    /// The tail with the pretrained weights (adapters, if any, start at zero effect).
+    init(network: EfficientNetLite, unfreeze: Int, loraRank: Int?, seed: UInt64) throws(ModelsError) {
+        cut = try Self.cut(unfreeze: unfreeze, network: network)
         if let loraRank, loraRank < 1 { throw .invalidInput(reason: "a LoRA rank must be at least 1 (got \(loraRank))") }
         self.network = network
         self.unfreeze = unfreeze
         self.loraRank = loraRank
-        cut = unfreezable - unfreeze
         plan = EfficientNetLitePlan(configuration: network.configuration, height: network.configuration.inputSize,
                                     width: network.configuration.inputSize)
         let shape = network.cutShape(cut, plan: plan)
@@ -482,12 +487,13 @@ extension EfficientNetLite: PartiallyTrainableImageModel {
     public var unfreezableBlockCount: Int { blocks.count + 1 }
 
     public func frozenPrefix(unfreeze: Int) throws(ModelsError) -> any ImageEncoderModel {
-        let tail = try EfficientNetLiteTail(network: self, unfreeze: unfreeze, loraRank: nil, seed: 0)
-        return EfficientNetLitePrefix(network: self, cut: tail.cut, width: tail.inputWidth)
+        let cut = try EfficientNetLiteTail.cut(unfreeze: unfreeze, network: self)
+        let plan = EfficientNetLitePlan(configuration: configuration, height: configuration.inputSize, width: configuration.inputSize)
+        return EfficientNetLitePrefix(network: self, cut: cut, width: prefixWidth(cut: cut, plan: plan))
     }
 
-    public func trainableTail(unfreeze: Int, loraRank: Int?) throws(ModelsError) -> any TrainableTail {
-        try EfficientNetLiteTail(network: self, unfreeze: unfreeze, loraRank: loraRank, seed: UInt64(unfreeze * 1000 + (loraRank ?? 0)))
+    public func trainableTail(unfreeze: Int, loraRank: Int?, seed: UInt64) throws(ModelsError) -> any TrainableTail {
+        try EfficientNetLiteTail(network: self, unfreeze: unfreeze, loraRank: loraRank, seed: seed)
     }
 
     public func trainableTail(unfreeze: Int, loraRank: Int?, tensors: some TensorSource) throws(ModelsError) -> any TrainableTail {

@@ -43,13 +43,19 @@ public protocol PartiallyTrainableImageModel: ImageEncoderModel {
     /// The network up to the cut, as an encoder whose `.features` are the tail's input per image.
     func frozenPrefix(unfreeze: Int) throws(ModelsError) -> any ImageEncoderModel
     /// The last `unfreeze` blocks with the pretrained weights, trained in full or (with `loraRank`)
-    /// through low-rank adapters on their 1x1 convolutions.
-    func trainableTail(unfreeze: Int, loraRank: Int?) throws(ModelsError) -> any TrainableTail
+    /// through low-rank adapters on their 1x1 convolutions, whose random start is drawn from `seed`.
+    func trainableTail(unfreeze: Int, loraRank: Int?, seed: UInt64) throws(ModelsError) -> any TrainableTail
     /// A tail with the parameters a head file stores (strict: every tensor, exact shapes, no others).
     func trainableTail(unfreeze: Int, loraRank: Int?, tensors: some TensorSource) throws(ModelsError) -> any TrainableTail
     /// The whole network with the tail's weights in place of the pretrained ones (adapters merged),
     /// running at the frozen network's speed.
     func applying(_ tail: any TrainableTail) throws(ModelsError) -> any ImageEncoderModel
+}
+
+extension PartiallyTrainableImageModel {
+    public func trainableTail(unfreeze: Int, loraRank: Int?) throws(ModelsError) -> any TrainableTail {
+        try trainableTail(unfreeze: unfreeze, loraRank: loraRank, seed: 0)
+    }
 }
 
 /// One named tensor inside a tail's flat parameter vector.
