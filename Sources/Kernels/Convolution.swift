@@ -147,20 +147,23 @@ public func softmaxRows(_ x: UnsafeMutablePointer<Float>, rows: Int, columns: In
     }
 }
 
-/// `pointwiseConvolution` without activation for training batches (thousands of rows): one GEMM per
-/// thread over its share of the rows, so OpenBLAS packs the weights once per thread instead of once
-/// per row tile (the tiles are for inference, where the epilogue should find the output in cache).
-/// - input: [rows, inChannels]; weight: [outChannels, inChannels]; output: [rows, outChannels]
+/// `pointwiseConvolution` for training batches (thousands of rows): one GEMM per thread over its
+/// share of the rows, so OpenBLAS packs the weights once per thread instead of once per row tile (the
+/// tiles are for inference, where the epilogue should find the output in cache); bias, residual and
+/// activation are applied to each thread's rows after its GEMM.
+/// - input: [rows, inChannels]; weight: [outChannels, inChannels]; residual, output: [rows, outChannels]
 public func pointwiseConvolutionBatch(
     input: UnsafePointer<Float>, rows: Int, inChannels: Int, weight: UnsafePointer<Float>, bias: UnsafePointer<Float>,
-    outChannels: Int, output: UnsafeMutablePointer<Float>, threads: Int
+    outChannels: Int, activation: Activation = .identity, residual: UnsafePointer<Float>? = nil,
+    output: UnsafeMutablePointer<Float>, threads: Int
 ) {
     guard rows > 0 else { return }
     parallelFor(rows, threads: threads, minimumChunk: 64) { range in
         let out = output + range.lowerBound * outChannels
         BLAS.sgemm(transposeB: true, m: range.count, n: outChannels, k: inChannels, a: input + range.lowerBound * inChannels,
                    lda: inChannels, b: weight, ldb: inChannels, c: out, ldc: outChannels)
-        hk_bias_activation(out, 0, range.count, outChannels, bias, nil, 0)
+        hk_bias_activation(out, 0, range.count, outChannels, bias, residual.map { $0 + range.lowerBound * outChannels },
+                           activation == .relu6 ? 1 : 0)
     }
 }
 
@@ -180,17 +183,24 @@ public func pointwiseConvolutionBackward(
     weightGradient: UnsafeMutablePointer<Float>?, biasGradient: UnsafeMutablePointer<Float>?, threads: Int
 ) {
     guard rows > 0 else { return }
-    // Threads split dX by rows and dW by output channels: no value is written by two of them.
-    parallelFor(2 * max(1, threads), threads: threads) { range in
+    // dX and dW cost the same (rows · in · out multiply-adds). With both asked, half the threads take
+    // each, so each GEMM is split as little as possible: every part packs its whole other operand
+    // (W for a dX part, x for a dW part), and one GEMM per thread packs each once. Parts split dX by
+    // rows and dW by output channels: no value is written by two threads.
+    let threads = max(1, threads)
+    let both = inputGradient != nil && weightGradient != nil
+    let inputParts = inputGradient == nil ? 0 : (both ? max(1, threads / 2) : threads)
+    let weightParts = weightGradient == nil ? 0 : (both ? max(1, threads - inputParts) : threads)
+    parallelFor(inputParts + weightParts, threads: threads) { range in
         for job in range {
-            let part = job / 2, parts = max(1, threads)
-            if job % 2 == 0, let inputGradient {
-                let first = rows * part / parts, count = rows * (part + 1) / parts - first
+            if job < inputParts, let inputGradient {
+                let first = rows * job / inputParts, count = rows * (job + 1) / inputParts - first
                 guard count > 0 else { continue }
                 BLAS.sgemm(m: count, n: inChannels, k: outChannels, a: outputGradient + first * outChannels, lda: outChannels,
                            b: weight, ldb: inChannels, beta: 1, c: inputGradient + first * inChannels, ldc: inChannels)
-            } else if job % 2 == 1, let weightGradient {
-                let first = outChannels * part / parts, count = outChannels * (part + 1) / parts - first
+            } else if let weightGradient {
+                let part = job - inputParts
+                let first = outChannels * part / weightParts, count = outChannels * (part + 1) / weightParts - first
                 guard count > 0 else { continue }
                 BLAS.sgemm(transposeA: true, m: count, n: inChannels, k: rows, a: outputGradient + first, lda: outChannels,
                            b: input, ldb: inChannels, beta: 1, c: weightGradient + first * inChannels, ldc: inChannels)
@@ -236,7 +246,12 @@ public func globalAveragePoolBackward(
     }
 }
 
-/// Backward of ReLU6 in place: `gradient[i] = 0` where the pre-activation was outside (0, 6).
-public func relu6Backward(preActivation: UnsafePointer<Float>, gradient: UnsafeMutablePointer<Float>, count: Int) {
-    hk_relu6_backward(preActivation, gradient, count)
+/// Backward of ReLU6 in place: `gradient[i] = 0` where the activation was outside its linear range.
+/// `values` may be the pre-activation z or the output relu6(z): 0 < z < 6 exactly when
+/// 0 < relu6(z) < 6, so a forward pass need keep only its output.
+public func relu6Backward(values: UnsafePointer<Float>, gradient: UnsafeMutablePointer<Float>, count: Int, threads: Int = 1) {
+    // Memory-bound: threads only pay off on large tensors.
+    parallelFor(count, threads: threads, minimumChunk: 1 << 16) { range in
+        hk_relu6_backward(values + range.lowerBound, gradient + range.lowerBound, range.count)
+    }
 }

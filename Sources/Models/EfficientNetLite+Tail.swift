@@ -222,20 +222,19 @@ public final class EfficientNetLiteTail: TrainableTail {
         var geometry: ConvolutionGeometry
         /// [rows, in] block input
         var input: [Float]
-        /// [rows, mid] expansion before and after ReLU6 (blocks with an expansion)
-        var expandPre: [Float]
+        /// [rows, mid] expansion after ReLU6 (blocks with an expansion); ReLU6's backward reads its
+        /// mask from the output as well as from the pre-activation (`relu6Backward`), so only outputs are kept
         var expanded: [Float]
-        /// [rows', mid] depthwise output before and after ReLU6
-        var depthwisePre: [Float]
+        /// [rows', mid] depthwise output after ReLU6
         var filtered: [Float]
     }
 
     struct Saved {
         var weights: Weights
         var blocks: [SavedBlock]
-        /// [positions·count, lastChannels] head-convolution input, and its output before ReLU6
+        /// [positions·count, lastChannels] head-convolution input, and its output after ReLU6
         var headInput: [Float]
-        var headPre: [Float]
+        var headActivated: [Float]
     }
 
     private func geometry(_ b: Int, batch: Int) -> ConvolutionGeometry {
@@ -264,29 +263,27 @@ public final class EfficientNetLiteTail: TrainableTail {
         for (i, b) in (cut..<network.blocks.count).enumerated() {
             let a = network.blocks[b].arguments, w = weights.blocks[i], g = geometry(b, batch: count)
             let rows = count * g.height * g.width, outRows = count * g.outHeight * g.outWidth, mid = a.expandedChannels
-            var block = SavedBlock(geometry: g, input: x, expandPre: [], expanded: [], depthwisePre: [], filtered: [])
+            var block = SavedBlock(geometry: g, input: x, expanded: [], filtered: [])
             if let expand = w.expand {
                 // [rows, in] -> [rows, mid]
-                block.expandPre = pointwise(x, rows: rows, weight: expand.weight, bias: expand.bias, inputs: a.inChannels,
-                                            outputs: mid, residual: nil, threads: threads)
-                block.expanded = block.expandPre.map { min(max($0, 0), 6) }
+                block.expanded = pointwise(x, rows: rows, weight: expand.weight, bias: expand.bias, inputs: a.inChannels,
+                                           outputs: mid, activation: .relu6, residual: nil, threads: threads)
             }
             // [count, H, W, mid] -> [count, H', W', mid]
-            block.depthwisePre = [Float](repeating: 0, count: outRows * mid)
+            block.filtered = [Float](repeating: 0, count: outRows * mid)
             (w.expand == nil ? x : block.expanded).withUnsafeBufferPointer { e in
                 w.depthwise.weight.withUnsafeBufferPointer { dw in
                     w.depthwise.bias.withUnsafeBufferPointer { db in
-                        block.depthwisePre.withUnsafeMutableBufferPointer { z in
+                        block.filtered.withUnsafeMutableBufferPointer { z in
                             depthwiseConvolution(input: e.baseAddress!, geometry: g, weight: dw.baseAddress!, bias: db.baseAddress!,
-                                                 activation: .identity, output: z.baseAddress!, threads: threads)
+                                                 activation: .relu6, output: z.baseAddress!, threads: threads)
                         }
                     }
                 }
             }
-            block.filtered = block.depthwisePre.map { min(max($0, 0), 6) }
             // [rows', mid] -> [rows', out] (+ block input)
             x = pointwise(block.filtered, rows: outRows, weight: w.project.weight, bias: w.project.bias, inputs: mid,
-                          outputs: a.outChannels, residual: a.hasResidual ? x : nil, threads: threads)
+                          outputs: a.outChannels, activation: .identity, residual: a.hasResidual ? x : nil, threads: threads)
             saved.append(block)
             if includeStages && network.endsStage[b] {
                 let positions = g.outHeight * g.outWidth
@@ -303,9 +300,9 @@ public final class EfficientNetLiteTail: TrainableTail {
         }
         // Head convolution: [positions·count, last] -> [.., 1280] -> ReLU6 -> mean over positions
         let positions = plan.finalHeight * plan.finalWidth, head = network.featureCount
-        let headPre = pointwise(x, rows: count * positions, weight: weights.head.weight, bias: weights.head.bias,
-                                inputs: weights.head.weight.count / head, outputs: head, residual: nil, threads: threads)
-        let activated = headPre.map { min(max($0, 0), 6) }
+        let activated = pointwise(x, rows: count * positions, weight: weights.head.weight, bias: weights.head.bias,
+                                  inputs: weights.head.weight.count / head, outputs: head, activation: .relu6, residual: nil,
+                                  threads: threads)
         activated.withUnsafeBufferPointer { h in
             output.withUnsafeMutableBufferPointer { o in
                 for n in 0..<count {
@@ -315,7 +312,7 @@ public final class EfficientNetLiteTail: TrainableTail {
             }
         }
         return TailPass(output: output, count: count, includeStages: includeStages,
-                        storage: Saved(weights: weights, blocks: saved, headInput: x, headPre: headPre))
+                        storage: Saved(weights: weights, blocks: saved, headInput: x, headActivated: activated))
     }
 
     public func backward(_ pass: TailPass, outputGradient: UnsafePointer<Float>, parameterGradient: UnsafeMutablePointer<Float>,
@@ -331,7 +328,9 @@ public final class EfficientNetLiteTail: TrainableTail {
                 globalAveragePoolBackward(outputGradient: outputGradient + n * outputWidth, batch: 1, positions: positions,
                                           channels: head, inputGradient: d.baseAddress! + n * positions * head)
             }
-            saved.headPre.withUnsafeBufferPointer { relu6Backward(preActivation: $0.baseAddress!, gradient: d.baseAddress!, count: d.count) }
+            saved.headActivated.withUnsafeBufferPointer {
+                relu6Backward(values: $0.baseAddress!, gradient: d.baseAddress!, count: d.count, threads: threads)
+            }
         }
         // With the head convolution alone in the tail, its input is frozen: no input gradient.
         var dx = [Float](repeating: 0, count: cut < network.blocks.count ? saved.headInput.count : 0)
@@ -363,7 +362,9 @@ public final class EfficientNetLiteTail: TrainableTail {
                                 outputs: a.outChannels, outputGradient: dy, inputGradient: &dFiltered, gradient: parameterGradient,
                                 threads: threads)
             dFiltered.withUnsafeMutableBufferPointer { d in
-                block.depthwisePre.withUnsafeBufferPointer { relu6Backward(preActivation: $0.baseAddress!, gradient: d.baseAddress!, count: d.count) }
+                block.filtered.withUnsafeBufferPointer {
+                    relu6Backward(values: $0.baseAddress!, gradient: d.baseAddress!, count: d.count, threads: threads)
+                }
             }
             let depthwiseWeight = index["blocks.\(b).depthwise.weight"], depthwiseBias = index["blocks.\(b).depthwise.bias"]!
             let needsExpandedGradient = w.expand != nil || needsInputGradient
@@ -383,7 +384,9 @@ public final class EfficientNetLiteTail: TrainableTail {
             }
             if let expand = w.expand {
                 dExpanded.withUnsafeMutableBufferPointer { d in
-                    block.expandPre.withUnsafeBufferPointer { relu6Backward(preActivation: $0.baseAddress!, gradient: d.baseAddress!, count: d.count) }
+                    block.expanded.withUnsafeBufferPointer {
+                        relu6Backward(values: $0.baseAddress!, gradient: d.baseAddress!, count: d.count, threads: threads)
+                    }
                 }
                 if needsInputGradient {
                     convolutionBackward("blocks.\(b).expand", input: block.input, rows: rows, weight: expand.weight, outputs: mid,
@@ -400,22 +403,25 @@ public final class EfficientNetLiteTail: TrainableTail {
         }
     }
 
-    /// `y = x · Wᵀ + b (+ residual)` through the kernels' raw pointwise convolution.
+    /// `y = activation(x · Wᵀ + b (+ residual))` through the kernels' training-batch pointwise convolution.
     private func pointwise(_ x: [Float], rows: Int, weight: [Float], bias: [Float], inputs: Int, outputs: Int,
-                           residual: [Float]?, threads: Int) -> [Float] {
-        var y = [Float](repeating: 0, count: rows * outputs)
-        x.withUnsafeBufferPointer { x in
-            weight.withUnsafeBufferPointer { w in
-                bias.withUnsafeBufferPointer { b in
-                    y.withUnsafeMutableBufferPointer { y in
-                        pointwiseConvolutionBatch(input: x.baseAddress!, rows: rows, inChannels: inputs, weight: w.baseAddress!,
-                                                  bias: b.baseAddress!, outChannels: outputs, output: y.baseAddress!, threads: threads)
+                           activation: Activation, residual: [Float]?, threads: Int) -> [Float] {
+        // Every value is written by the GEMM (beta 0): no need to zero the buffer first.
+        [Float](unsafeUninitializedCapacity: rows * outputs) { y, initialized in
+            x.withUnsafeBufferPointer { x in
+                weight.withUnsafeBufferPointer { w in
+                    bias.withUnsafeBufferPointer { b in
+                        func run(_ skip: UnsafePointer<Float>?) {
+                            pointwiseConvolutionBatch(input: x.baseAddress!, rows: rows, inChannels: inputs, weight: w.baseAddress!,
+                                                      bias: b.baseAddress!, outChannels: outputs, activation: activation,
+                                                      residual: skip, output: y.baseAddress!, threads: threads)
+                        }
+                        if let residual { residual.withUnsafeBufferPointer { run($0.baseAddress!) } } else { run(nil) }
                     }
                 }
             }
+            initialized = rows * outputs
         }
-        if let residual { for i in y.indices { y[i] += residual[i] } }
-        return y
     }
 
     /// A 1x1 convolution's backward: `inputGradient` (+=, skipped when empty), and its parameters'

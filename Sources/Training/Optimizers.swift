@@ -111,14 +111,27 @@ public struct AdamW: Sendable {
             v = m
         }
         t += 1
+        precondition(gradient.count == parameters.count && decayed.count == parameters.count)
         let correction1 = 1 - powf(beta1, Float(t)), correction2 = 1 - powf(beta2, Float(t))
-        for i in 0..<parameters.count {
-            let g = gradient[i]
-            m[i] = beta1 * m[i] + (1 - beta1) * g
-            v[i] = beta2 * v[i] + (1 - beta2) * g * g
-            let update = (m[i] / correction1) / ((v[i] / correction2).squareRoot() + epsilon)
-            if decayed[i] { parameters[i] -= learningRate * weightDecay * parameters[i] }
-            parameters[i] -= learningRate * update
+        let (beta1, beta2, epsilon, learningRate) = (beta1, beta2, epsilon, learningRate)
+        let decay = learningRate * weightDecay
+        // Raw buffers: a fine-tuned tail has about a million parameters, stepped every minibatch.
+        parameters.withUnsafeMutableBufferPointer { p in
+            m.withUnsafeMutableBufferPointer { m in
+                v.withUnsafeMutableBufferPointer { v in
+                    gradient.withUnsafeBufferPointer { g in
+                        decayed.withUnsafeBufferPointer { decayed in
+                            for i in 0..<p.count {
+                                m[i] = beta1 * m[i] + (1 - beta1) * g[i]
+                                v[i] = beta2 * v[i] + (1 - beta2) * g[i] * g[i]
+                                let update = (m[i] / correction1) / ((v[i] / correction2).squareRoot() + epsilon)
+                                if decayed[i] { p[i] -= decay * p[i] }
+                                p[i] -= learningRate * update
+                            }
+                        }
+                    }
+                }
+            }
         }
     }
 }

@@ -31,7 +31,8 @@ import Testing
         #expect(abs(Double(analytic) - numeric) <= 1e-4 * max(scale, 1), "\(what): analytic \(analytic), numeric \(numeric)")
     }
 
-    @Test(arguments: [1, 2])
+    /// Threads 1-4 cover every split of dX and dW between them (one each, two each, 1 + 2).
+    @Test(arguments: [1, 2, 3, 4])
     func pointwiseBackwardMatchesFiniteDifferences(threads: Int) throws {
         try BLAS.load()
         var values = SeededValues(seed: 7)
@@ -53,6 +54,41 @@ import Testing
         for i in stride(from: 0, to: x.count, by: 13) { Self.expectClose(dx[i] - 1, Self.difference(t, \.x, i, loss), scale: 10, "dx[\(i)]") }
         for i in stride(from: 0, to: w.count, by: 11) { Self.expectClose(dw[i] - 1, Self.difference(t, \.w, i, loss), scale: 10, "dw[\(i)]") }
         for i in b.indices { Self.expectClose(db[i] - 1, Self.difference(t, \.b, i, loss), scale: 10, "db[\(i)]") }
+    }
+
+    /// Without dX (the first trained block's input is frozen) all threads split dW.
+    @Test(arguments: [1, 2, 3])
+    func pointwiseWeightGradientAloneEqualsTheFullBackward(threads: Int) throws {
+        try BLAS.load()
+        var values = SeededValues(seed: 11)
+        let rows = 70, inputs = 9, outputs = 13
+        let x = values.array(rows * inputs), w = values.array(outputs * inputs), r = values.array(rows * outputs)
+        var dx = [Float](repeating: 0, count: x.count), dwFull = [Float](repeating: 0, count: w.count)
+        var dwAlone = dwFull
+        pointwiseConvolutionBackward(input: x, rows: rows, inChannels: inputs, weight: w, outChannels: outputs, outputGradient: r,
+                                     inputGradient: &dx, weightGradient: &dwFull, biasGradient: nil, threads: 1)
+        pointwiseConvolutionBackward(input: x, rows: rows, inChannels: inputs, weight: w, outChannels: outputs, outputGradient: r,
+                                     inputGradient: nil, weightGradient: &dwAlone, biasGradient: nil, threads: threads)
+        for i in w.indices { #expect(abs(dwAlone[i] - dwFull[i]) <= 1e-5 * max(1, abs(dwFull[i])), "dw[\(i)]") }
+        #expect(dwFull.contains { $0 != 0 })
+    }
+
+    /// The training forward (one GEMM per thread, epilogue after) equals the inference kernel, with
+    /// residual and ReLU6.
+    @Test(arguments: [1, 2])
+    func batchPointwiseEqualsThePointwiseKernel(threads: Int) throws {
+        try BLAS.load()
+        var values = SeededValues(seed: 5)
+        let rows = 300, inputs = 17, outputs = 21
+        let x = values.array(rows * inputs).map { $0 * 8 }, w = values.array(outputs * inputs), b = values.array(outputs)
+        let skip = values.array(rows * outputs)
+        var expected = [Float](repeating: 0, count: rows * outputs), batch = expected
+        pointwiseConvolution(input: x, rows: rows, inChannels: inputs, weight: w, bias: b, outChannels: outputs,
+                             activation: .relu6, residual: skip, output: &expected, threads: 1)
+        pointwiseConvolutionBatch(input: x, rows: rows, inChannels: inputs, weight: w, bias: b, outChannels: outputs,
+                                  activation: .relu6, residual: skip, output: &batch, threads: threads)
+        for i in expected.indices { #expect(abs(batch[i] - expected[i]) <= 1e-5, "y[\(i)]") }
+        #expect(expected.contains(0) && expected.contains(6) && expected.contains { $0 > 0 && $0 < 6 })
     }
 
     /// Stride 2 with TF 'SAME' padding (extra row/column after), an odd map, several images, 5x5 taps,
@@ -101,7 +137,22 @@ import Testing
     @Test func relu6BackwardPassesOnlyTheLinearRange() {
         let pre: [Float] = [-1, 0, 0.5, 5.9, 6, 7]
         var gradient: [Float] = [1, 2, 3, 4, 5, 6]
-        relu6Backward(preActivation: pre, gradient: &gradient, count: pre.count)
+        relu6Backward(values: pre, gradient: &gradient, count: pre.count)
         #expect(gradient == [0, 0, 3, 4, 0, 0])
+    }
+
+    /// The forward pass keeps only relu6's output: masking by it must equal masking by the
+    /// pre-activation, on the threaded path too.
+    @Test func relu6BackwardFromTheOutputEqualsFromThePreActivation() {
+        var generator = SystemRandomNumberGenerator()
+        let count = 3 << 16 + 5
+        let pre = (0..<count).map { i in i % 7 == 0 ? Float(i % 3 * 3) : Float.random(in: -2...8, using: &generator) }
+        let activated = pre.map { min(max($0, 0), 6) }
+        let upstream = (0..<count).map { _ in Float.random(in: -1...1, using: &generator) }
+        var fromPre = upstream, fromOutput = upstream
+        relu6Backward(values: pre, gradient: &fromPre, count: count)
+        relu6Backward(values: activated, gradient: &fromOutput, count: count, threads: 3)
+        #expect(fromPre == fromOutput)
+        #expect(fromPre.contains(0) && fromPre.contains { $0 != 0 })
     }
 }
