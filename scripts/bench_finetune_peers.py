@@ -50,7 +50,8 @@ def run_headtune(binary: str, args, dump: Path) -> dict:
     if result.returncode != 0:
         sys.exit(f"headtune failed:\n{result.stderr}")
     seconds = float(re.search(r"fine-tuning ([0-9.]+) s", result.stderr).group(1))
-    accuracy = float(re.search(r"^  accuracy ([0-9.]+)   balanced", result.stderr, re.M).group(1))
+    # The validation report is the run's output (stdout); the timings are diagnostics (stderr).
+    accuracy = float(re.search(r"^  accuracy ([0-9.]+)   balanced", result.stdout, re.M).group(1))
     best = int(re.search(r"best (\d+)", result.stderr).group(1))
     return {"peer": "headtune", "fine_tune_seconds": seconds, "validation_accuracy": accuracy, "best_epoch": best,
             "wall_seconds": round(wall, 1)}
