@@ -2,19 +2,23 @@
    network. NHWC layouts as in the forward kernels; every function accumulates (+=) into its
    gradient outputs, so gradients of several uses of one tensor add up, and callers zero them first. */
 #include "CKernels.h"
+#include "multiversion.h"
 
-/* y = relu6(x) elementwise (x = the pre-activation): dx = dy where 0 < x < 6, else 0. In place on dy. */
-void hk_relu6_backward(const float *pre_activation, float *gradient, long count) {
+/* y = relu6(z) elementwise: dz = dy where 0 < z < 6, else 0, in place on dy. The mask may be read from z or
+   from y (0 < z < 6 exactly when 0 < y < 6), so forward passes keep only their outputs. */
+MULTIVERSION
+void hk_relu6_backward(const float *restrict values, float *restrict gradient, long count) {
     for (long i = 0; i < count; i++) {
-        float x = pre_activation[i];
+        float x = values[i];
         gradient[i] = (x > 0.0f && x < 6.0f) ? gradient[i] : 0.0f;
     }
 }
 
 /* Column sums: bias_gradient[c] += sum over rows of gradient[r, c]. */
-void hk_column_sums(const float *gradient, long rows, long columns, float *sums) {
+MULTIVERSION
+void hk_column_sums(const float *restrict gradient, long rows, long columns, float *restrict sums) {
     for (long r = 0; r < rows; r++) {
-        const float *row = gradient + r * columns;
+        const float *restrict row = gradient + r * columns;
         for (long c = 0; c < columns; c++) sums[c] += row[c];
     }
 }
@@ -25,6 +29,7 @@ void hk_column_sums(const float *gradient, long rows, long columns, float *sums)
    weight_gradient [kernel, kernel, channels] += sum of x * dz (may be NULL).
    Only channels [channel_begin, channel_end) are touched: threads split the channels, so no two
    write the same gradient value (output rows of one image overlap in their input rows). */
+MULTIVERSION
 void hk_depthwise_backward(const float *input, long height, long width, long channels, const float *weight,
                            long kernel, long stride, long pad_top, long pad_left, long out_height, long out_width,
                            const float *output_gradient, float *input_gradient, float *weight_gradient,
@@ -43,13 +48,13 @@ void hk_depthwise_backward(const float *input, long height, long width, long cha
                     if (ix < 0 || ix >= width) continue;
                     long tap = (ky * kernel + kx) * channels, pixel = (iy * width + ix) * channels;
                     if (weight_gradient) {
-                        const float *x = image + pixel;
-                        float *dw = weight_gradient + tap;
+                        const float *restrict x = image + pixel;
+                        float *restrict dw = weight_gradient + tap;
                         for (long c = channel_begin; c < channel_end; c++) dw[c] += x[c] * dz[c];
                     }
                     if (image_gradient) {
-                        const float *w = weight + tap;
-                        float *dx = image_gradient + pixel;
+                        const float *restrict w = weight + tap;
+                        float *restrict dx = image_gradient + pixel;
                         for (long c = channel_begin; c < channel_end; c++) dx[c] += w[c] * dz[c];
                     }
                 }

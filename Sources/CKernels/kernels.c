@@ -1,17 +1,10 @@
 #include "CKernels.h"
 #include "depthwise.h"
+#include "multiversion.h"
 
 #include <math.h>
 #include <stddef.h>
 
-#if defined(__x86_64__) && defined(__has_attribute)
-#if __has_attribute(target_clones)
-#define MULTIVERSION __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
-#endif
-#endif
-#ifndef MULTIVERSION
-#define MULTIVERSION
-#endif
 
 
 MULTIVERSION

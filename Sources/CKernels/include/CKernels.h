@@ -94,7 +94,7 @@ void hk_pool_run(long chunks, long participants, hk_pool_body body, void *contex
 
 
 /// Backward kernels (backward.c): each accumulates into its gradient outputs.
-void hk_relu6_backward(const float *pre_activation, float *gradient, long count);
+void hk_relu6_backward(const float *values, float *gradient, long count);
 void hk_column_sums(const float *gradient, long rows, long columns, float *sums);
 void hk_depthwise_backward(const float *input, long height, long width, long channels, const float *weight,
                            long kernel, long stride, long pad_top, long pad_left, long out_height, long out_width,
