@@ -62,3 +62,23 @@ void hk_depthwise_backward(const float *input, long height, long width, long cha
         }
     }
 }
+
+/* Global average pooling after ReLU6, backward in one pass (the head convolution's output):
+   for y[n, p, c] = relu6(z[n, p, c]) pooled into m[n, c] = mean_p y[n, p, c],
+   gradient[n, p, c] = dm[n, c] / positions where 0 < y < 6, else 0. Writes (does not accumulate):
+   the gradient buffer need not be zeroed. pooled_gradient rows are pooled_stride apart (they are the
+   first channels of a wider feature row). Images [image_begin, image_end). */
+MULTIVERSION
+void hk_average_pool_relu6_backward(const float *restrict pooled_gradient, long pooled_stride,
+                                    const float *restrict activated, long positions, long channels,
+                                    float *restrict gradient, long image_begin, long image_end) {
+    const float scale = 1.0f / (float)positions;
+    for (long n = image_begin; n < image_end; n++) {
+        const float *restrict dm = pooled_gradient + n * pooled_stride;
+        for (long p = 0; p < positions; p++) {
+            const float *restrict y = activated + (n * positions + p) * channels;
+            float *restrict dz = gradient + (n * positions + p) * channels;
+            for (long c = 0; c < channels; c++) dz[c] = (y[c] > 0.0f && y[c] < 6.0f) ? dm[c] * scale : 0.0f;
+        }
+    }
+}

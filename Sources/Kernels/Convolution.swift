@@ -246,6 +246,19 @@ public func globalAveragePoolBackward(
     }
 }
 
+/// Backward of `globalAveragePool(relu6(z))` in one pass, written (not accumulated) into `gradient`:
+/// `gradient[n, p, c] = dPooled[n, c] / positions` where `0 < activated[n, p, c] < 6`, else 0.
+/// - outputGradient: [batch, ≥ channels] rows `outputStride` apart; activated, gradient: [batch, positions, channels]
+public func globalAveragePoolReLU6Backward(
+    outputGradient: UnsafePointer<Float>, outputStride: Int, activated: UnsafePointer<Float>, batch: Int, positions: Int,
+    channels: Int, gradient: UnsafeMutablePointer<Float>, threads: Int
+) {
+    parallelFor(batch, threads: threads) { range in
+        hk_average_pool_relu6_backward(outputGradient, outputStride, activated, positions, channels, gradient,
+                                       range.lowerBound, range.upperBound)
+    }
+}
+
 /// Backward of ReLU6 in place: `gradient[i] = 0` where the activation was outside its linear range.
 /// `values` may be the pre-activation z or the output relu6(z): 0 < z < 6 exactly when
 /// 0 < relu6(z) < 6, so a forward pass need keep only its output.

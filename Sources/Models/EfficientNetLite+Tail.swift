@@ -322,15 +322,13 @@ public final class EfficientNetLiteTail: TrainableTail {
         let positions = plan.finalHeight * plan.finalWidth, head = network.featureCount
 
         // dL/d(head output) [count·positions, 1280]: the pooled gradient spread over the positions, through ReLU6.
-        var dHead = [Float](repeating: 0, count: count * positions * head)
-        dHead.withUnsafeMutableBufferPointer { d in
-            for n in 0..<count {
-                globalAveragePoolBackward(outputGradient: outputGradient + n * outputWidth, batch: 1, positions: positions,
-                                          channels: head, inputGradient: d.baseAddress! + n * positions * head)
-            }
+        let dHead = [Float](unsafeUninitializedCapacity: count * positions * head) { d, initialized in
             saved.headActivated.withUnsafeBufferPointer {
-                relu6Backward(values: $0.baseAddress!, gradient: d.baseAddress!, count: d.count, threads: threads)
+                globalAveragePoolReLU6Backward(outputGradient: outputGradient, outputStride: outputWidth, activated: $0.baseAddress!,
+                                               batch: count, positions: positions, channels: head, gradient: d.baseAddress!,
+                                               threads: threads)
             }
+            initialized = count * positions * head
         }
         // With the head convolution alone in the tail, its input is frozen: no input gradient.
         var dx = [Float](repeating: 0, count: cut < network.blocks.count ? saved.headInput.count : 0)

@@ -134,6 +134,31 @@ import Testing
         #expect(dx[channels + 2] == r[2] / 5)
     }
 
+    /// The fused pooling + ReLU6 backward equals the two passes it replaces, reading pooled gradients
+    /// from wider rows, over an uninitialized (here: garbage-filled) output.
+    @Test(arguments: [1, 2])
+    func fusedPoolReLU6BackwardEqualsTheTwoPasses(threads: Int) {
+        var values = SeededValues(seed: 3)
+        let batch = 5, positions = 7, channels = 19, stride = 26
+        let activated = values.array(batch * positions * channels).map { min(max($0 * 8, 0), 6) }
+        let pooled = values.array(batch * stride)
+        var expected = [Float](repeating: 0, count: activated.count)
+        for n in 0..<batch {
+            pooled.withUnsafeBufferPointer { p in
+                expected.withUnsafeMutableBufferPointer { e in
+                    globalAveragePoolBackward(outputGradient: p.baseAddress! + n * stride, batch: 1, positions: positions,
+                                              channels: channels, inputGradient: e.baseAddress! + n * positions * channels)
+                }
+            }
+        }
+        relu6Backward(values: activated, gradient: &expected, count: expected.count)
+        var fused = [Float](repeating: .nan, count: activated.count)
+        globalAveragePoolReLU6Backward(outputGradient: pooled, outputStride: stride, activated: activated, batch: batch,
+                                       positions: positions, channels: channels, gradient: &fused, threads: threads)
+        #expect(fused == expected)
+        #expect(expected.contains(0) && expected.contains { $0 != 0 })
+    }
+
     @Test func relu6BackwardPassesOnlyTheLinearRange() {
         let pre: [Float] = [-1, 0, 0.5, 5.9, 6, 7]
         var gradient: [Float] = [1, 2, 3, 4, 5, 6]

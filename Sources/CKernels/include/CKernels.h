@@ -95,6 +95,8 @@ void hk_pool_run(long chunks, long participants, hk_pool_body body, void *contex
 
 /// Backward kernels (backward.c): each accumulates into its gradient outputs.
 void hk_relu6_backward(const float *values, float *gradient, long count);
+void hk_average_pool_relu6_backward(const float *pooled_gradient, long pooled_stride, const float *activated, long positions,
+                                    long channels, float *gradient, long image_begin, long image_end);
 void hk_column_sums(const float *gradient, long rows, long columns, float *sums);
 void hk_depthwise_backward(const float *input, long height, long width, long channels, const float *weight,
                            long kernel, long stride, long pad_top, long pad_left, long out_height, long out_width,
