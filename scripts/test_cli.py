@@ -210,7 +210,10 @@ class CommandLine(unittest.TestCase):
         self.assertIn(f"folder {test}/Beta/ (1 image(s)) is not one of the head's classes; did you mean \"beta\"?", stopped.stderr)
         self.assertIn("--ignore-unknown-labels", stopped.stderr)
 
-        ignored = self.headtune("evaluate", "--head", str(head), str(test), "--no-cache", "--ignore-unknown-labels")
+        plots = self.work / "plots"
+        ignored = self.headtune("evaluate", "--head", str(head), str(test), "--no-cache", "--ignore-unknown-labels",
+                                "--plots", str(plots))
+        self.assertTrue((plots / "confusion.svg").read_text().startswith("<svg"), ignored.stderr)
         self.assertEqual(ignored.returncode, 0, ignored.stderr)
         self.assertIn('left out (--ignore-unknown-labels) 1 image(s) of "Beta"', ignored.stderr)
         rows = {line.split()[0]: line.split()[1:] for line in ignored.stdout.splitlines() if line.startswith("  ") and len(line.split()) == 5}

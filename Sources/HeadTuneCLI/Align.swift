@@ -27,8 +27,8 @@ struct Align: ParsableCommand {
             the same pairs (a table on stderr, JSON on stdout).
 
             Examples:
-              headtune align
-              headtune align --pairs captions.csv --out weights/my-alignment.safetensors
+              headtune align --out my-alignment.safetensors
+              headtune zero-shot --alignment my-alignment.safetensors --labels "cat,rocket" samples/
             """)
 
     @Option(name: [.short, .customLong("out"), .long],

@@ -9,7 +9,7 @@ struct Info: ParsableCommand {
         discussion: """
             Examples:
               headtune info
-              headtune info --model clip-vit-b32
+              headtune info --threads 1
             """)
 
     @OptionGroup var encoderOptions: EncoderOptions

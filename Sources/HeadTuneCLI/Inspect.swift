@@ -71,9 +71,10 @@ struct HeadSummary: Encodable {
     var training: TrainingConfiguration
     var bestEpoch: Int
     var dataset: HeadFile.DatasetSummary
-    var metrics: Metrics?
-    var unknownFlag: OutOfDistributionDetector.Settings?
-    var tail: HeadFile.TunedTail.Settings?
+    // Written as null when absent (not left out), so a script reading `metrics` finds the key.
+    var metrics: Nullable<Metrics>
+    var unknownFlag: Nullable<OutOfDistributionDetector.Settings>
+    var tail: Nullable<HeadFile.TunedTail.Settings>
     var multiLabel: Bool
     var createdAt: String
     var headtuneVersion: String
@@ -98,40 +99,16 @@ struct HeadSummary: Encodable {
         training = m.training
         bestEpoch = m.bestEpoch
         dataset = m.dataset
-        metrics = m.validation.map {
+        metrics = Nullable(m.validation.map {
             Metrics(images: $0.count, accuracy: $0.accuracy, balancedAccuracy: $0.balancedAccuracy, macroF1: $0.macroF1,
                     logLoss: $0.logLoss, ece: $0.ece)
-        }
-        unknownFlag = m.outOfDistribution
-        tail = m.tail
+        })
+        unknownFlag = Nullable(m.outOfDistribution)
+        tail = Nullable(m.tail)
         multiLabel = m.multiLabel ?? false
         createdAt = m.createdAt
         headtuneVersion = m.headtuneVersion
         formatVersion = m.formatVersion
-    }
-
-    // `encode(to:)` is synthesized; explicit so that nil members are written as null, not left out
-    // (a script reading `metrics` should find the key).
-    func encode(to encoder: Encoder) throws {
-        var c = encoder.container(keyedBy: CodingKeys.self)
-        try c.encode(file, forKey: .file)
-        try c.encode(bytes, forKey: .bytes)
-        try c.encode(sha256, forKey: .sha256)
-        try c.encode(labels, forKey: .labels)
-        try c.encode(self.encoder, forKey: .encoder)
-        try c.encode(featureSet, forKey: .featureSet)
-        try c.encode(preprocessing, forKey: .preprocessing)
-        try c.encode(architecture, forKey: .architecture)
-        try c.encode(training, forKey: .training)
-        try c.encode(bestEpoch, forKey: .bestEpoch)
-        try c.encode(dataset, forKey: .dataset)
-        try c.encode(metrics, forKey: .metrics)
-        try c.encode(unknownFlag, forKey: .unknownFlag)
-        try c.encode(tail, forKey: .tail)
-        try c.encode(multiLabel, forKey: .multiLabel)
-        try c.encode(createdAt, forKey: .createdAt)
-        try c.encode(headtuneVersion, forKey: .headtuneVersion)
-        try c.encode(formatVersion, forKey: .formatVersion)
     }
 
     var text: String {
@@ -155,18 +132,18 @@ struct HeadSummary: Encodable {
             "head:           \(head)",
             "training:       \(optimizer), \(regularization), label smoothing \(training.labelSmoothing), class weights \(training.classWeights.rawValue), seed \(training.seed), best epoch \(bestEpoch)",
         ]
-        if let tail {
+        if let tail = tail.value {
             lines.append("tuned tail:     last \(tail.unfreeze) block(s) of the encoder" + (tail.loraRank.map { ", LoRA rank \($0)" } ?? ""))
         }
         lines.append("data:           \(dataset.source): \(dataset.trainImages) train + \(dataset.validationImages) validation images "
                      + "(\(perClass)), \(dataset.skippedFiles) skipped")
-        if let metrics {
+        if let metrics = metrics.value {
             lines.append(String(format: "validation:     %d images: accuracy %.4f, balanced accuracy %.4f, macro-F1 %.4f, log loss %.4f, ECE %.4f",
                                 metrics.images, metrics.accuracy, metrics.balancedAccuracy, metrics.macroF1, metrics.logLoss, metrics.ece))
         } else {
             lines.append("validation:     none (trained with --validation-split 0)")
         }
-        if let flag = unknownFlag {
+        if let flag = unknownFlag.value {
             lines.append(String(format: "unknown flag:   %@ (k = %d), threshold %.4f = the %.0fth percentile of %d %@ images' scores; bank of %d training images",
                                 flag.method, flag.k, flag.threshold, flag.percentile, flag.calibrationImages, flag.calibration, flag.bankImages))
         } else {
@@ -174,5 +151,17 @@ struct HeadSummary: Encodable {
         }
         lines.append("created:        \(createdAt) by headtune \(headtuneVersion) (head format v\(formatVersion))")
         return lines.joined(separator: "\n") + "\n"
+    }
+}
+
+/// An optional that encodes as null when empty (synthesized `Encodable` leaves nil members out).
+struct Nullable<Wrapped: Encodable>: Encodable {
+    var value: Wrapped?
+
+    init(_ value: Wrapped?) { self.value = value }
+
+    func encode(to encoder: Encoder) throws {
+        var container = encoder.singleValueContainer()
+        if let value { try container.encode(value) } else { try container.encodeNil() }
     }
 }

@@ -11,7 +11,7 @@ struct Search: ParsableCommand {
             models and --method are searched.
 
             Example:
-              headtune search --db photos.sqlite "a cat" "outer space"
+              headtune search --db photos.sqlite "a cat" --top-k 3
             """)
 
     enum Format: String, ExpressibleByArgument, CaseIterable { case table, jsonl }

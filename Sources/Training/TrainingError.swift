@@ -41,7 +41,8 @@ public enum TrainingError: Error, LocalizedError, Equatable {
                     + (entry.suggestion.map { " is not one of the head's classes; did you mean \"\($0)\"?" } ?? " is not one of the head's classes")
             }
             let shown = known.count <= 20 ? known.joined(separator: ", ") : known.prefix(20).joined(separator: ", ") + ", ... (\(known.count) in all)"
-            return "\(source): " + each.joined(separator: "; ") + ". The head's classes: \(shown). "
+            let listed = each.joined(separator: "; ")
+            return "\(source): " + listed + (listed.hasSuffix("?") ? " " : ". ") + "The head's classes: \(shown). "
                 + "Rename the \(isFolder ? "folder" : "label")s to match, or pass --ignore-unknown-labels to leave those images out"
         case .cacheFailed(let path, let reason): return "\(path): feature cache failed (\(reason))"
         case .invalidHeadFile(let path, let reason): return "\(path): not a usable head file (\(reason))"
