@@ -133,6 +133,14 @@ class CommandLine(unittest.TestCase):
         unknown = self.headtune("frobnicate")
         self.assertIn("unknown command 'frobnicate'; the commands are classify, embed, train", unknown.stderr)
 
+    def test_every_command_has_examples_in_its_help(self):
+        commands = ["classify", "embed", "train", "evaluate", "inspect", "zero-shot", "match", "index", "search", "align",
+                    "serve", "healthcheck", "bench backbone", "bench text", "info", "models"]
+        for command in commands:
+            shown = self.headtune("help", *command.split())
+            self.assertEqual(shown.returncode, 0, command)
+            self.assertRegex(shown.stdout, r"Examples?:\n  headtune |Examples?.*:\n  headtune ", command)
+
     def test_version(self):
         result = self.headtune("--version")
         self.assertEqual(result.returncode, 0)

@@ -19,8 +19,9 @@ struct Serve: AsyncParsableCommand {
 
             Examples:
               headtune serve --head demo-data/textures.head --port 8080
-              curl -s -F image=@samples/rocket.jpg -F image=@samples/chelsea.png 'http://127.0.0.1:8080/v1/classify?top_k=2'
-              curl -s --data-binary @samples/rocket.jpg -H 'Content-Type: image/jpeg' 'http://127.0.0.1:8080/v1/classify?head=textures'
+              curl -F image=@samples/rocket.jpg -F image=@notes.txt 'localhost:8080/v1/classify?top_k=2'
+              curl -H 'Content-Type: image/jpeg' --data-binary @samples/rocket.jpg \\
+                  'localhost:8080/v1/classify?head=textures'
             """)
 
     @Option(name: .customLong("head"), help: ArgumentHelp("A head trained with `headtune train`, repeatable; served under its file name without .head, or NAME=PATH.",
