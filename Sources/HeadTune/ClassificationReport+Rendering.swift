@@ -3,11 +3,41 @@ import Imaging
 import Training
 
 extension ClassificationReport {
-    /// Pretty-printed JSON with sorted keys (`--format json`).
-    public func jsonText() throws -> String {
+    /// Pretty-printed JSON with sorted keys (`--format json`); with a model card, under `model_card`.
+    public func jsonText(card: ModelCard? = nil) throws -> String {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-        return String(decoding: try encoder.encode(self), as: UTF8.self) + "\n"
+        guard let card else { return String(decoding: try encoder.encode(self), as: UTF8.self) + "\n" }
+        return String(decoding: try encoder.encode(WithCard(report: self, card: card)), as: UTF8.self) + "\n"
+    }
+
+    /// The report's own keys and `model_card` beside them.
+    private struct WithCard: Encodable {
+        var report: ClassificationReport
+        var card: ModelCard
+
+        private struct Key: CodingKey {
+            var stringValue: String
+            var intValue: Int? { nil }
+            init(stringValue: String) { self.stringValue = stringValue }
+            init?(intValue: Int) { nil }
+        }
+
+        func encode(to encoder: Encoder) throws {
+            try report.encode(to: encoder)
+            var container = encoder.container(keyedBy: Key.self)
+            try container.encode(card, forKey: Key(stringValue: "model_card"))
+        }
+    }
+
+    /// A class's metrics as shown: nil (n/a) where undefined. With no image of the class, recall and F1
+    /// are undefined, and so is precision when nothing was predicted as it either (a zero there would
+    /// read as a class the head always gets wrong).
+    func shownMetrics(_ index: Int) -> (precision: Double?, recall: Double?, f1: Double?) {
+        let c = perClass[index]
+        guard c.support == 0 else { return (c.precision, c.recall, c.f1) }
+        let predictedAsIt = confusionMatrix.reduce(0) { $0 + $1[index] }
+        return (predictedAsIt > 0 ? c.precision : nil, nil, nil)
     }
 
     /// The human-readable report: summary, per-class table, confusion matrix, worst mistakes.
@@ -19,8 +49,17 @@ extension ClassificationReport {
         func cut(_ s: String) -> String { s.count > width ? String(s.prefix(width - 1)) + "…" : s.padding(toLength: width, withPad: " ", startingAt: 0) }
         lines.append("")
         lines.append("  \(cut("class"))  precision  recall     f1  support")
-        for c in perClass {
-            lines.append("  \(cut(c.label))  " + String(format: "%9.3f  %6.3f  %5.3f  %7d", c.precision, c.recall, c.f1, c.support))
+        for (index, c) in perClass.enumerated() {
+            let shown = shownMetrics(index)
+            func column(_ value: Double?, _ width: Int) -> String {
+                let text = value.map { String(format: "%.3f", $0) } ?? "n/a"
+                return String(repeating: " ", count: max(0, width - text.count)) + text
+            }
+            lines.append("  \(cut(c.label))  \(column(shown.precision, 9))  \(column(shown.recall, 6))  \(column(shown.f1, 5))  "
+                         + String(format: "%7d", c.support))
+        }
+        if perClass.contains(where: { $0.support == 0 }) {
+            lines.append("  (n/a: no image of that class here, or none predicted as it)")
         }
         lines.append("")
         if labels.count <= 12 {
@@ -45,12 +84,12 @@ extension ClassificationReport {
     }
 
     /// A self-contained HTML page: summary, confusion-matrix heat map, per-class bars, thumbnails of
-    /// the most confident mistakes (embedded PNG data URIs, so the file can be mailed as is).
-    public func html(title: String, maxPixels: Int = DecodeOptions.defaultMaxPixels) -> String {
-        func escape(_ s: String) -> String {
-            s.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;")
-                .replacingOccurrences(of: ">", with: "&gt;").replacingOccurrences(of: "\"", with: "&quot;")
-        }
+    /// the most confident mistakes (embedded PNG data URIs, so the file can be mailed as is; a click
+    /// enlarges one). With a model card (`headtune train`): the head's settings and file, the data per
+    /// class, training curves, the L2 cross-validation curve, the unknown flag's threshold against the
+    /// validation scores, and beside each mistake a training image of the class it was taken for.
+    public func html(title: String, maxPixels: Int = DecodeOptions.defaultMaxPixels, card: ModelCard? = nil) -> String {
+        let escape = SVGChart.escape
         func percent(_ x: Double) -> String { String(format: "%.1f%%", x * 100) }
         var h = """
             <!doctype html><html><head><meta charset="utf-8"><title>\(escape(title))</title><style>
@@ -59,9 +98,11 @@ extension ClassificationReport {
             .kpi b{display:block;font-size:20px}table{border-collapse:collapse}td,th{padding:3px 6px;text-align:right}
             th.l,td.l{text-align:left}.cm td{min-width:22px;font-size:11px;border:1px solid #fff}
             .cm th.v{writing-mode:vertical-rl;transform:rotate(180deg);font-size:11px;text-align:left}
-            .bar{height:10px;background:#4a7bd0;display:inline-block}.bars td{font-size:12px}
-            .mis{display:inline-block;width:150px;margin:6px;vertical-align:top;font-size:11px;word-break:break-all}
-            .mis img{max-width:140px;max-height:140px;display:block;margin-bottom:3px;border:1px solid #ccc}
+            .bar{height:10px;background:#4a7bd0;display:inline-block}.na{color:#888}.bars td{font-size:12px}
+            .mis{display:inline-block;margin:6px;vertical-align:top;font-size:11px;word-break:break-all;max-width:310px}
+            .mis img{max-width:140px;max-height:140px;margin:0 4px 3px 0;border:1px solid #ccc;cursor:zoom-in;vertical-align:top}
+            .mis img.big{max-width:320px;max-height:320px;cursor:zoom-out}.legend span{display:inline-block;width:12px;height:12px;margin:0 4px 0 12px;vertical-align:middle}
+            .settings td{text-align:left}.charts svg{margin:0 12px 12px 0;border:1px solid #eee}
             </style></head><body><h1>\(escape(title))</h1>
 
             """
@@ -70,7 +111,9 @@ extension ClassificationReport {
                               ("ECE", String(format: "%.3f", ece)), ("images", String(count))] {
             h += "<div class=\"kpi\">\(name)<b>\(value)</b></div>"
         }
-        h += "<h2>Confusion matrix</h2><p>Rows: true class; columns: predicted. Colour: share of the row.</p><table class=\"cm\"><tr><th></th>"
+        if let card { h += card.htmlSections() }
+        h += "<h2>Confusion matrix</h2><p class=\"legend\">Rows: true class; columns: predicted. Colour: share of the row,"
+            + "<span style=\"background:rgb(40,140,70)\"></span>right (diagonal)<span style=\"background:rgb(210,50,40)\"></span>wrong</p><table class=\"cm\"><tr><th></th>"
         for label in labels { h += "<th class=\"v\">\(escape(label))</th>" }
         h += "</tr>"
         for (t, row) in confusionMatrix.enumerated() {
@@ -84,23 +127,34 @@ extension ClassificationReport {
             h += "</tr>"
         }
         h += "</table><h2>Per class</h2><table class=\"bars\"><tr><th class=\"l\">class</th><th>support</th><th class=\"l\">precision</th><th class=\"l\">recall</th><th class=\"l\">F1</th></tr>"
-        for c in perClass {
-            func bar(_ x: Double) -> String { "<span class=\"bar\" style=\"width:\(Int(x * 120))px\"></span> \(String(format: "%.2f", x))" }
-            h += "<tr><td class=\"l\">\(escape(c.label))</td><td>\(c.support)</td><td class=\"l\">\(bar(c.precision))</td><td class=\"l\">\(bar(c.recall))</td><td class=\"l\">\(bar(c.f1))</td></tr>"
+        for (index, c) in perClass.enumerated() {
+            let shown = shownMetrics(index)
+            func bar(_ x: Double?) -> String {
+                guard let x else { return "<span class=\"na\">n/a</span>" }
+                return "<span class=\"bar\" style=\"width:\(Int(x * 120))px\"></span> \(String(format: "%.2f", x))"
+            }
+            h += "<tr><td class=\"l\">\(escape(c.label))</td><td>\(c.support)</td><td class=\"l\">\(bar(shown.precision))</td><td class=\"l\">\(bar(shown.recall))</td><td class=\"l\">\(bar(shown.f1))</td></tr>"
         }
         h += "</table><h2>Most confident mistakes</h2>"
+        if card != nil { h += "<p>Each mistake (left) beside a training image of the class it was taken for (right). Click a thumbnail to enlarge it.</p>" }
         if misclassified.isEmpty { h += "<p>None.</p>" }
+        let examples = Dictionary((card?.classes ?? []).compactMap { c in c.example.map { (c.label, $0) } }, uniquingKeysWith: { a, _ in a })
         for m in misclassified {
-            var image = ""
-            if let decoded = try? ImageDecoder.decode(fileAt: m.path, options: DecodeOptions(maxPixels: maxPixels, minimumSide: 140)) {
-                let scale = 140 / Double(max(decoded.width, decoded.height))
-                let thumbnail = scale < 1
-                    ? decoded.resized(width: max(1, Int(Double(decoded.width) * scale)), height: max(1, Int(Double(decoded.height) * scale)))
-                    : decoded
-                image = "<img src=\"data:image/png;base64,\(Data(PNGEncoder.encode(thumbnail)).base64EncodedString())\">"
-            }
-            h += "<div class=\"mis\">\(image)<b>\(escape(m.predicted))</b> \(percent(m.confidence))<br>true: \(escape(m.truth))<br>\(escape(m.path))</div>"
+            let example = examples[m.predicted].map { thumbnail($0, maxPixels: maxPixels, caption: "a training \(m.predicted)") } ?? ""
+            h += "<div class=\"mis\">\(thumbnail(m.path, maxPixels: maxPixels, caption: m.path))\(example)<br><b>\(escape(m.predicted))</b> "
+                + "\(percent(m.confidence))<br>true: \(escape(m.truth))<br>\(escape(m.path))</div>"
         }
         return h + "</body></html>\n"
+    }
+
+    /// An embedded PNG (320 px on the long side, shown at 140 until clicked) of an image file that enlarges on click; empty if it cannot be read.
+    func thumbnail(_ path: String, maxPixels: Int, caption: String) -> String {
+        guard let decoded = try? ImageDecoder.decode(fileAt: path, options: DecodeOptions(maxPixels: maxPixels, minimumSide: 320)) else { return "" }
+        let scale = 320 / Double(max(decoded.width, decoded.height))
+        let image = scale < 1
+            ? decoded.resized(width: max(1, Int(Double(decoded.width) * scale)), height: max(1, Int(Double(decoded.height) * scale)))
+            : decoded
+        return "<img src=\"data:image/png;base64,\(Data(PNGEncoder.encode(image)).base64EncodedString())\" title=\"\(SVGChart.escape(caption))\" "
+            + "onclick=\"this.classList.toggle('big')\">"
     }
 }

@@ -58,6 +58,9 @@ public struct HeadTrainingOutcome {
         public var validationLabels: [Int]
         /// With `--unfreeze`: the cut activations the tail was trained on, and the probe it started from.
         public var cut: CutData? = nil
+        /// The training images (index = `trainImages` value) and the validation images, by path.
+        public var trainPaths: [String] = []
+        public var validationPaths: [String] = []
     }
 
     /// What fine-tuning started from, for running the same work elsewhere (scripts/bench_finetune_peers.py).
@@ -144,7 +147,9 @@ public enum HeadTraining {
                                                       outOfDistribution: detector),
                                    statistics: statistics,
                                    data: .init(train: rows.train, trainLabels: rows.trainLabels, trainImages: rows.trainImages,
-                                               validation: rows.validation, validationLabels: rows.validationLabels))
+                                               validation: rows.validation, validationLabels: rows.validationLabels,
+                                               trainPaths: trainIndices.map { usable[$0].sample.path },
+                                               validationPaths: validationIndices.map { usable[$0].sample.path }))
     }
 
     /// The rows a head is fitted and validated on.
@@ -316,10 +321,15 @@ public enum HeadTraining {
 /// `headtune evaluate`: a head on a labelled folder or manifest.
 public enum HeadEvaluation {
     /// The report over every usable image of `data` (all of it: a held-out set), and the skipped files.
+    /// - ignoreUnknownLabels: leave out images of classes the head lacks (told to `ignored`, per class)
+    ///   instead of failing with `TrainingError.unknownLabels`
     public static func run(predictor: HeadPredictor, data: String, extractor: FeatureExtractor,
+                           ignoreUnknownLabels: Bool = false, ignored: ([String: Int]) -> Void = { _ in },
                            skipped: (String, Error) -> Void = { _, _ in },
                            progress: (Int, Int) -> Void = { _, _ in }) throws -> ClassificationReport {
-        let dataset = try LabeledDataset.load(path: data, imageExtensions: InputCollector.imageExtensions, labels: predictor.labels)
+        let dataset = try LabeledDataset.load(path: data, imageExtensions: InputCollector.imageExtensions, labels: predictor.labels,
+                                              ignoreUnknownLabels: ignoreUnknownLabels)
+        if !dataset.unknownLabelCounts.isEmpty { ignored(dataset.unknownLabelCounts) }
         let results = try predictor.predict(paths: dataset.samples.map(\.path), extractor: extractor, progress: progress)
         var probabilities: [Float] = [], truth: [Int] = [], paths: [String] = []
         for (sample, result) in zip(dataset.samples, results) {

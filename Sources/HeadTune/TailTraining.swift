@@ -176,7 +176,9 @@ extension HeadTraining {
                                                cut: .init(train: rows.train, trainLabels: rows.trainLabels, trainImages: rows.trainImages,
                                                           validation: rows.validation, views: predictionViews.count,
                                                           probe: tuned.probe.head, standardization: tuned.probe.standardization,
-                                                          l2: tuned.probe.l2)))
+                                                          l2: tuned.probe.l2),
+                                               trainPaths: trainIndices.map { usable[$0].sample.path },
+                                               validationPaths: validationIndices.map { usable[$0].sample.path }))
     }
 
     /// The tail's output for cut rows, in minibatches; with `views` > 1, consecutive rows are one

@@ -25,6 +25,10 @@ struct Align: ParsableCommand {
             fitted bridge from it by default and --method conse|devise still work. Features and caption \
             embeddings are cached (--cache). Prints the held-out R@1/5/10 of the fitted bridge and of ConSE on \
             the same pairs (a table on stderr, JSON on stdout).
+
+            Examples:
+              headtune align --out my-alignment.safetensors
+              headtune zero-shot --alignment my-alignment.safetensors --labels "cat,rocket" samples/
             """)
 
     @Option(name: [.short, .customLong("out"), .long],

@@ -16,6 +16,9 @@ struct BenchBackbone: ParsableCommand {
         discussion: """
             Prints {"batch": N, "threads": T, "images_per_s": ..., "ms_per_batch_p50": ..., \
             "ms_per_batch_p90": ..., "peak_rss_mb": ...} with --format json.
+
+            Example:
+              headtune bench backbone --batch 16 --seconds 3 --format json
             """)
 
     @Option(help: "Images per batch.") var batch: Int = 1

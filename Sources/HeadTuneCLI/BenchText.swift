@@ -12,6 +12,9 @@ struct BenchText: ParsableCommand {
             (the same list scripts/bench_common.py gives the peers). Tokenization is done once and timed \
             separately; the timed loop is the network with padding + mask, pooling and normalization.
             Prints {"batch": N, "threads": T, "sentences_per_s": ..., "ms_per_batch_p50": ..., ...} with --format json.
+
+            Example:
+              headtune bench text --batch 32 --seconds 3
             """)
 
     @Option(help: "Sentences per batch.") var batch: Int = 1

@@ -8,12 +8,18 @@ struct Classify: ParsableCommand {
         discussion: """
             jsonl: one record per input, in input order:
               {"path": "cat.jpg", "predictions": [{"label": "tabby", "index": 281, "score": 0.41}, ...]}
-            then "unknown" and "ood_score" (heads with an out-of-distribution detector), "embedding" and
+            then "unknown" and "ood_score" (heads with an out-of-distribution detector), "embedding" and \
             "logits" (when asked for); for an input that failed: {"path": "x.txt", "error": "<reason>"}.
             csv: path,rank,index,label,score[,unknown,ood_score],error. table: human-readable.
-            The exit status is 1 if any input failed; the others are still classified (--fail-fast stops).
-            With --output FILE, records go to FILE.partial as the run goes and FILE appears (renamed)
+            The exit status is 1 if any input failed; the others are still classified (--fail-fast stops). \
+            With --output FILE, records go to FILE.partial as the run goes and FILE appears (renamed) \
             only when it completes; --resume carries on from FILE.partial (or adds to FILE).
+
+            Examples:
+              headtune classify --imagenet --top-k 3 samples/
+              headtune classify --imagenet -o predictions.csv samples/
+              ls samples/*.jpg | headtune classify --imagenet --format jsonl -
+              headtune classify --head demo-data/textures.head --top-k 2 demo-data/textures/test/
             """)
 
     enum Format: String, ExpressibleByArgument, CaseIterable {
@@ -26,10 +32,11 @@ struct Classify: ParsableCommand {
     @Option(help: "Use a head trained with `headtune train` (its classes, geometry and test-time flip).", completion: .file())
     var head: String?
 
-    @Option(help: "How many labels to report per image (capped at the number of classes).")
+    // Unconditional: `--top-k -1` is a value to reject with a reason, not a missing one.
+    @Option(parsing: .unconditional, help: "How many labels to report per image (capped at the number of classes).")
     var topK: Int = 5
 
-    @Option(help: "Output format: table, jsonl or csv (default: table on a terminal, jsonl otherwise).")
+    @Option(help: "Output format: table, jsonl or csv (default: from the --output file's extension, else table on a terminal, jsonl otherwise).")
     var format: Format?
 
     @Flag(help: "Add the encoder's pooled features (1280-d for EfficientNet-Lite0) to each record (jsonl).")
@@ -59,7 +66,8 @@ struct Classify: ParsableCommand {
         guard imagenet != (head != nil) else {
             throw ValidationError("choose one classifier: --imagenet or --head FILE (trained with `headtune train`)")
         }
-        guard topK >= 1 else { throw ValidationError("--top-k must be at least 1") }
+        guard topK >= 1 else { throw ValidationError("--top-k must be at least 1 (got \(topK))") }
+        let format = self.format ?? output.formatFromExtension(Format.self)
         if (embeddings || logits), let format, format != .jsonl {
             throw ValidationError("--embeddings and --logits need --format jsonl")
         }
@@ -90,7 +98,7 @@ struct Classify: ParsableCommand {
         let sink: OutputSink
         if let path = output.output, path != "-" {
             if resume {
-                carried = try ResumeLog.prepare(outputPath: path, format: format == .csv ? .csv : .jsonl)
+                carried = try ResumeLog.prepare(outputPath: path, format: (format ?? output.formatFromExtension(Format.self)) == .csv ? .csv : .jsonl)
                 paths = carried.remaining(paths)
                 printError("headtune: resuming \(path): \(carried.records) record(s) kept, \(paths.count) input(s) to go"
                            + (carried.dropped > 0 ? ", \(carried.dropped) error or cut-off record(s) to redo" : ""))
@@ -99,7 +107,7 @@ struct Classify: ParsableCommand {
         } else {
             sink = try OutputSink(path: nil)
         }
-        let format = self.format ?? (sink.isTerminal ? .table : .jsonl)
+        let format = self.format ?? output.formatFromExtension(Format.self) ?? (sink.isTerminal ? .table : .jsonl)
         if (embeddings || logits) && format != .jsonl {
             throw ValidationError("--embeddings and --logits need --format jsonl")
         }
@@ -112,6 +120,7 @@ struct Classify: ParsableCommand {
         var failures = 0
         do {
             try job.run(paths: paths) { record in
+                progress.clearForStdout()
                 sink.write(render(record, format: format, oodColumns: hasDetector))
                 if let error = record.error {
                     failures += 1

@@ -9,10 +9,15 @@ struct Embed: ParsableCommand {
             Images: EfficientNet-Lite0's 1280 pooled features; with a CLIP --model, the projected image \
             embedding, L2-normalized. Texts (--text, --texts-file): the text encoder's unit-length embedding \
             (all-MiniLM-L6-v2, or the CLIP --model's own text tower, in the same space as its images).
-            jsonl: {"path": "cat.jpg", "embedding": [0.12, ...]} per input, {"path": ..., "error": ...} on failure;
+            jsonl: {"path": "cat.jpg", "embedding": [0.12, ...]} per input, {"path": ..., "error": ...} on failure; \
             {"text": "a dog", "embedding": [...]} per text.
-            npy: a float32 array [images, features] written to --output; stdout then gets one JSON line per
+            npy: a float32 array [images, features] written to --output; stdout then gets one JSON line per \
             input telling its row ({"path": ..., "row": 0}) or its error, so rows map back to files.
+
+            Examples:
+              headtune embed samples/ -o embeddings.jsonl
+              headtune embed samples/ -o embeddings.npy > rows.jsonl
+              headtune embed --text "a photo of a cat" --text "a rocket"
             """)
 
     enum Format: String, ExpressibleByArgument, CaseIterable {
@@ -20,8 +25,10 @@ struct Embed: ParsableCommand {
     }
 
 
-    @Option(help: "Output format: jsonl or npy (npy needs --output).")
-    var format: Format = .jsonl
+    @Option(name: .customLong("format"), help: "Output format: jsonl or npy (npy needs --output; default: from the --output file's extension, else jsonl).")
+    var formatOption: Format?
+
+    var format: Format { formatOption ?? output.formatFromExtension(Format.self) ?? .jsonl }
 
     @Option(help: "A text to embed instead of images, repeatable.") var text: [String] = []
     @Option(help: "File with one text per line to embed.", completion: .file()) var textsFile: String?
@@ -50,8 +57,7 @@ struct Embed: ParsableCommand {
     func run() throws {
         let encoder = try encoderOptions.loadEncoder()
         if embedsTexts { return try embedTexts(encoder: encoder) }
-        let paths = try InputCollector.collect(self.paths)
-        guard !paths.isEmpty else { throw HeadTuneError.noInputs(searched: self.paths) }
+        let paths = try collectInputs(self.paths)
 
         let sink: OutputSink
         let index: OutputSink?

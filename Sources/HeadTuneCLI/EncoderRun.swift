@@ -17,6 +17,7 @@ func runEncoder(
             progress.clear()
             printError("headtune: \(errorMessage(error, path: inputs[index]))")
         }
+        progress.clearForStdout()
         try emit(inputs[index], result)
         progress.advance()
     }

@@ -9,8 +9,13 @@ struct Evaluate: ParsableCommand {
         abstract: "Measure a trained head on labelled images (a folder per class or a CSV manifest).",
         discussion: """
             Prints accuracy, balanced accuracy, macro-F1, per-class precision/recall/F1/support, the confusion \
-            matrix, log loss, expected calibration error and the most confidently misclassified files.
-            Example: headtune evaluate --head cars.head cars-test/ --format json --report cars-test.html
+            matrix, log loss, expected calibration error and the most confidently misclassified files. \
+            A class with no image here shows n/a for what is undefined without one (recall, F1).
+
+            Examples:
+              headtune evaluate --head demo-data/textures.head demo-data/textures/test
+              headtune evaluate --head demo-data/textures.head demo-data/textures/test --format json --report test.html
+              headtune evaluate --head demo-data/textures.head more-photos/ --ignore-unknown-labels
             """)
 
     @Option(help: "Head file written by `headtune train`.", completion: .file())
@@ -19,14 +24,15 @@ struct Evaluate: ParsableCommand {
     @Argument(help: "Class-per-folder directory or CSV manifest; labels must be among the head's classes.", completion: .file())
     var data: String
 
+    @Flag(help: "Leave out images whose class the head does not have (default: stop and name those classes).")
+    var ignoreUnknownLabels = false
+
     @OptionGroup var report: ReportOptions
     @OptionGroup var cacheOptions: CacheOptions
     @OptionGroup var encoderOptions: EncoderOptions
 
     func run() throws {
-        if let path = report.report {
-            try AtomicFile.checkWritable(path)
-        }
+        try report.checkWritable()
         let encoder = try encoderOptions.loadEncoder()
         let predictor = try HeadPredictor.load(path: head, encoder: encoder)
         let extractor = FeatureExtractor(encoder: encoder, cache: try cacheOptions.open(), batchSize: encoderOptions.batchSize,
@@ -34,6 +40,12 @@ struct Evaluate: ParsableCommand {
         var skipped = 0
         let progress = extractionProgress(force: report.progress)
         let result = try HeadEvaluation.run(predictor: predictor, data: data, extractor: extractor,
+                                            ignoreUnknownLabels: ignoreUnknownLabels,
+                                            ignored: { counts in
+                                                printError("headtune: left out (--ignore-unknown-labels) "
+                                                           + counts.keys.sorted().map { "\(counts[$0]!) image(s) of \"\($0)\"" }
+                                                           .joined(separator: ", ") + ": not among the head's classes")
+                                            },
                                             skipped: { path, error in
                                                 skipped += 1
                                                 printError("headtune: skipped \(errorMessage(error, path: path))")

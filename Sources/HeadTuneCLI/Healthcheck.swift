@@ -8,7 +8,11 @@ import Glibc
 /// HTTP on a socket and exit 0 for a 2xx status, 1 otherwise.
 struct Healthcheck: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Exit 0 if an HTTP GET of --url answers 2xx within --timeout (for container health checks).")
+        abstract: "Exit 0 if an HTTP GET of --url answers 2xx within --timeout (for container health checks).",
+        discussion: """
+            Example (a Dockerfile's HEALTHCHECK):
+              headtune healthcheck --url http://127.0.0.1:8080/readyz --timeout 2
+            """)
 
     @Option(help: "http://HOST:PORT/PATH to fetch.")
     var url = "http://127.0.0.1:8080/healthz"

@@ -9,6 +9,9 @@ struct Index: ParsableCommand {
             Per image: path, SHA-256 of the file, the backbone / text encoder / alignment ids, the method, the \
             raw backbone outputs and the image's vector in the text space. A file whose content and models are \
             unchanged is skipped, so re-running over a folder only processes new or edited files.
+
+            Example:
+              headtune index --db photos.sqlite samples/
             """)
 
     @Option(help: "Database file (created if missing).", completion: .file()) var db: String

@@ -5,7 +5,12 @@ import Kernels
 
 struct Info: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Show the backbone, the weights in use and the BLAS kernels this machine runs.")
+        abstract: "Show the backbone, the weights in use and the BLAS kernels this machine runs.",
+        discussion: """
+            Examples:
+              headtune info
+              headtune info --threads 1
+            """)
 
     @OptionGroup var encoderOptions: EncoderOptions
 

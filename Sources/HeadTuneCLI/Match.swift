@@ -9,13 +9,16 @@ struct Match: ParsableCommand {
             Cosine similarity in the text space (--method) of every image with every text. table: one row per \
             image, one column per text. jsonl: {"path": ..., "similarities": [s_text0, s_text1, ...]} per image, \
             after a first line {"texts": [...]} naming the columns.
+
+            Example:
+              headtune match --text "a cat" --text "a rocket launch" samples/
             """)
 
     enum Format: String, ExpressibleByArgument, CaseIterable { case table, jsonl }
 
     @Option(help: "A text to compare, repeatable.") var text: [String] = []
     @Option(help: "File with one text per line.", completion: .file()) var textsFile: String?
-    @Option(help: "Output format: table or jsonl (default: table on a terminal, jsonl otherwise).") var format: Format?
+    @Option(help: "Output format: table or jsonl (default: from the --output file's extension, else table on a terminal, jsonl otherwise).") var format: Format?
 
     @OptionGroup var textSpace: TextSpaceOptions
     @OptionGroup var inputs: InputOptions
@@ -33,7 +36,7 @@ struct Match: ParsableCommand {
         let space = try textSpace.load(encoder: encoder, options: encoderOptions)
         let textEmbeddings = try space.text.embed(texts)
         let sink = try OutputSink(path: output.output)
-        let format = self.format ?? (sink.isTerminal ? .table : .jsonl)
+        let format = self.format ?? output.formatFromExtension(Format.self) ?? (sink.isTerminal ? .table : .jsonl)
         switch format {
         case .jsonl: sink.write(JSONValue.object([("texts", .array(texts.map { .string($0) }))]).serialized() + "\n")
         case .table: sink.write(texts.enumerated().map { "[\($0.offset)] \($0.element)" }.joined(separator: "\n") + "\n")

@@ -11,7 +11,10 @@ struct ModelsCommand: ParsableCommand {
             Any listed name or folder works as --model. A folder is a Hugging Face checkpoint (config.json, \
             model.safetensors, and for CLIP vocab.json, merges.txt, preprocessor_config.json). jsonl: one \
             {"name", "kind", "bundled", "location", "bytes", "id", "summary"} record per model.
-            Example: HEADTUNE_MODELS=~/models headtune models
+
+            Examples:
+              headtune models
+              HEADTUNE_MODELS=~/models headtune models --format jsonl
             """)
 
     enum Format: String, ExpressibleByArgument, CaseIterable { case table, jsonl }

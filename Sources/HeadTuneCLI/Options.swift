@@ -10,10 +10,10 @@ struct EncoderOptions: ParsableArguments {
             completion: .directory)
     var model: String?
 
-    @Option(help: "Images per network batch.")
+    @Option(parsing: .unconditional, help: "Images per network batch.")
     var batchSize: Int = 16
 
-    @Option(help: "Threads for inference.")
+    @Option(parsing: .unconditional, help: "Threads for inference.")
     var threads: Int = ProcessInfo.processInfo.activeProcessorCount
 
     @Option(help: ArgumentHelp("Directory with the converted weights.", discussion: "Default: $HEADTUNE_WEIGHTS, then ./weights and its parents."),
@@ -54,11 +54,15 @@ struct InputOptions: ParsableArguments {
         guard !paths.isEmpty else { throw ValidationError("give at least one image file or directory") }
     }
 
-    func collect() throws -> [String] {
-        let inputs = try InputCollector.collect(paths)
-        guard !inputs.isEmpty else { throw HeadTuneError.noInputs(searched: paths) }
-        return inputs
-    }
+    func collect() throws -> [String] { try collectInputs(paths) }
+}
+
+/// The image paths of `arguments` (see `InputCollector`), saying on stderr what the walks skipped and why.
+func collectInputs(_ arguments: [String]) throws -> [String] {
+    let collected = InputCollector.collectReporting(arguments)
+    if let summary = collected.skippedSummary() { printError("headtune: \(summary)") }
+    guard !collected.paths.isEmpty else { throw HeadTuneError.noInputs(searched: arguments) }
+    return collected.paths
 }
 
 /// Where machine-readable output goes.
@@ -66,4 +70,15 @@ struct OutputOptions: ParsableArguments {
     @Option(name: [.short, .long], help: "Write to this file (atomically: a failed run leaves the previous file intact) instead of stdout.",
             completion: .file())
     var output: String?
+}
+
+extension OutputOptions {
+    /// The format the output file's extension names when `--format` is not given: out.csv -> csv,
+    /// out.jsonl (.json, .ndjson) -> jsonl, out.txt -> table, out.npy -> npy; nil for stdout, other
+    /// extensions, or a format `F` does not have.
+    func formatFromExtension<F: RawRepresentable>(_: F.Type) -> F? where F.RawValue == String {
+        guard let output, output != "-" else { return nil }
+        let pathExtension = (output as NSString).pathExtension.lowercased()
+        return F(rawValue: ["json": "jsonl", "ndjson": "jsonl", "txt": "table"][pathExtension] ?? pathExtension)
+    }
 }

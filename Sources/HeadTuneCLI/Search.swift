@@ -9,6 +9,9 @@ struct Search: ParsableCommand {
             jsonl: one record per query, {"query": "...", "results": [{"path": "...", "score": 0.53}, ...]}, \
             highest score (cosine similarity in the text space) first. Only entries indexed with the same \
             models and --method are searched.
+
+            Example:
+              headtune search --db photos.sqlite "a cat" --top-k 3
             """)
 
     enum Format: String, ExpressibleByArgument, CaseIterable { case table, jsonl }
@@ -16,7 +19,7 @@ struct Search: ParsableCommand {
     @Argument(help: "The query text.") var query: String?
     @Option(help: "File with one query per line.", completion: .file()) var queriesFile: String?
     @Option(help: "Database made by `headtune index`.", completion: .file()) var db: String
-    @Option(help: "How many images to return per query.") var topK: Int = 10
+    @Option(parsing: .unconditional, help: "How many images to return per query.") var topK: Int = 10
     @Option(help: "Output format: table or jsonl (default: table on a terminal, jsonl otherwise).") var format: Format?
 
     @OptionGroup var textSpace: TextSpaceOptions

@@ -14,7 +14,14 @@ struct Serve: AsyncParsableCommand {
             POST /v1/embed/text, POST /v1/zero-shot, POST /v1/match, GET /v1/heads, /healthz, /readyz, /metrics.
             Errors are JSON: {"error": {"code": ..., "message": ...}}. Concurrent requests are batched \
             (--max-batch, --max-delay-ms); a full queue answers 503 with Retry-After. SIGTERM stops \
-            accepting connections, answers the requests in flight and exits 0. One log line per request on stderr.
+            accepting connections, answers the requests in flight and exits 0. One log line per request on stderr. \
+            In a multipart request, a part that is not a decodable image gets an error record; the others are classified.
+
+            Examples:
+              headtune serve --head demo-data/textures.head --port 8080
+              curl -F image=@samples/rocket.jpg -F image=@notes.txt 'localhost:8080/v1/classify?top_k=2'
+              curl -H 'Content-Type: image/jpeg' --data-binary @samples/rocket.jpg \\
+                  'localhost:8080/v1/classify?head=textures'
             """)
 
     @Option(name: .customLong("head"), help: ArgumentHelp("A head trained with `headtune train`, repeatable; served under its file name without .head, or NAME=PATH.",

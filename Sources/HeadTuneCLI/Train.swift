@@ -13,7 +13,11 @@ struct Train: ParsableCommand {
             (paths relative to the CSV). Non-images are ignored; unreadable images are listed and skipped.
             Features are cached (--cache), so a second run on the same images extracts nothing.
             The defaults were chosen by measurement on three development sets (BENCHMARKS.md).
-            Example: headtune train cars/ --out cars.head --report cars.html
+
+            Examples:
+              headtune train demo-data/textures/train --out demo-data/textures.head --report demo-data/textures.html
+              headtune train demo-data/textures/train --out demo-data/textures-mlp.head --head mlp --augment flip
+              headtune train manifest.csv --out pets.head --validation-split 0 --l2 0.01
             """)
 
     @Argument(help: "Class-per-folder directory or CSV manifest.", completion: .file())
@@ -134,9 +138,8 @@ struct Train: ParsableCommand {
     func run() throws {
         let started = Date()
         // Output paths first: a typo in a directory should not cost a training run.
-        for path in [out] + (report.report.map { [$0] } ?? []) {
-            try AtomicFile.checkWritable(path)
-        }
+        try AtomicFile.checkWritable(out)
+        try report.checkWritable()
         let encoder = try encoderOptions.loadEncoder()
         let extractor = FeatureExtractor(encoder: encoder, cache: try cacheOptions.open(), batchSize: encoderOptions.batchSize,
                                          threads: encoderOptions.threads)
@@ -166,7 +169,9 @@ struct Train: ParsableCommand {
         var events = HeadTrainingEvents()
         events.skipped = { path, error in printError("headtune: skipped \(errorMessage(error, path: path))") }
         events.extraction = extractionProgress(force: report.progress)
+        var epochs: [EpochRecord] = []
         events.epoch = { record in
+            epochs.append(record)
             // A compact log: the first epochs, then every 10th (every fine-tuning epoch: there are few).
             guard unfreeze > 0 || record.epoch <= 3 || record.epoch % 10 == 0 else { return }
             var line = String(format: "epoch %4d  train loss %.4f acc %.4f", record.epoch, record.trainLoss, record.trainAccuracy)
@@ -208,7 +213,8 @@ struct Train: ParsableCommand {
         if s.skippedFiles > 0 { printError("headtune: \(s.skippedFiles) file(s) skipped (listed above)") }
         printError("headtune: wrote \(out)")
         if let validation = outcome.report {
-            try report.emit(validation, title: "validation (\(data))", maxPixels: encoderOptions.maxPixels)
+            let card = try ModelCard(outcome: outcome, epochs: epochs, headPath: out)
+            try report.emit(validation, title: "validation (\(data))", maxPixels: encoderOptions.maxPixels, card: card)
         } else {
             printError("headtune: no validation set (--validation-split 0): no report")
         }

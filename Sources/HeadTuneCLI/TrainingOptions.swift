@@ -3,6 +3,7 @@ import Foundation
 import HeadTune
 import Imaging
 import Training
+import Weights
 
 extension CropPolicy: ExpressibleByArgument {}
 extension HeadKind: ExpressibleByArgument {}
@@ -33,25 +34,50 @@ struct CacheOptions: ParsableArguments {
 struct ReportOptions: ParsableArguments {
     enum Format: String, ExpressibleByArgument, CaseIterable { case text, json }
 
-    @Option(help: "Report on stdout: text or json (keys accuracy, balanced_accuracy, macro_f1, log_loss, ece, per_class, confusion_matrix, misclassified).")
+    @Option(help: "Report on stdout: text or json (keys accuracy, balanced_accuracy, macro_f1, log_loss, ece, per_class, confusion_matrix, misclassified; train adds model_card).")
     var format: Format = .text
 
-    @Option(help: "Also write a self-contained HTML report (heat map, per-class bars, thumbnails of mistakes).", completion: .file())
+    @Option(help: "Also write a self-contained HTML report (heat map, per-class bars, thumbnails of mistakes; train: the model card).", completion: .file())
     var report: String?
+
+    @Option(help: "Also write the confusion matrix (and with train the loss, accuracy, L2 and unknown-score charts) as SVG files into this directory.",
+            completion: .directory)
+    var plots: String?
 
     @Flag(help: "Show progress bars on stderr even when it is not a terminal.")
     var progress = false
 
-    func emit(_ report: ClassificationReport, title: String, maxPixels: Int) throws {
+    /// Fails before any work if --report or --plots cannot be written.
+    func checkWritable() throws {
+        if let report { try AtomicFile.checkWritable(report) }
+        if let plots {
+            var isDirectory: ObjCBool = false
+            let exists = FileManager.default.fileExists(atPath: plots, isDirectory: &isDirectory)
+            if exists && !isDirectory.boolValue { throw ValidationError("--plots \(plots) is a file, not a directory") }
+            try AtomicFile.checkWritable(exists ? plots + "/confusion.svg" : plots)
+        }
+    }
+
+    func emit(_ report: ClassificationReport, title: String, maxPixels: Int, card: ModelCard? = nil) throws {
         switch format {
         case .text: print(report.text(title: title), terminator: "")
-        case .json: print(try report.jsonText(), terminator: "")
+        case .json: print(try report.jsonText(card: card), terminator: "")
         }
         if let path = self.report {
             let sink = try OutputSink(path: path)
-            sink.write(report.html(title: title, maxPixels: maxPixels))
+            sink.write(report.html(title: title, maxPixels: maxPixels, card: card))
             try sink.commit()
             printError("headtune: wrote \(path)")
+        }
+        if let directory = plots {
+            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+            let charts = [report.confusionChart()] + (card?.charts() ?? [])
+            for chart in charts {
+                let sink = try OutputSink(path: (directory as NSString).appendingPathComponent(chart.name))
+                sink.write(chart.svg)
+                try sink.commit()
+            }
+            printError("headtune: wrote \(charts.map(\.name).joined(separator: ", ")) into \(directory)")
         }
     }
 }

@@ -12,6 +12,10 @@ struct ZeroShot: ParsableCommand {
             the cosine similarity: {"path": ..., "predictions": [{"label": ..., "index": ..., "score": ..., \
             "similarity": ...}]}. With two or more labels `score` is softmax(similarity x --temperature) over \
             the labels; with a single label it is the similarity itself (a softmax over one class is always 1).
+
+            Examples:
+              headtune zero-shot --labels "cat,rocket,coffee,motorcycle" samples/
+              headtune zero-shot --labels-file classes.txt --template "a photo of a {}." --format jsonl photos/
             """)
 
     enum Format: String, ExpressibleByArgument, CaseIterable { case table, jsonl }
@@ -25,8 +29,8 @@ struct ZeroShot: ParsableCommand {
     @Option(help: ArgumentHelp("Softmax temperature applied to the similarities.",
                                discussion: "Default: a joint model's learned logit scale (CLIP: 100), else 50."))
     var temperature: Float?
-    @Option(help: "How many labels to report per image.") var topK: Int = 5
-    @Option(help: "Output format: table or jsonl (default: table on a terminal, jsonl otherwise).") var format: Format?
+    @Option(parsing: .unconditional, help: "How many labels to report per image.") var topK: Int = 5
+    @Option(help: "Output format: table or jsonl (default: from the --output file's extension, else table on a terminal, jsonl otherwise).") var format: Format?
 
     @OptionGroup var textSpace: TextSpaceOptions
     @OptionGroup var inputs: InputOptions
@@ -35,7 +39,7 @@ struct ZeroShot: ParsableCommand {
 
     func validate() throws {
         guard (labels == nil) != (labelsFile == nil) else { throw ValidationError("give --labels or --labels-file (one of them)") }
-        guard topK >= 1 else { throw ValidationError("--top-k must be at least 1") }
+        guard topK >= 1 else { throw ValidationError("--top-k must be at least 1 (got \(topK))") }
         guard template.allSatisfy({ $0.contains("{}") }) else { throw ValidationError("each --template must contain {}") }
         if let templates, PromptTemplates.named[templates] == nil {
             throw ValidationError("unknown --templates \(templates); known: \(PromptTemplates.named.keys.sorted().joined(separator: ", "))")
@@ -52,7 +56,7 @@ struct ZeroShot: ParsableCommand {
         let space = try textSpace.load(encoder: encoder, options: encoderOptions)
         let classes = try space.labelEmbeddings(names, templates: template + (templates.flatMap { PromptTemplates.named[$0] } ?? []))
         let sink = try OutputSink(path: output.output)
-        let format = self.format ?? (sink.isTerminal ? .table : .jsonl)
+        let format = self.format ?? output.formatFromExtension(Format.self) ?? (sink.isTerminal ? .table : .jsonl)
         let failures: Int
         do {
             failures = try runEncoder(encoder, options: encoderOptions, inputs: paths, forceProgress: inputs.progress,

@@ -1,5 +1,7 @@
+import Foundation
 import Hummingbird
 import Logging
+import NIOCore
 
 /// Everything `headtune serve` configures.
 public struct ServerConfiguration: Sendable {
@@ -26,7 +28,39 @@ public struct ServerConfiguration: Sendable {
 /// answers the requests in flight, drains the inference queue and returns (exit status 0).
 public enum InferenceServer {
     public static func run(_ configuration: ServerConfiguration, logger: Logger) async throws {
+        // Before any loading, so a taken port is the first and only thing said (not "ready", then a bind error).
+        try checkListenable(host: configuration.host, port: configuration.port)
         let app = buildApplication(configuration, logger: logger)
-        try await app.runService(gracefulShutdownSignals: [.sigterm, .sigint])
+        do {
+            try await app.runService(gracefulShutdownSignals: [.sigterm, .sigint])
+        } catch let error as IOError where error.errnoCode == EADDRINUSE {
+            // Taken between the check and the bind.
+            throw ServiceError.cannotListen(host: configuration.host, port: configuration.port, reason: "\(error)", portInUse: true)
+        }
+    }
+
+    /// Binds and closes a socket on host:port as the server will (SO_REUSEADDR, so a port whose last
+    /// connections are in TIME_WAIT passes), throwing `ServiceError.cannotListen` if that fails.
+    /// Port 0 (any free port) always passes.
+    static func checkListenable(host: String, port: Int) throws {
+        guard port != 0 else { return }
+        var hints = addrinfo()
+        hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV
+        hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
+        var found: UnsafeMutablePointer<addrinfo>?
+        let resolved = getaddrinfo(host, String(port), &hints, &found)
+        guard resolved == 0, let address = found else {
+            throw ServiceError.cannotListen(host: host, port: port, reason: String(cString: gai_strerror(resolved)), portInUse: false)
+        }
+        defer { freeaddrinfo(found) }
+        let descriptor = socket(address.pointee.ai_family, address.pointee.ai_socktype, address.pointee.ai_protocol)
+        guard descriptor >= 0 else { return }  // no socket to try with: let the server's own bind report
+        defer { close(descriptor) }
+        var on: Int32 = 1
+        setsockopt(descriptor, SOL_SOCKET, SO_REUSEADDR, &on, socklen_t(MemoryLayout<Int32>.size))
+        guard bind(descriptor, address.pointee.ai_addr, address.pointee.ai_addrlen) == 0 else {
+            let code = errno
+            throw ServiceError.cannotListen(host: host, port: port, reason: String(cString: strerror(code)), portInUse: code == EADDRINUSE)
+        }
     }
 }

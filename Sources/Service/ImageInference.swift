@@ -10,28 +10,43 @@ import Imaging
 /// - head: the head the images are for (one with a tuned tail runs on its own worker and encoder)
 func runEncoder(on images: [UploadedImage], views: [ImageView], outputs: [ImageOutput], models: LoadedModels,
                 limits: RequestLimits, head: LoadedHead? = nil) async throws -> [[EncodedImage]] {
+    try await runEncoderPerImage(on: images, views: views, outputs: outputs, models: models, limits: limits, head: head)
+        .map { try $0.get() }
+}
+
+/// `runEncoder(on:...)` that goes on past images that cannot be decoded: per image, what the encoder
+/// computed under each view, or the 422 saying why not (the others still run, as `headtune classify`
+/// goes on past a bad file).
+func runEncoderPerImage(on images: [UploadedImage], views: [ImageView], outputs: [ImageOutput], models: LoadedModels,
+                        limits: RequestLimits, head: LoadedHead? = nil) async throws -> [Result<[EncodedImage], ServiceError>] {
     let worker = head?.worker ?? models.worker, encoder = models.encoder(for: head)
-    let imageFloats = worker.imageFloats
-    let count = images.count * views.count
-    var inputs = [Float](repeating: 0, count: count * imageFloats)
+    let imageFloats = worker.imageFloats, floatsPerImage = views.count * imageFloats
+    var inputs = [Float](repeating: 0, count: images.count * floatsPerImage)
+    var failures: [Int: ServiceError] = [:]
     worker.announceArrival()
-    do {
-        try inputs.withUnsafeMutableBufferPointer { buffer in
-            for (i, image) in images.enumerated() {
-                do {
-                    try encoder.prepare(.bytes(image.bytes, name: image.name), views: views,
-                                        into: buffer.baseAddress! + i * views.count * imageFloats)
-                } catch {
-                    throw ServiceError.undecodableImage((error as? LocalizedError)?.errorDescription ?? "\(image.name): cannot decode")
-                }
+    inputs.withUnsafeMutableBufferPointer { buffer in
+        var slot = 0  // decoded images are packed at the front, in order
+        for (i, image) in images.enumerated() {
+            do {
+                try encoder.prepare(.bytes(image.bytes, name: image.name), views: views, into: buffer.baseAddress! + slot * floatsPerImage)
+                slot += 1
+            } catch {
+                failures[i] = .undecodableImage((error as? LocalizedError)?.errorDescription ?? "\(image.name): cannot decode")
             }
         }
-    } catch {
-        worker.withdrawArrival()
-        throw error
     }
-    return try await runEncoder(onPrepared: inputs, images: images.count, views: views.count, outputs: outputs,
-                                models: models, limits: limits, announced: true, head: head)
+    let decoded = images.count - failures.count
+    guard decoded > 0 else {
+        worker.withdrawArrival()
+        return images.indices.map { .failure(failures[$0]!) }
+    }
+    if !failures.isEmpty { inputs.removeLast(failures.count * floatsPerImage) }
+    var encoded = try await runEncoder(onPrepared: inputs, images: decoded, views: views.count, outputs: outputs,
+                                       models: models, limits: limits, announced: true, head: head)[...]
+    return images.indices.map { i in
+        if let failure = failures[i] { return .failure(failure) }
+        return .success(encoded.popFirst()!)
+    }
 }
 
 /// Runs network inputs prepared elsewhere (by `runEncoder(on:...)`, or sent already preprocessed)

@@ -39,6 +39,8 @@ public enum ServiceError: Error, LocalizedError, Equatable, Sendable {
     case shuttingDown
     /// 500: a fault of the server itself (never caused by request contents).
     case `internal`(String)
+    /// At startup, never in a response: the address cannot be listened on (`portInUse`: another process has it).
+    case cannotListen(host: String, port: Int, reason: String, portInUse: Bool)
 
     public var status: HTTPResponse.Status {
         switch self {
@@ -49,7 +51,7 @@ public enum ServiceError: Error, LocalizedError, Equatable, Sendable {
         case .unknownHead, .unknownModelVersion, .textEncoderUnavailable, .notFound: .notFound
         case .methodNotAllowed: .methodNotAllowed
         case .notReady, .queueFull, .timeout, .shuttingDown: .serviceUnavailable
-        case .internal: .internalServerError
+        case .internal, .cannotListen: .internalServerError
         }
     }
 
@@ -72,6 +74,7 @@ public enum ServiceError: Error, LocalizedError, Equatable, Sendable {
         case .timeout: "timeout"
         case .shuttingDown: "shutting_down"
         case .internal: "internal"
+        case .cannotListen: "cannot_listen"
         }
     }
 
@@ -104,6 +107,8 @@ public enum ServiceError: Error, LocalizedError, Equatable, Sendable {
         case .timeout(let seconds): "the request was not answered within \(seconds.formatted()) s"
         case .shuttingDown: "the server is shutting down"
         case .internal(let reason): "internal error: \(reason)"
+        case .cannotListen(let host, let port, _, true): "port \(port) is in use on \(host); pick another with --port"
+        case .cannotListen(let host, let port, let reason, false): "cannot listen on \(host):\(port): \(reason)"
         }
     }
 

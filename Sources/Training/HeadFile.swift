@@ -214,6 +214,7 @@ public struct HeadFile: Sendable {
 
     /// Reads and checks a head file: format, tensor shapes against the architecture, label count.
     public static func read(path: String) throws -> HeadFile {
+        if let kind = KnownFileKind.sniff(path: path) { throw TrainingError.notAHeadFile(path: path, kind: kind.description) }
         let file: SafeTensors
         do { file = try SafeTensors(contentsOf: URL(fileURLWithPath: path)) } catch {
             throw TrainingError.invalidHeadFile(path: path, reason: (error as? LocalizedError)?.errorDescription ?? "\(error)")

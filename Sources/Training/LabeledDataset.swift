@@ -31,12 +31,16 @@ public struct LabeledDataset: Sendable {
     public var samples: [LabeledSample]
     /// Files that were skipped because they are not images by name (`.DS_Store`, `README`).
     public var ignoredFiles: [String]
+    /// Images left out because their class is not among the fixed labels (`ignoreUnknownLabels`), per class.
+    public var unknownLabelCounts: [String: Int]
 
-    public init(source: String, labels: [String], samples: [LabeledSample], ignoredFiles: [String] = []) {
+    public init(source: String, labels: [String], samples: [LabeledSample], ignoredFiles: [String] = [],
+                unknownLabelCounts: [String: Int] = [:]) {
         self.source = source
         self.labels = labels
         self.samples = samples
         self.ignoredFiles = ignoredFiles
+        self.unknownLabelCounts = unknownLabelCounts
     }
 
     /// Image count per class, in label order.
@@ -48,8 +52,11 @@ public struct LabeledDataset: Sendable {
 
     /// Reads a class-per-folder directory or a `.csv` manifest.
     /// - imageExtensions: lower-case extensions counted as images; other files are ignored.
-    /// - labels: a fixed class order (a trained head's); classes must be among them. nil: sorted names.
-    public static func load(path: String, imageExtensions: Set<String>, labels fixedLabels: [String]? = nil) throws -> LabeledDataset {
+    /// - labels: a fixed class order (a trained head's); classes must be among them (else
+    ///   `TrainingError.unknownLabels`, naming each with the nearest known label). nil: sorted names.
+    /// - ignoreUnknownLabels: leave out the images of classes not among `labels` instead (counted in `unknownLabelCounts`).
+    public static func load(path: String, imageExtensions: Set<String>, labels fixedLabels: [String]? = nil,
+                            ignoreUnknownLabels: Bool = false) throws -> LabeledDataset {
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
             throw TrainingError.invalidDataset(path: path, reason: "no such file or directory")
@@ -60,18 +67,27 @@ public struct LabeledDataset: Sendable {
         let labels = fixedLabels ?? Array(Set(raw.entries.map(\.label))).sorted()
         let index = Dictionary(uniqueKeysWithValues: labels.enumerated().map { ($1, $0) })
         var samples: [LabeledSample] = []
+        var unknown: [String: Int] = [:]
         for entry in raw.entries {
             guard let label = index[entry.label] else {
-                throw TrainingError.unknownLabel(path: entry.path, label: entry.label, known: labels)
+                unknown[entry.label, default: 0] += 1
+                continue
             }
             samples.append(LabeledSample(path: entry.path, label: label, split: entry.split))
+        }
+        if !unknown.isEmpty && !ignoreUnknownLabels {
+            let names = unknown.keys.sorted()
+            throw TrainingError.unknownLabels(
+                source: path, isFolder: isDirectory.boolValue,
+                labels: names.map { .init(label: $0, images: unknown[$0]!, suggestion: NameSuggestion.closest(to: $0, among: labels)) },
+                known: labels)
         }
         guard !samples.isEmpty else {
             throw TrainingError.invalidDataset(path: path, reason: isDirectory.boolValue
                 ? "no images (.jpg, .jpeg, .png) in class sub-folders; expected DATA/<class>/<image>"
                 : "the manifest lists no images")
         }
-        return LabeledDataset(source: path, labels: labels, samples: samples, ignoredFiles: raw.ignored)
+        return LabeledDataset(source: path, labels: labels, samples: samples, ignoredFiles: raw.ignored, unknownLabelCounts: unknown)
     }
 
     private struct RawEntry {

@@ -5,11 +5,27 @@ public enum TrainingError: Error, LocalizedError, Equatable {
     case invalidDataset(path: String, reason: String)
     case invalidManifest(path: String, line: Int, reason: String)
     case tooFewImages(label: String, count: Int, needed: Int)
-    case unknownLabel(path: String, label: String, known: [String])
+    /// Classes of a dataset that a head does not have (a folder per class, or a manifest's labels).
+    case unknownLabels(source: String, isFolder: Bool, labels: [UnknownLabel], known: [String])
     case cacheFailed(path: String, reason: String)
     case invalidHeadFile(path: String, reason: String)
+    /// A file of another kind (an image, an archive) given where a head file belongs.
+    case notAHeadFile(path: String, kind: String)
     case backboneMismatch(path: String, head: String, running: String)
     case invalidConfiguration(String)
+
+    public struct UnknownLabel: Equatable, Sendable {
+        public var label: String
+        public var images: Int
+        /// The head's class it probably means (same but for case, or a few edits away).
+        public var suggestion: String?
+
+        public init(label: String, images: Int, suggestion: String?) {
+            self.label = label
+            self.images = images
+            self.suggestion = suggestion
+        }
+    }
 
     public var errorDescription: String? {
         switch self {
@@ -18,10 +34,20 @@ public enum TrainingError: Error, LocalizedError, Equatable {
         case .tooFewImages(let label, let count, let needed):
             return "class \"\(label)\" has \(count) usable image(s); a stratified validation split needs at least \(needed) "
                 + "(add images, pass --validation-split 0, or give --validation-dir)"
-        case .unknownLabel(let path, let label, let known):
-            return "\(path): label \"\(label)\" is not one of the head's classes (\(known.joined(separator: ", ")))"
+        case .unknownLabels(let source, let isFolder, let labels, let known):
+            let prefix = source.hasSuffix("/") ? source : source + "/"
+            let each = labels.map { entry in
+                (isFolder ? "folder \(prefix)\(entry.label)/" : "label \"\(entry.label)\"") + " (\(entry.images) image(s))"
+                    + (entry.suggestion.map { " is not one of the head's classes; did you mean \"\($0)\"?" } ?? " is not one of the head's classes")
+            }
+            let shown = known.count <= 20 ? known.joined(separator: ", ") : known.prefix(20).joined(separator: ", ") + ", ... (\(known.count) in all)"
+            let listed = each.joined(separator: "; ")
+            return "\(source): " + listed + (listed.hasSuffix("?") ? " " : ". ") + "The head's classes: \(shown). "
+                + "Rename the \(isFolder ? "folder" : "label")s to match, or pass --ignore-unknown-labels to leave those images out"
         case .cacheFailed(let path, let reason): return "\(path): feature cache failed (\(reason))"
         case .invalidHeadFile(let path, let reason): return "\(path): not a usable head file (\(reason))"
+        case .notAHeadFile(let path, let kind):
+            return "\(path) is \(kind), not a head file (head files are written by `headtune train DATA --out NAME.head`)"
         case .backboneMismatch(let path, let head, let running):
             return "\(path): head was trained on backbone \(head), but this backbone is \(running); "
                 + "retrain the head with `headtune train` on these weights"

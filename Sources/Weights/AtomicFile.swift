@@ -31,7 +31,9 @@ public enum AtomicFile {
 
     /// Checks before any work that `path` can be written: its directory exists and is writable.
     public static func checkWritable(_ path: String) throws(Failure) {
-        let directory = URL(fileURLWithPath: path).deletingLastPathComponent().path
+        // As the user wrote it ("nodir", not "/current/dir/nodir"), so the message matches the command line.
+        let given = (path as NSString).deletingLastPathComponent
+        let directory = given.isEmpty ? "." : given
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory), isDirectory.boolValue else {
             throw Failure(path: path, reason: "no such directory \(directory)")

@@ -39,8 +39,9 @@ extension WeightsError: LocalizedError {
             return "\(file): cannot open (\(reason))"
         case let .weightsNotFound(file, searched):
             return "\(file) not found; looked in: \(searched.joined(separator: ", ")). "
-                + "Run `make weights` (or `python3 scripts/assets.py weights`) to fetch and convert the "
-                + "pretrained weights, or set HEADTUNE_WEIGHTS to the directory that holds them."
+                + "Put the converted weights directory (weights/, made in a headtune source checkout by "
+                + "`python3 scripts/assets.py weights`, which is `make weights`) in one of those places, "
+                + "or pass --weights DIR or set HEADTUNE_WEIGHTS to it."
         case let .checksumMismatch(file, expected, found):
             return "\(file): sha256 \(found) does not match the manifest's \(expected) "
                 + "(truncated or modified; rerun `make weights` to rebuild it)"

@@ -58,6 +58,31 @@ import Training
 
         let headPath = root + "/pets.head"
         try first.headFile.write(to: headPath)
+
+        // The model card of that head: file and hash, data per class with an example of each, curves.
+        var epochs: [EpochRecord] = []
+        var recording = events
+        recording.epoch = { epochs.append($0) }
+        let recorded = try HeadTraining.run(request, encoder: backbone, extractor: extractor, events: recording)
+        #expect(!epochs.isEmpty)
+        let card = try ModelCard(outcome: recorded, epochs: epochs, headPath: headPath)
+        #expect(card.headFile == "pets.head")
+        let sha256sum = Process(), pipe = Pipe()
+        sha256sum.executableURL = URL(fileURLWithPath: "/usr/bin/sha256sum")
+        sha256sum.arguments = [headPath]
+        sha256sum.standardOutput = pipe
+        try sha256sum.run()
+        sha256sum.waitUntilExit()
+        #expect(card.headSHA256 == String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self).prefix(64).description)
+        #expect(card.classes.map(\.label) == ["animal", "object"] && card.classes.map(\.train) == [2, 2])
+        #expect(card.classes[0].example?.hasPrefix(root + "/animal/") == true)
+        #expect(card.classes[1].example?.hasPrefix(root + "/object/") == true)
+        #expect(card.epochs.count == epochs.count && card.unknownFlag == nil)  // no validation images to score
+        #expect(card.charts().map(\.name) == ["loss.svg", "accuracy.svg"] + (card.l2Curve.isEmpty ? [] : ["l2.svg"]))
+        #expect(card.charts()[0].svg.contains("<polyline"))
+        let json = try JSONSerialization.jsonObject(with: JSONEncoder().encode(card)) as? [String: Any]
+        let keys = Set(json.map { Array($0.keys) } ?? [])
+        #expect(keys.isSuperset(of: ["head_file", "head_sha256", "settings", "epochs", "classes", "l2_curve", "best_epoch"]))
         let predictor = try HeadPredictor.load(path: headPath, encoder: backbone)
         let images = ["animal/chelsea.png", "object/coffee.png", "object/broken.jpg"].map { root + "/" + $0 }
         let results = try predictor.predict(paths: images, extractor: FeatureExtractor(encoder: backbone, cache: nil, threads: 2))

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 import TestSupport
+import Training
 @testable import HeadTune
 
 @Suite struct RecordTests {
@@ -51,6 +52,31 @@ import TestSupport
         let root = directory.path
         let found = try InputCollector.collect([root, "/no/such/file.jpg", root + "/notes.txt"])
         #expect(found == ["\(root)/a.jpeg", "\(root)/b/c/y.png", "\(root)/b/z.JPG", "/no/such/file.jpg", "\(root)/notes.txt"])
+    }
+
+    @Test func linkedFoldersAreFollowedOnceAndSkippedFilesAreCountedWithReasons() throws {
+        let fileManager = FileManager.default
+        let root = directory.path
+        let linkdir = root + "/linkdir"
+        try fileManager.createDirectory(atPath: linkdir, withIntermediateDirectories: true)
+        try fileManager.createSymbolicLink(atPath: linkdir + "/linked", withDestinationPath: root + "/b")
+        try fileManager.createSymbolicLink(atPath: linkdir + "/broken.jpg", withDestinationPath: root + "/gone.jpg")
+        try fileManager.createSymbolicLink(atPath: linkdir + "/loop", withDestinationPath: linkdir)
+        _ = fileManager.createFile(atPath: linkdir + "/phone.HEIC", contents: Data([0]))
+        _ = fileManager.createFile(atPath: linkdir + "/scan.tiff", contents: Data([0]))
+
+        let collected = InputCollector.collectReporting([linkdir])
+        #expect(collected.paths == ["\(linkdir)/linked/c/y.png", "\(linkdir)/linked/z.JPG"])
+        #expect(collected.skipped == [
+            .init(path: "\(linkdir)/broken.jpg", reason: .brokenLink),
+            .init(path: "\(linkdir)/loop/", reason: .linkLoop),
+            .init(path: "\(linkdir)/phone.HEIC", reason: .unsupportedFormat),
+            .init(path: "\(linkdir)/scan.tiff", reason: .unsupportedFormat),
+        ])
+        #expect(collected.skippedSummary(examples: 1) == "skipped 4 file(s): 2 in an image format headtune does not decode "
+            + "(convert to JPEG or PNG) (\(linkdir)/phone.HEIC, ...); 1 a broken symbolic link (\(linkdir)/broken.jpg); "
+            + "1 a symbolic link back into a folder being walked (\(linkdir)/loop/)")
+        #expect(InputCollector.collectReporting([root + "/b"]).skippedSummary() == nil)
     }
 
     @Test func failedRunLeavesPreviousOutputIntact() throws {
@@ -109,5 +135,20 @@ import TestSupport
             #expect(errors[1]?.contains("3C 68 74 6D") == true, "\(errors[1] ?? "")")
             #expect(errors[3]?.contains("/no/such/image.png") == true)
         }
+    }
+}
+
+@Suite struct ReportRenderingTests {
+    /// Two of four classes present; "c" is predicted once (precision defined: 0), "d" never.
+    let report = ClassificationReport(probabilities: [0.7, 0.1, 0.1, 0.1,  0.1, 0.2, 0.6, 0.1,  0.1, 0.8, 0.05, 0.05],
+                                      truth: [0, 1, 1], paths: ["a.jpg", "b1.jpg", "b2.jpg"], labels: ["a", "b", "c", "d"])
+
+    @Test func classesWithoutSupportShowNotApplicableInsteadOfZeros() {
+        let rows = report.text(title: "t").split(separator: "\n").map(String.init)
+        #expect(rows.contains("  a          1.000   1.000  1.000        1"))
+        #expect(rows.contains("  c          0.000     n/a    n/a        0"))
+        #expect(rows.contains("  d            n/a     n/a    n/a        0"))
+        #expect(rows.contains("  (n/a: no image of that class here, or none predicted as it)"))
+        #expect(report.html(title: "t", maxPixels: 1_000_000).contains("<span class=\"na\">n/a</span>"))
     }
 }

@@ -51,13 +51,25 @@ import Testing
             #expect(truncated.status == .unprocessableContent)
             #expect(truncated.errorMessage?.hasPrefix("image: ") == true)
 
-            // 422: one bad part of a multipart body names that part
+            // 200: one bad part of a multipart body gets an error record naming it; the good one is classified
             var mixed = Multipart()
+            mixed.parts.append(("image", "notes.txt", "text/plain", Array("just notes".utf8)))
             mixed.parts.append(("image", "good.png", "image/png", png))
-            mixed.parts.append(("image", "bad.jpg", "image/jpeg", [0xFF, 0xD8, 0xFF]))
             let partly = try await client.execute(uri: "/v1/classify", method: .post, headers: [.contentType: mixed.contentType], body: mixed.body)
-            #expect(partly.status == .unprocessableContent)
-            #expect(partly.errorMessage?.hasPrefix("bad.jpg") == true)
+            #expect(partly.status == .ok)
+            let records = try #require((try JSONSerialization.jsonObject(with: Data(buffer: partly.body)) as? [String: Any])?["results"] as? [[String: Any]])
+            #expect(records.map { $0["path"] as? String } == ["notes.txt", "good.png"])
+            #expect(records[0]["error"] as? String == "notes.txt: not a JPEG or PNG (starts with 6A 75 73 74)")
+            #expect(records[0]["predictions"] == nil)
+            #expect((records[1]["predictions"] as? [[String: Any]])?.count == 5)
+            #expect(records[1]["error"] == nil)
+            // Every part bad: still one error record each
+            var allBad = Multipart()
+            allBad.parts.append(("image", "a.jpg", "image/jpeg", [0xFF, 0xD8, 0xFF]))
+            let allBadResponse = try await client.execute(uri: "/v1/classify", method: .post, headers: [.contentType: allBad.contentType], body: allBad.body)
+            #expect(allBadResponse.status == .ok)
+            let noneRecords = (try JSONSerialization.jsonObject(with: Data(buffer: allBadResponse.body)) as? [String: Any])?["results"] as? [[String: Any]]
+            #expect(noneRecords?.count == 1 && (noneRecords?[0]["error"] as? String)?.hasPrefix("a.jpg: ") == true)
 
             // 404: unknown head, listing the loaded ones
             let head = try await client.execute(uri: "/v1/classify?head=cars", method: .post, headers: [.contentType: "image/png"],
@@ -85,6 +97,34 @@ import Testing
             #expect(unterminated.status == .badRequest)
             #expect(unterminated.errorCode == "bad_request")
         }
+    }
+
+    @Test func aTakenPortIsReportedBeforeAnyLoading() throws {
+        // Hold a listening socket on a port the kernel picks.
+        let held = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        #expect(held >= 0)
+        var holding = true
+        defer { if holding { close(held) } }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let size = socklen_t(MemoryLayout<sockaddr_in>.size)
+        try #require(withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(held, $0, size) } } == 0)
+        try #require(listen(held, 1) == 0)
+        var bound = sockaddr_in(), length = size
+        _ = withUnsafeMutablePointer(to: &bound) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(held, $0, &length) } }
+        let port = Int(UInt16(bigEndian: bound.sin_port))
+
+        #expect(throws: ServiceError.cannotListen(host: "127.0.0.1", port: port, reason: "Address already in use", portInUse: true)) {
+            try InferenceServer.checkListenable(host: "127.0.0.1", port: port)
+        }
+        #expect(ServiceError.cannotListen(host: "127.0.0.1", port: port, reason: "", portInUse: true).localizedDescription
+            == "port \(port) is in use on 127.0.0.1; pick another with --port")
+        close(held)
+        holding = false
+        try InferenceServer.checkListenable(host: "127.0.0.1", port: port)
+        try InferenceServer.checkListenable(host: "127.0.0.1", port: 0)
+        #expect(throws: ServiceError.self) { try InferenceServer.checkListenable(host: "no-such-host.invalid", port: 8080) }
     }
 
     @Test func pixelLimitIs422WithTheDecodersMessage() async throws {

@@ -49,13 +49,35 @@ func temporaryDirectory() throws -> String {
         }
     }
 
-    @Test func fixedLabelsRejectUnknownClasses() throws {
+    @Test func fixedLabelsRejectUnknownClassesNamingEachFolderWithTheNearestClass() throws {
         let root = try temporaryDirectory()
-        try FileManager.default.createDirectory(atPath: root + "/owl", withIntermediateDirectories: true)
-        FileManager.default.createFile(atPath: root + "/owl/o.jpg", contents: Data([1]))
-        #expect(throws: TrainingError.unknownLabel(path: root + "/owl/o.jpg", label: "owl", known: ["cat", "dog"])) {
+        for (folder, count) in [("owl", 1), ("Dog", 2), ("cat", 1), ("caat", 1)] {
+            try FileManager.default.createDirectory(atPath: root + "/" + folder, withIntermediateDirectories: true)
+            for i in 0..<count { FileManager.default.createFile(atPath: root + "/\(folder)/\(i).jpg", contents: Data([1])) }
+        }
+        let expected = TrainingError.unknownLabels(source: root, isFolder: true, labels: [
+            .init(label: "Dog", images: 2, suggestion: "dog"),
+            .init(label: "caat", images: 1, suggestion: "cat"),
+            .init(label: "owl", images: 1, suggestion: nil),
+        ], known: ["cat", "dog"])
+        #expect(throws: expected) {
             try LabeledDataset.load(path: root, imageExtensions: images, labels: ["cat", "dog"])
         }
+        #expect(expected.localizedDescription == "\(root): folder \(root)/Dog/ (2 image(s)) is not one of the head's classes; "
+            + "did you mean \"dog\"?; folder \(root)/caat/ (1 image(s)) is not one of the head's classes; did you mean \"cat\"?; "
+            + "folder \(root)/owl/ (1 image(s)) is not one of the head's classes. The head's classes: cat, dog. "
+            + "Rename the folders to match, or pass --ignore-unknown-labels to leave those images out")
+
+        let kept = try LabeledDataset.load(path: root, imageExtensions: images, labels: ["cat", "dog"], ignoreUnknownLabels: true)
+        #expect(kept.samples.map(\.path) == [root + "/cat/0.jpg"])
+        #expect(kept.unknownLabelCounts == ["Dog": 2, "caat": 1, "owl": 1])
+    }
+
+    @Test func nameSuggestionsPreferCaseThenFewEdits() {
+        #expect(NameSuggestion.closest(to: "trian", among: ["classify", "train", "evaluate"]) == "train")
+        #expect(NameSuggestion.closest(to: "TRAIN", among: ["classify", "train"]) == "train")
+        #expect(NameSuggestion.closest(to: "zebra", among: ["classify", "train"]) == nil)
+        #expect(NameSuggestion.editDistance("abcd", "acbd") == 1)
     }
 }
 

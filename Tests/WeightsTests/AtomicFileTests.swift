@@ -50,6 +50,11 @@ import Testing
         #expect(throws: AtomicFile.Failure(path: "/no/such/dir/x.head", reason: "no such directory /no/such/dir")) {
             try AtomicFile.checkWritable("/no/such/dir/x.head")
         }
+        // A relative path is named as given; a bare file name is in ".", which exists.
+        #expect(throws: AtomicFile.Failure(path: "nodir/x.head", reason: "no such directory nodir")) {
+            try AtomicFile.checkWritable("nodir/x.head")
+        }
+        try AtomicFile.checkWritable("x-\(UUID().uuidString).head")
         #expect(throws: AtomicFile.Failure.self) { try AtomicFile.write(Data(), to: "/no/such/dir/x.head") }
         try AtomicFile.checkWritable(NSTemporaryDirectory() + "x.head")
     }

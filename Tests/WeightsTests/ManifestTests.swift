@@ -122,7 +122,7 @@ struct LocatorTests {
         }
     }
 
-    @Test("the not-found error lists where it looked and says to run make weights")
+    @Test("the not-found error lists where it looked, where to put the weights and how to make them")
     func notFoundMessage() throws {
         let locator = WeightsLocator(environment: [:], currentDirectory: URL(fileURLWithPath: "/nonexistent/x"),
                                      executableURL: nil)
@@ -133,7 +133,9 @@ struct LocatorTests {
             let message = error.localizedDescription
             #expect(message.contains("efficientnet-lite0.safetensors not found"))
             #expect(message.contains("/nonexistent/x/weights, /nonexistent/weights, /weights, /usr/share/headtune/weights"))
-            #expect(message.contains("make weights"))
+            // Useful with only the installed binary: where to put the weights, and how to make them.
+            #expect(message.contains("or pass --weights DIR or set HEADTUNE_WEIGHTS to it"))
+            #expect(message.contains("`python3 scripts/assets.py weights`"))
         }
     }
 }
