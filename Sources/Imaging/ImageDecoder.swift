@@ -26,13 +26,13 @@ public enum ImageDecoder {
         try decodeDetailed(bytes: bytes, name: name, options: options).image
     }
 
-    /// Like `decode(fileAt:options:)`, also reporting the declared size and the DCT scale used.
+    /// Like `decode(fileAt:options:)`, also reporting the declared size, the DCT scale and reduction used.
     public static func decodeDetailed(fileAt path: String, options: DecodeOptions = .init()) throws(ImagingError) -> DecodedImage {
         let bytes = try readFile(path, maxBytes: options.maxFileBytes)
         return try decodeDetailed(bytes: bytes, name: path, options: options)
     }
 
-    /// Like `decode(bytes:name:options:)`, also reporting the declared size and the DCT scale used.
+    /// Like `decode(bytes:name:options:)`, also reporting the declared size, the DCT scale and reduction used.
     public static func decodeDetailed(bytes: [UInt8], name: String, options: DecodeOptions = .init()) throws(ImagingError) -> DecodedImage {
         try bytes.withUnsafeBufferPointer { (buffer) throws(ImagingError) in
             try decodeDetailed(bytes: UnsafeRawBufferPointer(buffer), name: name, options: options)
@@ -52,6 +52,8 @@ public enum ImageDecoder {
         // At least 1: the C side reads values <= 0 as "no limit", which no caller should get by accident.
         cOptions.max_pixels = Int64(clamping: max(options.maxPixels, 1))
         cOptions.minimum_side = Int32(clamping: max(options.minimumSide ?? 0, 0))
+        cOptions.max_working_bytes = Int64(clamping: max(options.maxWorkingBytes, 1))
+        cOptions.exact_size = options.boxReduction ? 0 : 1
 
         var result = hc_image()
         switch format {
@@ -120,6 +122,8 @@ public enum ImageDecoder {
         return DecodedImage(image: image, format: format,
                             sourceWidth: Int(result.source_width), sourceHeight: Int(result.source_height),
                             scaleDenominator: Int(result.scale_denominator),
+                            reductionFactor: Int(result.reduction_factor),
+                            peakDecodeBytes: Int(result.peak_bytes),
                             orientation: orientation.rawValue,
                             orientationApplied: transform != .identity)
     }
