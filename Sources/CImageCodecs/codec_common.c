@@ -148,3 +148,12 @@ void hc_sink_release(hc_row_sink *sink, hc_image *out) {
     sink->sums = NULL;
     sink->column_offset = NULL;
 }
+
+size_t hc_estimate_bytes(uint32_t width, uint32_t height, uint32_t factor, size_t row_bytes, size_t fixed_bytes) {
+    if (factor < 1) factor = 1;
+    uint64_t out_width = ((uint64_t)width + factor - 1) / factor, out_height = ((uint64_t)height + factor - 1) / factor;
+    uint64_t bytes = out_width * out_height * 3;                                    // the output
+    if (factor > 1) bytes += out_width * out_height * 3 * sizeof(uint32_t) + (uint64_t)width * sizeof(uint32_t);
+    bytes += row_bytes + fixed_bytes;
+    return bytes > SIZE_MAX ? SIZE_MAX : (size_t)bytes;
+}

@@ -75,4 +75,9 @@ int hc_sink_finish(hc_row_sink *sink, hc_image *out);
 /// Frees the working buffers (not out->pixels); safe to call twice and after hc_sink_finish.
 void hc_sink_release(hc_row_sink *sink, hc_image *out);
 
+/// The peak a decode to out_width x out_height (reduced by `factor` from a source `width` wide)
+/// holds in the sink and its output, plus `row_bytes` of per-row buffers and `fixed_bytes` of
+/// codec state: the estimate behind hc_image.estimated_bytes.
+size_t hc_estimate_bytes(uint32_t width, uint32_t height, uint32_t factor, size_t row_bytes, size_t fixed_bytes);
+
 #endif

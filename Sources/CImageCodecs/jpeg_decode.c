@@ -184,8 +184,8 @@ void hc_decode_jpeg(const void *bytes, size_t size, hc_decode_options options, h
     // A progressive (multi-scan) file keeps every DCT coefficient until its last scan: one
     // whole-image buffer per component, padded to whole MCUs, 64 coefficients x 2 bytes per block.
     // Counted from the header, before jpeg_start_decompress allocates it.
-    if (options.max_working_bytes > 0 && jpeg_has_multiple_scans(&cinfo)) {
-        uint64_t coefficient_bytes = 0;
+    uint64_t coefficient_bytes = 0;
+    if (jpeg_has_multiple_scans(&cinfo)) {
         for (int c = 0; c < cinfo.num_components; c++) {
             const jpeg_component_info *component = &cinfo.comp_info[c];
             uint64_t columns = component->width_in_blocks, rows = component->height_in_blocks;
@@ -194,7 +194,7 @@ void hc_decode_jpeg(const void *bytes, size_t size, hc_decode_options options, h
             rows = (rows + v - 1) / v * v;
             coefficient_bytes += columns * rows * DCTSIZE2 * sizeof(JCOEF);
         }
-        if (coefficient_bytes > (uint64_t)options.max_working_bytes) {
+        if (options.max_working_bytes > 0 && coefficient_bytes > (uint64_t)options.max_working_bytes) {
             char text[200];
             snprintf(text, sizeof(text), "a progressive JPEG of %ux%u keeps %llu bytes of DCT coefficients, "
                      "above the decoder memory limit of %lld bytes", cinfo.image_width, cinfo.image_height,
@@ -220,6 +220,22 @@ void hc_decode_jpeg(const void *bytes, size_t size, hc_decode_options options, h
     cinfo.scale_num = 1;
     cinfo.scale_denom = denominator;
     out->scale_denominator = denominator;
+
+    if (options.probe_only) {
+        jpeg_calc_output_dimensions(&cinfo);
+        const uint32_t factor = hc_reduction_factor(cinfo.output_width, cinfo.output_height,
+                                                    options.exact_size ? 0 : options.minimum_side);
+        out->reduction_factor = factor;
+        out->width = (cinfo.output_width + factor - 1) / factor;
+        out->height = (cinfo.output_height + factor - 1) / factor;
+        // libjpeg's row groups: up to two MCU rows (16 source rows at 2x2 sampling, scaled) of
+        // every component, plus our scanline buffers; then the coefficients of a multi-scan file.
+        size_t rows = (size_t)cinfo.output_width * (size_t)cinfo.num_components * 2 * 16 + (size_t)cinfo.output_width * 7;
+        out->estimated_bytes = hc_estimate_bytes(cinfo.output_width, cinfo.output_height, factor, rows,
+                                                 (size_t)coefficient_bytes + (64u << 10));
+        jpeg_destroy_decompress(&cinfo);
+        return;
+    }
 
     jpeg_start_decompress(&cinfo);
 

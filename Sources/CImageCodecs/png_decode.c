@@ -163,9 +163,18 @@ void hc_decode_png(const void *bytes, size_t size, hc_decode_options options, hc
         png_longjmp(png, 1);
     }
 
-    if (!hc_sink_init(sink, out, width, height, hc_reduction_factor(width, height, options.exact_size ? 0 : options.minimum_side))) {
-        png_longjmp(png, 1);
+    const uint32_t factor = hc_reduction_factor(width, height, options.exact_size ? 0 : options.minimum_side);
+    if (options.probe_only) {
+        // libpng keeps the previous and current rows (row_bytes + 1 each) beside ours, and zlib
+        // its 32 KB window and state: the fixed part is measured with peak_bytes, rounded up.
+        out->reduction_factor = factor;
+        out->width = (width + factor - 1) / factor;
+        out->height = (height + factor - 1) / factor;
+        out->estimated_bytes = hc_estimate_bytes(width, height, factor, 4 * row_bytes + (size_t)width * 3, 96u << 10);
+        png_destroy_read_struct(&png, &info, NULL);
+        return;
     }
+    if (!hc_sink_init(sink, out, width, height, factor)) png_longjmp(png, 1);
     row = hc_counted_malloc(out, row_bytes);
     if (channels == 4) rgb_row = hc_counted_malloc(out, (size_t)width * 3);
     if (row == NULL || (channels == 4 && rgb_row == NULL)) {

@@ -19,3 +19,17 @@ public struct DecodedImage: Sendable, Equatable {
     /// Whether `image` was rotated/flipped according to `orientation`.
     public let orientationApplied: Bool
 }
+
+/// What a decode will produce and hold, known from the header (`ImageDecoder.estimate`).
+public struct DecodeEstimate: Sendable, Equatable {
+    /// Size of the decoded pixels (after DCT scaling and box reduction, before orientation).
+    public let width: Int
+    public let height: Int
+    public let reductionFactor: Int
+    /// Peak of the decoder's own buffers (libjpeg's and libpng's included), its output among them.
+    public let decoderBytes: Int
+    /// The decoded RGB image handed back (width x height x 3), held beside the decoder's output while copied.
+    public var imageBytes: Int { width * height * 3 }
+    /// The whole decode's peak: the decoder's buffers and the copy.
+    public var peakBytes: Int { decoderBytes + imageBytes }
+}

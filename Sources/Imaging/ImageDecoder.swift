@@ -41,6 +41,26 @@ public enum ImageDecoder {
 
     /// Decodes bytes the caller keeps alive for the duration of the call (no copy is made).
     public static func decodeDetailed(bytes: UnsafeRawBufferPointer, name: String, options: DecodeOptions = .init()) throws(ImagingError) -> DecodedImage {
+        var result = hc_image()
+        defer { hc_image_release(&result) }
+        let format = try run(bytes: bytes, name: name, options: options, probeOnly: false, into: &result)
+        return finish(result, format: format, options: options)
+    }
+
+    /// What decoding `bytes` with `options` would cost, from the header alone: every check a decode
+    /// runs on the header runs here too (a bomb over the pixel limit throws the same error), nothing
+    /// is decompressed.
+    public static func estimate(bytes: UnsafeRawBufferPointer, name: String, options: DecodeOptions = .init()) throws(ImagingError) -> DecodeEstimate {
+        var result = hc_image()
+        defer { hc_image_release(&result) }
+        _ = try run(bytes: bytes, name: name, options: options, probeOnly: true, into: &result)
+        return DecodeEstimate(width: Int(result.width), height: Int(result.height),
+                              reductionFactor: Int(result.reduction_factor),
+                              decoderBytes: Int(clamping: result.estimated_bytes))
+    }
+
+    private static func run(bytes: UnsafeRawBufferPointer, name: String, options: DecodeOptions, probeOnly: Bool,
+                            into result: inout hc_image) throws(ImagingError) -> ImageFormat {
         if bytes.isEmpty { throw .emptyFile(path: name) }
         if bytes.count > options.maxFileBytes {
             throw .fileTooLarge(path: name, bytes: bytes.count, limit: options.maxFileBytes)
@@ -54,15 +74,14 @@ public enum ImageDecoder {
         cOptions.minimum_side = Int32(clamping: max(options.minimumSide ?? 0, 0))
         cOptions.max_working_bytes = Int64(clamping: max(options.maxWorkingBytes, 1))
         cOptions.exact_size = options.boxReduction ? 0 : 1
-
-        var result = hc_image()
+        cOptions.probe_only = probeOnly ? 1 : 0
         switch format {
         case .jpeg: hc_decode_jpeg(bytes.baseAddress, bytes.count, cOptions, &result)
         case .png: hc_decode_png(bytes.baseAddress, bytes.count, cOptions, &result)
         }
-        defer { hc_image_release(&result) }
+        if probeOnly && result.status == HC_OK { return format }
         try check(result, format: format, name: name, options: options)
-        return finish(result, format: format, options: options)
+        return format
     }
 
     /// Recognises JPEG (FF D8 FF) and PNG (the 8-byte signature).

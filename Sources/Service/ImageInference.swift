@@ -13,6 +13,22 @@ func runEncoder(on images: [UploadedImage], views: [ImageView], outputs: [ImageO
     let worker = head?.worker ?? models.worker, encoder = models.encoder(for: head)
     let imageFloats = worker.imageFloats
     let count = images.count * views.count
+    // The decodes' memory first: a request that cannot get its share in time gets 503, not more memory.
+    var cost = 0
+    for image in images {
+        do {
+            cost += try encoder.decodeCost(.bytes(image.bytes, name: image.name), views: views)
+        } catch {
+            throw ServiceError.undecodableImage(error.errorDescription ?? "\(image.name): cannot decode")
+        }
+    }
+    let reservation: DecodeBudget.Reservation
+    do {
+        reservation = try await models.decodeBudget.reserve(cost, timeout: limits.timeout)
+    } catch {
+        throw ServiceError.decodeMemoryBusy(bytes: error.bytes, capacity: error.capacity, seconds: limits.timeout / .seconds(1))
+    }
+    defer { reservation.release() }
     var inputs = [Float](repeating: 0, count: count * imageFloats)
     worker.announceArrival()
     do {

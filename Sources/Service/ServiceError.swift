@@ -35,6 +35,9 @@ public enum ServiceError: Error, LocalizedError, Equatable, Sendable {
     case queueFull(capacity: Int)
     /// 503: the request did not get through the queue and the network within the time limit.
     case timeout(seconds: Double)
+    /// 503: the decodes under way hold the decode-memory budget and this request's share did not
+    /// free up within its time limit.
+    case decodeMemoryBusy(bytes: Int, capacity: Int, seconds: Double)
     /// 503: the server is shutting down.
     case shuttingDown
     /// 500: a fault of the server itself (never caused by request contents).
@@ -48,7 +51,7 @@ public enum ServiceError: Error, LocalizedError, Equatable, Sendable {
         case .undecodableImage: .unprocessableContent
         case .unknownHead, .unknownModelVersion, .textEncoderUnavailable, .notFound: .notFound
         case .methodNotAllowed: .methodNotAllowed
-        case .notReady, .queueFull, .timeout, .shuttingDown: .serviceUnavailable
+        case .notReady, .queueFull, .timeout, .decodeMemoryBusy, .shuttingDown: .serviceUnavailable
         case .internal: .internalServerError
         }
     }
@@ -70,6 +73,7 @@ public enum ServiceError: Error, LocalizedError, Equatable, Sendable {
         case .notReady: "not_ready"
         case .queueFull: "queue_full"
         case .timeout: "timeout"
+        case .decodeMemoryBusy: "decode_memory_busy"
         case .shuttingDown: "shutting_down"
         case .internal: "internal"
         }
@@ -78,7 +82,7 @@ public enum ServiceError: Error, LocalizedError, Equatable, Sendable {
     /// Seconds a client should wait before retrying (the `Retry-After` header), for the 503s.
     public var retryAfterSeconds: Int? {
         switch self {
-        case .notReady, .queueFull, .timeout, .shuttingDown: 1
+        case .notReady, .queueFull, .timeout, .decodeMemoryBusy, .shuttingDown: 1
         default: nil
         }
     }
@@ -102,6 +106,9 @@ public enum ServiceError: Error, LocalizedError, Equatable, Sendable {
         case .notReady: "the server is still loading its weights and heads"
         case .queueFull(let capacity): "the inference queue is full (\(capacity) images); retry later"
         case .timeout(let seconds): "the request was not answered within \(seconds.formatted()) s"
+        case .decodeMemoryBusy(let bytes, let capacity, let seconds):
+            "the image decodes under way hold the decode memory (\(capacity) bytes); this request's \(bytes) bytes "
+                + "did not free up within \(seconds.formatted()) s; retry later"
         case .shuttingDown: "the server is shutting down"
         case .internal(let reason): "internal error: \(reason)"
         }

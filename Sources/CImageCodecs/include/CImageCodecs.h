@@ -40,6 +40,10 @@ typedef struct {
     int64_t max_working_bytes;
     /// Non-zero: never box-reduce (DCT scaling still follows minimum_side).
     int32_t exact_size;
+    /// Non-zero: read the header only, run every check a decode runs on it, and fill
+    /// source_width/height, width/height, scale_denominator, reduction_factor and
+    /// estimated_bytes; no pixels are decoded.
+    int32_t probe_only;
 } hc_decode_options;
 
 typedef struct {
@@ -64,6 +68,9 @@ typedef struct {
     size_t peak_bytes;
     /// Bytes currently held (internal bookkeeping for peak_bytes).
     size_t held_bytes;
+    /// probe_only: what the decode would hold at its peak (an upper estimate of peak_bytes,
+    /// libjpeg's buffers included).
+    size_t estimated_bytes;
     /// malloc'd, width * height * 3 bytes, RGB; NULL unless status == HC_OK.
     uint8_t *pixels;
     /// malloc'd TIFF-structured EXIF data (JPEG APP1 after "Exif\0\0", or PNG eXIf), or NULL.
