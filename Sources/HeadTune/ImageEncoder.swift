@@ -117,7 +117,7 @@ public final class ImageEncoder: Sendable {
     }
 
     /// What `prepare` holds at its peak for `source` (see `Preprocessor.decodeCost`).
-    public func decodeCost(_ source: ImageSource, views: [ImageView]) throws(ImagingError) -> Int {
+    public func decodeCost(_ source: ImageSource, views: [ImageView]) throws(ImagingError) -> DecodeCost {
         try preprocessor.decodeCost(source, views: views, maxPixels: maxPixels)
     }
 

@@ -22,6 +22,9 @@ public struct DecodedImage: Sendable, Equatable {
 
 /// What a decode will produce and hold, known from the header (`ImageDecoder.estimate`).
 public struct DecodeEstimate: Sendable, Equatable {
+    /// Size declared in the header: what the decode has to read through, hence its time.
+    public let sourceWidth: Int
+    public let sourceHeight: Int
     /// Size of the decoded pixels (after DCT scaling and box reduction, before orientation).
     public let width: Int
     public let height: Int

@@ -54,7 +54,8 @@ public enum ImageDecoder {
         var result = hc_image()
         defer { hc_image_release(&result) }
         _ = try run(bytes: bytes, name: name, options: options, probeOnly: true, into: &result)
-        return DecodeEstimate(width: Int(result.width), height: Int(result.height),
+        return DecodeEstimate(sourceWidth: Int(result.source_width), sourceHeight: Int(result.source_height),
+                              width: Int(result.width), height: Int(result.height),
                               reductionFactor: Int(result.reduction_factor),
                               decoderBytes: Int(clamping: result.estimated_bytes))
     }

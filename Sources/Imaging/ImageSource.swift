@@ -33,22 +33,21 @@ extension ImageSource {
 }
 
 extension Preprocessor {
-    /// What `prepare` holds at its peak for these bytes under these views, from the headers alone
-    /// (a file is read first): every distinct decode the views need (they are kept until the last
-    /// view is done) plus, for the largest, its decoder's working memory and the resampler's
-    /// intermediate image. Throws what the decode would throw on the header (e.g. `.tooLarge`).
-    public func decodeCost(_ source: ImageSource, views: [ImageView], maxPixels: Int) throws(ImagingError) -> Int {
-        guard case .bytes(let bytes, let name) = try source.loaded() else { return 0 }
-        return try bytes.withUnsafeBufferPointer { (buffer) throws(ImagingError) -> Int in
+    /// What `prepare` costs for these bytes under these views, from the headers alone (a file is read
+    /// first). Throws what the decode would throw on the header (e.g. `.tooLarge`).
+    public func decodeCost(_ source: ImageSource, views: [ImageView], maxPixels: Int) throws(ImagingError) -> DecodeCost {
+        guard case .bytes(let bytes, let name) = try source.loaded() else { return DecodeCost(bytes: 0, sourcePixels: 0) }
+        return try bytes.withUnsafeBufferPointer { (buffer) throws(ImagingError) -> DecodeCost in
             let raw = UnsafeRawBufferPointer(buffer)
-            var images = 0, largestExtra = 0
+            var images = 0, largestExtra = 0, sourcePixels = 0
             for side in Set(views.map { $0.minimumDecodeSide(spec) }) {
                 let estimate = try ImageDecoder.estimate(bytes: raw, name: name,
                                                          options: DecodeOptions(maxPixels: maxPixels, minimumSide: side))
                 images += estimate.imageBytes
                 largestExtra = max(largestExtra, estimate.decoderBytes + estimate.imageBytes)
+                sourcePixels = estimate.sourceWidth * estimate.sourceHeight
             }
-            return images + largestExtra
+            return DecodeCost(bytes: images + largestExtra, sourcePixels: sourcePixels)
         }
     }
 
@@ -60,7 +59,7 @@ extension Preprocessor {
         guard let budget else { return try prepare(source, views: views, maxPixels: maxPixels, into: destination) }
         let loaded = try source.loaded()
         let cost = try decodeCost(loaded, views: views, maxPixels: maxPixels)
-        try budget.withReservation(cost) { () throws(ImagingError) in
+        try budget.withReservation(cost.bytes) { () throws(ImagingError) in
             try prepare(loaded, views: views, maxPixels: maxPixels, into: destination)
         }
     }
@@ -84,4 +83,13 @@ extension Preprocessor {
             with(policy: view.policy).preprocess(view.apply(image), into: destination + v * floats)
         }
     }
+}
+
+/// What decoding one image for a set of views costs (`Preprocessor.decodeCost`).
+public struct DecodeCost: Sendable, Equatable {
+    /// Peak bytes held: every distinct decode the views need (kept until the last view is done)
+    /// plus, for the largest, its decoder's working memory and the resampler's intermediate image.
+    public var bytes: Int
+    /// Pixels the header declares: the decode reads through all of them, so its time grows with this.
+    public var sourcePixels: Int
 }

@@ -13,11 +13,14 @@ func runEncoder(on images: [UploadedImage], views: [ImageView], outputs: [ImageO
     let worker = head?.worker ?? models.worker, encoder = models.encoder(for: head)
     let imageFloats = worker.imageFloats
     let count = images.count * views.count
+    let deadline = ContinuousClock.now + limits.timeout
     // The decodes' memory first: a request that cannot get its share in time gets 503, not more memory.
-    var cost = 0
+    var cost = 0, largestSource = 0
     for image in images {
         do {
-            cost += try encoder.decodeCost(.bytes(image.bytes, name: image.name), views: views)
+            let imageCost = try encoder.decodeCost(.bytes(image.bytes, name: image.name), views: views)
+            cost += imageCost.bytes
+            largestSource = max(largestSource, imageCost.sourcePixels)
         } catch {
             throw ServiceError.undecodableImage(error.errorDescription ?? "\(image.name): cannot decode")
         }
@@ -29,9 +32,21 @@ func runEncoder(on images: [UploadedImage], views: [ImageView], outputs: [ImageO
         throw ServiceError.decodeMemoryBusy(bytes: error.bytes, capacity: error.capacity, seconds: limits.timeout / .seconds(1))
     }
     defer { reservation.release() }
-    var inputs = [Float](repeating: 0, count: count * imageFloats)
-    worker.announceArrival()
-    do {
+    // A large image (a bomb, a big photo) costs seconds of CPU to read through even when reduced on
+    // decode: such requests decode one at a time, on a thread of their own, so the cooperative pool
+    // stays free for small decodes and for the requests around them.
+    let large = largestSource > largeDecodePixels
+    var lane: DecodeBudget.Reservation?
+    if large {
+        do {
+            lane = try await models.largeDecodeLane.reserve(1, timeout: deadline - .now)
+        } catch {
+            throw ServiceError.largeDecodesBusy(pixels: largestSource, seconds: limits.timeout / .seconds(1))
+        }
+    }
+    defer { lane?.release() }
+    let decodeAll = { @Sendable () throws -> [Float] in
+        var inputs = [Float](repeating: 0, count: count * imageFloats)
         try inputs.withUnsafeMutableBufferPointer { buffer in
             for (i, image) in images.enumerated() {
                 do {
@@ -42,12 +57,29 @@ func runEncoder(on images: [UploadedImage], views: [ImageView], outputs: [ImageO
                 }
             }
         }
+        return inputs
+    }
+    worker.announceArrival()
+    let inputs: [Float]
+    do {
+        inputs = large ? try await onOwnThread(decodeAll) : try decodeAll()
     } catch {
         worker.withdrawArrival()
         throw error
     }
     return try await runEncoder(onPrepared: inputs, images: images.count, views: views.count, outputs: outputs,
                                 models: models, limits: limits, announced: true, head: head)
+}
+
+/// Declared pixels above which a request's decodes take the large-decode lane (one at a time, off the
+/// cooperative pool): a 16-megapixel PNG takes about half a second to inflate on this hardware.
+let largeDecodePixels = 16_000_000
+
+/// Runs `body` on a Dispatch thread, not on Swift's cooperative pool (which has one thread per core).
+func onOwnThread<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+    try await withCheckedThrowingContinuation { continuation in
+        DispatchQueue.global(qos: .userInitiated).async { continuation.resume(with: Result { try body() }) }
+    }
 }
 
 /// Runs network inputs prepared elsewhere (by `runEncoder(on:...)`, or sent already preprocessed)

@@ -86,6 +86,8 @@ struct LoadedModels: Sendable {
     var textProblem: String?
     /// Shared by every request's decodes.
     var decodeBudget: DecodeBudget
+    /// One slot: requests with an image over `largeDecodePixels` decode one at a time.
+    var largeDecodeLane = DecodeBudget(capacity: 1)
 
     func head(named name: String) throws -> LoadedHead {
         guard let head = heads.first(where: { $0.name == name }) else {

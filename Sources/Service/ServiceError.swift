@@ -38,6 +38,8 @@ public enum ServiceError: Error, LocalizedError, Equatable, Sendable {
     /// 503: the decodes under way hold the decode-memory budget and this request's share did not
     /// free up within its time limit.
     case decodeMemoryBusy(bytes: Int, capacity: Int, seconds: Double)
+    /// 503: another large image (over `largeDecodePixels`) was being decoded for the whole time limit.
+    case largeDecodesBusy(pixels: Int, seconds: Double)
     /// 503: the server is shutting down.
     case shuttingDown
     /// 500: a fault of the server itself (never caused by request contents).
@@ -51,7 +53,7 @@ public enum ServiceError: Error, LocalizedError, Equatable, Sendable {
         case .undecodableImage: .unprocessableContent
         case .unknownHead, .unknownModelVersion, .textEncoderUnavailable, .notFound: .notFound
         case .methodNotAllowed: .methodNotAllowed
-        case .notReady, .queueFull, .timeout, .decodeMemoryBusy, .shuttingDown: .serviceUnavailable
+        case .notReady, .queueFull, .timeout, .decodeMemoryBusy, .largeDecodesBusy, .shuttingDown: .serviceUnavailable
         case .internal: .internalServerError
         }
     }
@@ -74,6 +76,7 @@ public enum ServiceError: Error, LocalizedError, Equatable, Sendable {
         case .queueFull: "queue_full"
         case .timeout: "timeout"
         case .decodeMemoryBusy: "decode_memory_busy"
+        case .largeDecodesBusy: "large_decodes_busy"
         case .shuttingDown: "shutting_down"
         case .internal: "internal"
         }
@@ -82,7 +85,7 @@ public enum ServiceError: Error, LocalizedError, Equatable, Sendable {
     /// Seconds a client should wait before retrying (the `Retry-After` header), for the 503s.
     public var retryAfterSeconds: Int? {
         switch self {
-        case .notReady, .queueFull, .timeout, .decodeMemoryBusy, .shuttingDown: 1
+        case .notReady, .queueFull, .timeout, .decodeMemoryBusy, .largeDecodesBusy, .shuttingDown: 1
         default: nil
         }
     }
@@ -109,6 +112,9 @@ public enum ServiceError: Error, LocalizedError, Equatable, Sendable {
         case .decodeMemoryBusy(let bytes, let capacity, let seconds):
             "the image decodes under way hold the decode memory (\(capacity) bytes); this request's \(bytes) bytes "
                 + "did not free up within \(seconds.formatted()) s; retry later"
+        case .largeDecodesBusy(let pixels, let seconds):
+            "the image declares \(pixels) pixels; large images decode one at a time and the one before it "
+                + "did not finish within \(seconds.formatted()) s; retry later"
         case .shuttingDown: "the server is shutting down"
         case .internal(let reason): "internal error: \(reason)"
         }

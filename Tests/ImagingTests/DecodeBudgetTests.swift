@@ -2,6 +2,7 @@ import Dispatch
 import Foundation
 import Synchronization
 import Testing
+import TestSupport
 @testable import Imaging
 
 /// The memory budget concurrent decodes share, and the header-only estimates they reserve.
