@@ -46,6 +46,9 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Longest a request may wait for the queue and the network, in seconds (then 503 'timeout').")
     var requestTimeout = 30.0
 
+    @Option(help: "Seconds a connection may stay idle (no request bytes, no response) before it is closed.")
+    var idleTimeout = 60.0
+
     @Option(help: "Threads for inference.")
     var threads = ProcessInfo.processInfo.activeProcessorCount
 
@@ -83,6 +86,7 @@ struct Serve: AsyncParsableCommand {
         guard maxImages >= 1 else { throw ValidationError("--max-images must be at least 1") }
         guard requestTimeout > 0 else { throw ValidationError("--request-timeout must be positive") }
         guard threads >= 1 else { throw ValidationError("--threads must be at least 1") }
+        guard idleTimeout > 0 else { throw ValidationError("--idle-timeout must be positive") }
         guard maxPixels >= 1 else { throw ValidationError("--max-pixels must be positive") }
         guard decodeMemory.bytes >= 1 << 20 else { throw ValidationError("--decode-memory must be at least 1m") }
         guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("unknown --log-level \(logLevel)") }
@@ -108,7 +112,8 @@ struct Serve: AsyncParsableCommand {
             batching: BatchingSettings(maxBatch: maxBatch, maxDelay: .microseconds(Int64(maxDelayMs * 1000)),
                                        queueCapacity: queueCapacity, threads: threads),
             limits: RequestLimits(maxBodyBytes: maxBodyBytes, maxImagesPerRequest: maxImages,
-                                  timeout: .milliseconds(Int64(requestTimeout * 1000))))
+                                  timeout: .milliseconds(Int64(requestTimeout * 1000))),
+            idleTimeout: .milliseconds(Int64(idleTimeout * 1000)))
         try await InferenceServer.run(configuration, logger: logger)
     }
 }
