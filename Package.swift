@@ -55,10 +55,10 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
-        // Golden-file paths and a .npy reader shared by the test targets.
-        .target(name: "TestSupport", path: "Tests/TestSupport"),
+        // Golden-file paths, a .npy reader and generated hostile images shared by the test targets.
+        .target(name: "TestSupport", dependencies: ["Imaging"], path: "Tests/TestSupport"),
         .testTarget(name: "KernelsTests", dependencies: ["Kernels", "CKernels"]),
-        .testTarget(name: "ImagingTests", dependencies: ["Imaging"], resources: [.copy("Resources")]),
+        .testTarget(name: "ImagingTests", dependencies: ["Imaging", "TestSupport"], resources: [.copy("Resources")]),
         .testTarget(name: "WeightsTests", dependencies: ["Weights"]),
         .testTarget(name: "ModelsTests", dependencies: ["Models", "Weights", "Kernels", "TestSupport"], resources: [.copy("Resources")]),
         .testTarget(name: "TrainingTests", dependencies: ["Training", "Weights", "TestSupport",

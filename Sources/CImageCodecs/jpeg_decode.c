@@ -131,7 +131,13 @@ void hc_decode_jpeg(const void *bytes, size_t size, hc_decode_options options, h
     err.pub.output_message = hc_jpeg_output_message;
     err.out = out;
 
+    // A local changed after setjmp is indeterminate after longjmp: the volatile pointer is not.
+    hc_row_sink sink_storage;
+    memset(&sink_storage, 0, sizeof(sink_storage));
+    hc_row_sink *volatile sink = &sink_storage;
+
     if (setjmp(err.jump)) {
+        hc_sink_release(sink, out);
         jpeg_destroy_decompress(&cinfo);
         hc_image_release(out);
         out->width = out->height = 0;
@@ -175,6 +181,28 @@ void hc_decode_jpeg(const void *bytes, size_t size, hc_decode_options options, h
 
     hc_jpeg_copy_exif(&cinfo, out);
 
+    // A progressive (multi-scan) file keeps every DCT coefficient until its last scan: one
+    // whole-image buffer per component, padded to whole MCUs, 64 coefficients x 2 bytes per block.
+    // Counted from the header, before jpeg_start_decompress allocates it.
+    uint64_t coefficient_bytes = 0;
+    if (jpeg_has_multiple_scans(&cinfo)) {
+        for (int c = 0; c < cinfo.num_components; c++) {
+            const jpeg_component_info *component = &cinfo.comp_info[c];
+            uint64_t columns = component->width_in_blocks, rows = component->height_in_blocks;
+            uint64_t h = (uint64_t)component->h_samp_factor, v = (uint64_t)component->v_samp_factor;
+            columns = (columns + h - 1) / h * h;
+            rows = (rows + v - 1) / v * v;
+            coefficient_bytes += columns * rows * DCTSIZE2 * sizeof(JCOEF);
+        }
+        if (options.max_working_bytes > 0 && coefficient_bytes > (uint64_t)options.max_working_bytes) {
+            char text[200];
+            snprintf(text, sizeof(text), "a progressive JPEG of %ux%u keeps %llu bytes of DCT coefficients, "
+                     "above the decoder memory limit of %lld bytes", cinfo.image_width, cinfo.image_height,
+                     (unsigned long long)coefficient_bytes, (long long)options.max_working_bytes);
+            hc_jpeg_abort(&cinfo, out, HC_OUT_OF_MEMORY, text);
+        }
+    }
+
     // Draft mode: the smallest scale whose output still has both sides >= minimum_side.
     unsigned int denominator = 1;
     if (options.minimum_side > 0) {
@@ -193,17 +221,35 @@ void hc_decode_jpeg(const void *bytes, size_t size, hc_decode_options options, h
     cinfo.scale_denom = denominator;
     out->scale_denominator = denominator;
 
+    if (options.probe_only) {
+        jpeg_calc_output_dimensions(&cinfo);
+        const uint32_t factor = hc_reduction_factor(cinfo.output_width, cinfo.output_height,
+                                                    options.exact_size ? 0 : options.minimum_side);
+        out->reduction_factor = factor;
+        out->width = (cinfo.output_width + factor - 1) / factor;
+        out->height = (cinfo.output_height + factor - 1) / factor;
+        // libjpeg's row groups: up to two MCU rows (16 source rows at 2x2 sampling, scaled) of
+        // every component, plus our scanline buffers; then the coefficients of a multi-scan file.
+        size_t rows = (size_t)cinfo.output_width * (size_t)cinfo.num_components * 2 * 16 + (size_t)cinfo.output_width * 7;
+        out->estimated_bytes = hc_estimate_bytes(cinfo.output_width, cinfo.output_height, factor, rows,
+                                                 (size_t)coefficient_bytes + (64u << 10));
+        jpeg_destroy_decompress(&cinfo);
+        return;
+    }
+
     jpeg_start_decompress(&cinfo);
 
     const JDIMENSION width = cinfo.output_width;
     const JDIMENSION height = cinfo.output_height;
-    const size_t stride = (size_t)width * 3;
-    size_t pixel_bytes = hc_byte_count(width, height, 3);
-    if (pixel_bytes == 0) hc_jpeg_abort(&cinfo, out, HC_OUT_OF_MEMORY, "pixel buffer size overflows");
-    out->pixels = malloc(pixel_bytes);
-    if (out->pixels == NULL) hc_jpeg_abort(&cinfo, out, HC_OUT_OF_MEMORY, "no memory for pixels");
+    const uint32_t factor = hc_reduction_factor(width, height, options.exact_size ? 0 : options.minimum_side);
+    if (cinfo.output_components != 3 && cinfo.output_components != 4) {
+        hc_jpeg_abort(&cinfo, out, HC_UNSUPPORTED, "unexpected number of output components");
+    }
+    if (!hc_sink_init(sink, out, width, height, factor)) longjmp(err.jump, 1);
 
-    if (cinfo.output_components == 3) {
+    if (factor == 1 && cinfo.output_components == 3) {
+        // The exact path: scanlines straight into the output, eight at a time.
+        const size_t stride = (size_t)width * 3;
         while (cinfo.output_scanline < height) {
             JSAMPROW rows[8];
             JDIMENSION count = height - cinfo.output_scanline;
@@ -215,22 +261,25 @@ void hc_decode_jpeg(const void *bytes, size_t size, hc_decode_options options, h
                 hc_jpeg_abort(&cinfo, out, HC_CORRUPT, "decoder made no progress");
             }
         }
-    } else if (cinfo.output_components == 4) {
-        // Freed with the decompressor, also on the error path.
-        JSAMPARRAY row = (*cinfo.mem->alloc_sarray)((j_common_ptr)&cinfo, JPOOL_IMAGE, width * 4, 1);
+    } else {
+        // One scanline at a time through the sink (CMYK converted first). Both rows are freed
+        // with the decompressor, also on the error path.
+        JSAMPARRAY row = (*cinfo.mem->alloc_sarray)((j_common_ptr)&cinfo, JPOOL_IMAGE,
+                                                    width * (JDIMENSION)cinfo.output_components, 1);
+        JSAMPARRAY rgb = cinfo.output_components == 4
+            ? (*cinfo.mem->alloc_sarray)((j_common_ptr)&cinfo, JPOOL_IMAGE, width * 3, 1)
+            : row;
         while (cinfo.output_scanline < height) {
-            uint8_t *dst = out->pixels + (size_t)cinfo.output_scanline * stride;
+            JDIMENSION y = cinfo.output_scanline;
             if (jpeg_read_scanlines(&cinfo, row, 1) != 1) {
                 hc_jpeg_abort(&cinfo, out, HC_CORRUPT, "decoder made no progress");
             }
-            hc_cmyk_row_to_rgb(row[0], dst, width);
+            if (cinfo.output_components == 4) hc_cmyk_row_to_rgb(row[0], rgb[0], width);
+            hc_sink_row(sink, out, rgb[0], width, y, 0, 1);
         }
-    } else {
-        hc_jpeg_abort(&cinfo, out, HC_UNSUPPORTED, "unexpected number of output components");
     }
+    if (!hc_sink_finish(sink, out)) longjmp(err.jump, 1);
 
-    out->width = width;
-    out->height = height;
     // No jpeg_finish_decompress: every pixel has been decoded, and reading on to EOI would only
     // turn a missing end marker into an error.
     jpeg_destroy_decompress(&cinfo);

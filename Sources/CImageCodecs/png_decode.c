@@ -28,6 +28,15 @@ static void hc_png_warning(png_structp png, png_const_charp message) {
     (void)message;
 }
 
+// libpng's allocations go through the decode's byte counter (mem_ptr is the hc_image).
+static png_voidp hc_png_malloc(png_structp png, png_alloc_size_t size) {
+    return hc_counted_malloc((hc_image *)png_get_mem_ptr(png), size);
+}
+
+static void hc_png_free(png_structp png, png_voidp block) {
+    hc_counted_free((hc_image *)png_get_mem_ptr(png), block);
+}
+
 static uint32_t hc_be32(const uint8_t *p) {
     return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | (uint32_t)p[3];
 }
@@ -62,7 +71,8 @@ void hc_decode_png(const void *bytes, size_t size, hc_decode_options options, hc
         }
     }
 
-    png_structp png = png_create_read_struct(PNG_LIBPNG_VER_STRING, out, hc_png_error, hc_png_warning);
+    png_structp png = png_create_read_struct_2(PNG_LIBPNG_VER_STRING, out, hc_png_error, hc_png_warning,
+                                               out, hc_png_malloc, hc_png_free);
     if (png == NULL) {
         hc_fail(out, HC_OUT_OF_MEMORY, "cannot create libpng reader");
         return;
@@ -75,12 +85,19 @@ void hc_decode_png(const void *bytes, size_t size, hc_decode_options options, hc
     }
 
     hc_png_reader reader = {data, size, 0};
-    // Both are changed after setjmp and read after a longjmp, hence volatile.
-    uint8_t *volatile scratch = NULL;
+    // Changed after setjmp and read after a longjmp, hence volatile.
+    uint8_t *volatile row = NULL;
+    uint8_t *volatile rgb_row = NULL;
     volatile int pixels_complete = 0;
+    // A local changed after setjmp is indeterminate after longjmp: the volatile pointer is not.
+    hc_row_sink sink_storage;
+    memset(&sink_storage, 0, sizeof(sink_storage));
+    hc_row_sink *volatile sink = &sink_storage;
 
     if (setjmp(png_jmpbuf(png))) {
-        free(scratch);
+        hc_counted_free(out, row);
+        hc_counted_free(out, rgb_row);
+        hc_sink_release(sink, out);
         if (pixels_complete) {
             // Damage after the last image row (a missing IEND, a bad trailing chunk) does not
             // affect the pixels; keep them, drop whatever trailing EXIF was being read.
@@ -133,7 +150,9 @@ void hc_decode_png(const void *bytes, size_t size, hc_decode_options options, hc
     if (color_type == PNG_COLOR_TYPE_GRAY || color_type == PNG_COLOR_TYPE_GRAY_ALPHA) {
         png_set_gray_to_rgb(png);
     }
-    const int passes = png_set_interlace_handling(png);
+    // No png_set_interlace_handling: Adam7 passes arrive as their own sub-images and each pixel
+    // goes straight to its place (or its reduction block), so an interlaced image needs no
+    // full-size buffer either.
     png_read_update_info(png, info);
 
     const int channels = png_get_channels(png, info);
@@ -144,52 +163,48 @@ void hc_decode_png(const void *bytes, size_t size, hc_decode_options options, hc
         png_longjmp(png, 1);
     }
 
-    const size_t stride = (size_t)width * 3;
-    size_t pixel_bytes = hc_byte_count(width, height, 3);
-    if (pixel_bytes == 0) {
-        hc_fail(out, HC_OUT_OF_MEMORY, "pixel buffer size overflows");
-        png_longjmp(png, 1);
+    const uint32_t factor = hc_reduction_factor(width, height, options.exact_size ? 0 : options.minimum_side);
+    if (options.probe_only) {
+        // libpng keeps the previous and current rows (row_bytes + 1 each) beside ours, and zlib
+        // its 32 KB window and state: the fixed part is measured with peak_bytes, rounded up.
+        out->reduction_factor = factor;
+        out->width = (width + factor - 1) / factor;
+        out->height = (height + factor - 1) / factor;
+        out->estimated_bytes = hc_estimate_bytes(width, height, factor, 4 * row_bytes + (size_t)width * 3, 96u << 10);
+        png_destroy_read_struct(&png, &info, NULL);
+        return;
     }
-    out->pixels = malloc(pixel_bytes);
-    if (out->pixels == NULL) {
-        hc_fail(out, HC_OUT_OF_MEMORY, "no memory for pixels");
+    if (!hc_sink_init(sink, out, width, height, factor)) png_longjmp(png, 1);
+    row = hc_counted_malloc(out, row_bytes);
+    if (channels == 4) rgb_row = hc_counted_malloc(out, (size_t)width * 3);
+    if (row == NULL || (channels == 4 && rgb_row == NULL)) {
+        hc_fail(out, HC_OUT_OF_MEMORY, "no memory for a row");
         png_longjmp(png, 1);
     }
 
-    if (channels == 3) {
-        // With interlace handling, each pass merges its pixels into the same full rows.
-        for (int pass = 0; pass < passes; pass++) {
-            for (png_uint_32 y = 0; y < height; y++) png_read_row(png, out->pixels + (size_t)y * stride, NULL);
-        }
-    } else if (passes == 1) {
-        scratch = malloc(row_bytes);
-        if (scratch == NULL) {
-            hc_fail(out, HC_OUT_OF_MEMORY, "no memory for a row");
-            png_longjmp(png, 1);
-        }
-        for (png_uint_32 y = 0; y < height; y++) {
-            png_read_row(png, scratch, NULL);
-            hc_rgba_row_on_white(scratch, out->pixels + (size_t)y * stride, width);
-        }
-    } else {
-        // Interlaced RGBA: passes revisit every row, so the whole RGBA image must be kept.
-        size_t rgba_bytes = hc_byte_count(width, height, 4);
-        scratch = rgba_bytes == 0 ? NULL : malloc(rgba_bytes);
-        if (scratch == NULL) {
-            hc_fail(out, HC_OUT_OF_MEMORY, "no memory for interlaced rows");
-            png_longjmp(png, 1);
-        }
-        for (int pass = 0; pass < passes; pass++) {
-            for (png_uint_32 y = 0; y < height; y++) png_read_row(png, scratch + (size_t)y * row_bytes, NULL);
-        }
-        for (png_uint_32 y = 0; y < height; y++) {
-            hc_rgba_row_on_white(scratch + (size_t)y * row_bytes, out->pixels + (size_t)y * stride, width);
+    const int passes = interlace == PNG_INTERLACE_ADAM7 ? 7 : 1;
+    for (int pass = 0; pass < passes; pass++) {
+        uint32_t columns = passes == 1 ? width : PNG_PASS_COLS(width, pass);
+        uint32_t rows = passes == 1 ? height : PNG_PASS_ROWS(height, pass);
+        if (columns == 0 || rows == 0) continue;  // libpng skips empty passes too
+        uint32_t x0 = passes == 1 ? 0 : PNG_PASS_START_COL(pass);
+        uint32_t dx = passes == 1 ? 1 : PNG_PASS_COL_OFFSET(pass);
+        for (uint32_t r = 0; r < rows; r++) {
+            png_read_row(png, row, NULL);
+            uint32_t y = passes == 1 ? r : PNG_ROW_FROM_PASS_ROW(r, pass);
+            const uint8_t *rgb = row;
+            if (channels == 4) {
+                hc_rgba_row_on_white(row, rgb_row, columns);
+                rgb = rgb_row;
+            }
+            hc_sink_row(sink, out, rgb, columns, y, x0, dx);
         }
     }
-    free(scratch);
-    scratch = NULL;
-    out->width = width;
-    out->height = height;
+    hc_counted_free(out, row);
+    row = NULL;
+    hc_counted_free(out, rgb_row);
+    rgb_row = NULL;
+    if (!hc_sink_finish(sink, out)) png_longjmp(png, 1);
     pixels_complete = 1;
 
     // eXIf may follow the image data; errors from here on keep the pixels (see setjmp above).

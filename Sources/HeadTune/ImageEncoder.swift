@@ -22,14 +22,18 @@ public final class ImageEncoder: Sendable {
     public let maxPixels: Int
     /// The text encoder trained with this network (a CLIP folder), nil for an image-only network.
     public let pairedTextModel: String?
+    /// Shared by every decode `prepare` runs (a batch run's decode threads): each waits for its
+    /// estimated peak to fit. nil: no budget (the service reserves from its own, asynchronously).
+    public let decodeBudget: DecodeBudget?
     let model: any ImageEncoderModel
     /// What distinguishes this network from the checkpoint's own (a frozen prefix, a tuned tail), in
     /// its cache identity; nil for the checkpoint's network.
     let variant: String?
 
     init(model: any ImageEncoderModel, identifier: String, weightsSHA256: String, maxPixels: Int, pairedTextModel: String? = nil,
-         variant: String? = nil) {
+         variant: String? = nil, decodeBudget: DecodeBudget? = nil) {
         self.model = model
+        self.decodeBudget = decodeBudget
         self.variant = variant
         self.pairedTextModel = pairedTextModel
         self.identifier = identifier
@@ -41,24 +45,25 @@ public final class ImageEncoder: Sendable {
     /// Loads an image encoder through the model registry.
     /// - model: a bundled model's name (nil: efficientnet-lite0) or a model folder
     /// - weightsDirectory: nil searches the usual places (HEADTUNE_WEIGHTS, ./weights, ...)
+    /// - decodeBudget: shared by the decodes of every batch run with this encoder (nil: unbounded)
     public static func load(model: String? = nil, weightsDirectory: URL? = nil,
-                            maxPixels: Int = DecodeOptions().maxPixels) throws -> ImageEncoder {
+                            maxPixels: Int = DecodeOptions().maxPixels, decodeBudget: DecodeBudget? = nil) throws -> ImageEncoder {
         try BLAS.load()
         let loaded = try ModelRegistry.imageEncoder(model, weightsDirectory: weightsDirectory)
         return ImageEncoder(model: loaded.model, identifier: loaded.identifier, weightsSHA256: loaded.weightsSHA256,
-                            maxPixels: maxPixels, pairedTextModel: loaded.pairedTextModel)
+                            maxPixels: maxPixels, pairedTextModel: loaded.pairedTextModel, decodeBudget: decodeBudget)
     }
 
     /// The same network with another pixel limit.
     public func withMaxPixels(_ maxPixels: Int) -> ImageEncoder {
         ImageEncoder(model: model, identifier: identifier, weightsSHA256: weightsSHA256, maxPixels: maxPixels,
-                     pairedTextModel: pairedTextModel, variant: variant)
+                     pairedTextModel: pairedTextModel, variant: variant, decodeBudget: decodeBudget)
     }
 
     /// The same network claiming other weights (tests of the head/weights check).
     func withWeightsSHA256(_ hash: String) -> ImageEncoder {
         ImageEncoder(model: model, identifier: identifier, weightsSHA256: hash, maxPixels: maxPixels, pairedTextModel: pairedTextModel,
-                     variant: variant)
+                     variant: variant, decodeBudget: decodeBudget)
     }
 
     public var preprocessing: PreprocessingSpec { model.preprocessing }
@@ -105,9 +110,15 @@ public final class ImageEncoder: Sendable {
     /// The one view the network's own outputs (ImageNet classifier, embeddings, text space) use.
     public var plainView: ImageView { ImageView(policy: preprocessor.policy) }
 
-    /// Decodes `source` and writes one network input per view, consecutively (see `Preprocessor.prepare`).
+    /// Decodes `source` and writes one network input per view, consecutively (see `Preprocessor.prepare`),
+    /// under `decodeBudget` when there is one.
     public func prepare(_ source: ImageSource, views: [ImageView], into destination: UnsafeMutablePointer<Float>) throws(ImagingError) {
-        try preprocessor.prepare(source, views: views, maxPixels: maxPixels, into: destination)
+        try preprocessor.prepare(source, views: views, maxPixels: maxPixels, budget: decodeBudget, into: destination)
+    }
+
+    /// What `prepare` holds at its peak for `source` (see `Preprocessor.decodeCost`).
+    public func decodeCost(_ source: ImageSource, views: [ImageView]) throws(ImagingError) -> DecodeCost {
+        try preprocessor.decodeCost(source, views: views, maxPixels: maxPixels)
     }
 
     /// A session that runs batches on `threads` threads; one per thread that runs the network.
@@ -134,7 +145,8 @@ extension ImageEncoder {
     /// trains on, cached under their own identity (the cut is part of it).
     public func frozenPrefix(unfreeze: Int) throws -> ImageEncoder {
         ImageEncoder(model: try partiallyTrainable().frozenPrefix(unfreeze: unfreeze), identifier: identifier,
-                     weightsSHA256: weightsSHA256, maxPixels: maxPixels, variant: "prefix-unfreeze-\(unfreeze)")
+                     weightsSHA256: weightsSHA256, maxPixels: maxPixels, variant: "prefix-unfreeze-\(unfreeze)",
+                     decodeBudget: decodeBudget)
     }
 
     /// The last `unfreeze` blocks with the pretrained weights, to be trained (adapters drawn from `seed`).
@@ -150,7 +162,7 @@ extension ImageEncoder {
         let trainable = try model.trainableTail(unfreeze: tail.settings.unfreeze, loraRank: tail.settings.loraRank, tensors: source)
         return ImageEncoder(model: try model.applying(trainable), identifier: identifier, weightsSHA256: weightsSHA256,
                             maxPixels: maxPixels, pairedTextModel: pairedTextModel,
-                            variant: "tail-\(tail.settings.sha256.prefix(16))")
+                            variant: "tail-\(tail.settings.sha256.prefix(16))", decodeBudget: decodeBudget)
     }
 }
 

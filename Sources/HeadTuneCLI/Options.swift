@@ -23,16 +23,22 @@ struct EncoderOptions: ParsableArguments {
     @Option(help: "Refuse images whose header declares more pixels than this (decompression bombs).")
     var maxPixels: Int = DecodeOptions().maxPixels
 
+    @Option(help: ArgumentHelp("Memory the concurrent decodes may hold together (e.g. 256m, 1g); a decode waits for its share.",
+                               valueName: "bytes"))
+    var decodeMemory = MemorySize(bytes: DecodeBudget.defaultCapacity)
+
     func validate() throws {
         guard batchSize >= 1 && batchSize <= 1024 else { throw ValidationError("--batch-size must be in 1...1024") }
         guard threads >= 1 else { throw ValidationError("--threads must be at least 1") }
         guard maxPixels >= 1 else { throw ValidationError("--max-pixels must be positive") }
+        guard decodeMemory.bytes >= 1 << 20 else { throw ValidationError("--decode-memory must be at least 1m") }
     }
 
     var weightsDirectory: URL? { weights.map { URL(fileURLWithPath: $0) } }
 
     func loadEncoder() throws -> ImageEncoder {
-        try ImageEncoder.load(model: model, weightsDirectory: weightsDirectory, maxPixels: maxPixels)
+        try ImageEncoder.load(model: model, weightsDirectory: weightsDirectory, maxPixels: maxPixels,
+                              decodeBudget: DecodeBudget(capacity: decodeMemory.bytes))
     }
 
     /// The text encoder that goes with `encoder` (a CLIP folder's own text tower, else all-MiniLM-L6-v2).

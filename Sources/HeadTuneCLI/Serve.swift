@@ -53,6 +53,9 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Longest a request may wait for the queue and the network, in seconds (then 503 'timeout').")
     var requestTimeout = 30.0
 
+    @Option(help: "Seconds a connection may stay idle (no request bytes, no response) before it is closed.")
+    var idleTimeout = 60.0
+
     @Option(help: "Threads for inference.")
     var threads = ProcessInfo.processInfo.activeProcessorCount
 
@@ -67,6 +70,10 @@ struct Serve: AsyncParsableCommand {
 
     @Option(help: "Refuse images whose header declares more pixels than this (422).")
     var maxPixels = DecodeOptions().maxPixels
+
+    @Option(help: ArgumentHelp("Memory the requests' concurrent decodes may hold together (e.g. 256m, 1g); a request whose share "
+                               + "does not free up within --request-timeout is answered 503 with Retry-After.", valueName: "bytes"))
+    var decodeMemory = MemorySize(bytes: DecodeBudget.defaultCapacity)
 
     @Flag(inversion: .prefixedNo, help: "Load the text encoder when its weights are there (/v1/embed/text, /v1/zero-shot, /v1/match).")
     var textEncoder = true
@@ -86,7 +93,9 @@ struct Serve: AsyncParsableCommand {
         guard maxImages >= 1 else { throw ValidationError("--max-images must be at least 1") }
         guard requestTimeout > 0 else { throw ValidationError("--request-timeout must be positive") }
         guard threads >= 1 else { throw ValidationError("--threads must be at least 1") }
+        guard idleTimeout > 0 else { throw ValidationError("--idle-timeout must be positive") }
         guard maxPixels >= 1 else { throw ValidationError("--max-pixels must be positive") }
+        guard decodeMemory.bytes >= 1 << 20 else { throw ValidationError("--decode-memory must be at least 1m") }
         guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("unknown --log-level \(logLevel)") }
         let names = heads.map { ModelSpecification.parseHead($0).name }
         for name in names where name == ModelSpecification.imagenetHead || names.filter({ $0 == name }).count > 1 {
@@ -105,11 +114,13 @@ struct Serve: AsyncParsableCommand {
             host: host, port: port,
             models: ModelSpecification(model: model, weightsDirectory: weights.map { URL(fileURLWithPath: $0) },
                                        heads: heads.map(ModelSpecification.parseHead), maxPixels: maxPixels,
+                                       decodeMemory: decodeMemory.bytes,
                                        textEncoder: textEncoder, alignmentPath: alignment),
             batching: BatchingSettings(maxBatch: maxBatch, maxDelay: .microseconds(Int64(maxDelayMs * 1000)),
                                        queueCapacity: queueCapacity, threads: threads),
             limits: RequestLimits(maxBodyBytes: maxBodyBytes, maxImagesPerRequest: maxImages,
-                                  timeout: .milliseconds(Int64(requestTimeout * 1000))))
+                                  timeout: .milliseconds(Int64(requestTimeout * 1000))),
+            idleTimeout: .milliseconds(Int64(idleTimeout * 1000)))
         try await InferenceServer.run(configuration, logger: logger)
     }
 }

@@ -26,13 +26,13 @@ public enum ImageDecoder {
         try decodeDetailed(bytes: bytes, name: name, options: options).image
     }
 
-    /// Like `decode(fileAt:options:)`, also reporting the declared size and the DCT scale used.
+    /// Like `decode(fileAt:options:)`, also reporting the declared size, the DCT scale and reduction used.
     public static func decodeDetailed(fileAt path: String, options: DecodeOptions = .init()) throws(ImagingError) -> DecodedImage {
         let bytes = try readFile(path, maxBytes: options.maxFileBytes)
         return try decodeDetailed(bytes: bytes, name: path, options: options)
     }
 
-    /// Like `decode(bytes:name:options:)`, also reporting the declared size and the DCT scale used.
+    /// Like `decode(bytes:name:options:)`, also reporting the declared size, the DCT scale and reduction used.
     public static func decodeDetailed(bytes: [UInt8], name: String, options: DecodeOptions = .init()) throws(ImagingError) -> DecodedImage {
         try bytes.withUnsafeBufferPointer { (buffer) throws(ImagingError) in
             try decodeDetailed(bytes: UnsafeRawBufferPointer(buffer), name: name, options: options)
@@ -41,6 +41,27 @@ public enum ImageDecoder {
 
     /// Decodes bytes the caller keeps alive for the duration of the call (no copy is made).
     public static func decodeDetailed(bytes: UnsafeRawBufferPointer, name: String, options: DecodeOptions = .init()) throws(ImagingError) -> DecodedImage {
+        var result = hc_image()
+        defer { hc_image_release(&result) }
+        let format = try run(bytes: bytes, name: name, options: options, probeOnly: false, into: &result)
+        return finish(result, format: format, options: options)
+    }
+
+    /// What decoding `bytes` with `options` would cost, from the header alone: every check a decode
+    /// runs on the header runs here too (a bomb over the pixel limit throws the same error), nothing
+    /// is decompressed.
+    public static func estimate(bytes: UnsafeRawBufferPointer, name: String, options: DecodeOptions = .init()) throws(ImagingError) -> DecodeEstimate {
+        var result = hc_image()
+        defer { hc_image_release(&result) }
+        _ = try run(bytes: bytes, name: name, options: options, probeOnly: true, into: &result)
+        return DecodeEstimate(sourceWidth: Int(result.source_width), sourceHeight: Int(result.source_height),
+                              width: Int(result.width), height: Int(result.height),
+                              reductionFactor: Int(result.reduction_factor),
+                              decoderBytes: Int(clamping: result.estimated_bytes))
+    }
+
+    private static func run(bytes: UnsafeRawBufferPointer, name: String, options: DecodeOptions, probeOnly: Bool,
+                            into result: inout hc_image) throws(ImagingError) -> ImageFormat {
         if bytes.isEmpty { throw .emptyFile(path: name) }
         if bytes.count > options.maxFileBytes {
             throw .fileTooLarge(path: name, bytes: bytes.count, limit: options.maxFileBytes)
@@ -52,15 +73,16 @@ public enum ImageDecoder {
         // At least 1: the C side reads values <= 0 as "no limit", which no caller should get by accident.
         cOptions.max_pixels = Int64(clamping: max(options.maxPixels, 1))
         cOptions.minimum_side = Int32(clamping: max(options.minimumSide ?? 0, 0))
-
-        var result = hc_image()
+        cOptions.max_working_bytes = Int64(clamping: max(options.maxWorkingBytes, 1))
+        cOptions.exact_size = options.boxReduction ? 0 : 1
+        cOptions.probe_only = probeOnly ? 1 : 0
         switch format {
         case .jpeg: hc_decode_jpeg(bytes.baseAddress, bytes.count, cOptions, &result)
         case .png: hc_decode_png(bytes.baseAddress, bytes.count, cOptions, &result)
         }
-        defer { hc_image_release(&result) }
+        if probeOnly && result.status == HC_OK { return format }
         try check(result, format: format, name: name, options: options)
-        return finish(result, format: format, options: options)
+        return format
     }
 
     /// Recognises JPEG (FF D8 FF) and PNG (the 8-byte signature).
@@ -120,6 +142,8 @@ public enum ImageDecoder {
         return DecodedImage(image: image, format: format,
                             sourceWidth: Int(result.source_width), sourceHeight: Int(result.source_height),
                             scaleDenominator: Int(result.scale_denominator),
+                            reductionFactor: Int(result.reduction_factor),
+                            peakDecodeBytes: Int(result.peak_bytes),
                             orientation: orientation.rawValue,
                             orientationApplied: transform != .identity)
     }

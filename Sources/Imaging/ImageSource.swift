@@ -22,7 +22,48 @@ extension ImageDecoder {
     }
 }
 
+extension ImageSource {
+    /// The encoded bytes in memory: a file is read (bounded by `maxFileBytes`), bytes stay as they are.
+    public func loaded(maxFileBytes: Int = DecodeOptions.defaultMaxFileBytes) throws(ImagingError) -> ImageSource {
+        switch self {
+        case .file(let path): return .bytes(try ImageDecoder.readFile(path, maxBytes: maxFileBytes), name: path)
+        case .bytes: return self
+        }
+    }
+}
+
 extension Preprocessor {
+    /// What `prepare` costs for these bytes under these views, from the headers alone (a file is read
+    /// first). Throws what the decode would throw on the header (e.g. `.tooLarge`).
+    public func decodeCost(_ source: ImageSource, views: [ImageView], maxPixels: Int) throws(ImagingError) -> DecodeCost {
+        guard case .bytes(let bytes, let name) = try source.loaded() else { return DecodeCost(bytes: 0, sourcePixels: 0) }
+        return try bytes.withUnsafeBufferPointer { (buffer) throws(ImagingError) -> DecodeCost in
+            let raw = UnsafeRawBufferPointer(buffer)
+            var images = 0, largestExtra = 0, sourcePixels = 0
+            for side in Set(views.map { $0.minimumDecodeSide(spec) }) {
+                let estimate = try ImageDecoder.estimate(bytes: raw, name: name,
+                                                         options: DecodeOptions(maxPixels: maxPixels, minimumSide: side))
+                images += estimate.imageBytes
+                largestExtra = max(largestExtra, estimate.decoderBytes + estimate.imageBytes)
+                sourcePixels = estimate.sourceWidth * estimate.sourceHeight
+            }
+            return DecodeCost(bytes: images + largestExtra, sourcePixels: sourcePixels)
+        }
+    }
+
+    /// `prepare` under a decode budget: reserves `decodeCost` first (blocking the calling thread
+    /// while the budget is spent), so decodes running at once never hold more than the budget
+    /// together. The file is read once.
+    public func prepare(_ source: ImageSource, views: [ImageView], maxPixels: Int, budget: DecodeBudget?,
+                        into destination: UnsafeMutablePointer<Float>) throws(ImagingError) {
+        guard let budget else { return try prepare(source, views: views, maxPixels: maxPixels, into: destination) }
+        let loaded = try source.loaded()
+        let cost = try decodeCost(loaded, views: views, maxPixels: maxPixels)
+        try budget.withReservation(cost.bytes) { () throws(ImagingError) in
+            try prepare(loaded, views: views, maxPixels: maxPixels, into: destination)
+        }
+    }
+
     /// Bytes -> network inputs, the one path every caller takes: decodes `source` once per distinct
     /// decode scale the views need (an image and its mirror share one decode, JPEGs are DCT-scaled
     /// where the geometry allows), applies each view (crop, mirror), then the view's geometry policy
@@ -42,4 +83,13 @@ extension Preprocessor {
             with(policy: view.policy).preprocess(view.apply(image), into: destination + v * floats)
         }
     }
+}
+
+/// What decoding one image for a set of views costs (`Preprocessor.decodeCost`).
+public struct DecodeCost: Sendable, Equatable {
+    /// Peak bytes held: every distinct decode the views need (kept until the last view is done)
+    /// plus, for the largest, its decoder's working memory and the resampler's intermediate image.
+    public var bytes: Int
+    /// Pixels the header declares: the decode reads through all of them, so its time grows with this.
+    public var sourcePixels: Int
 }

@@ -43,7 +43,8 @@ public enum PNGEncoder {
         return c
     }
 
-    static func crc32(_ bytes: [UInt8]) -> UInt32 {
+    /// The CRC-32 of PNG chunks (ISO 3309), over type and data.
+    public static func crc32(_ bytes: [UInt8]) -> UInt32 {
         var c: UInt32 = 0xFFFF_FFFF
         for b in bytes { c = crcTable[Int((c ^ UInt32(b)) & 0xFF)] ^ (c >> 8) }
         return c ^ 0xFFFF_FFFF

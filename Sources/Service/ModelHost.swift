@@ -17,6 +17,9 @@ public struct ModelSpecification: Sendable {
     public var heads: [(name: String, path: String)]
     /// Refuse images whose header declares more pixels than this.
     public var maxPixels: Int
+    /// Bytes all concurrent decodes may hold together (`DecodeBudget`); a request that cannot get
+    /// its share within its timeout is answered 503 with Retry-After.
+    public var decodeMemory: Int
     /// Load the text encoder (and the image-text alignment: the given file, or the default one, fitted on
     /// first use as the CLI does) if its weights are there.
     public var textEncoder: Bool
@@ -28,8 +31,10 @@ public struct ModelSpecification: Sendable {
     public var preloadedTextEncoder: TextEncoder?
 
     public init(model: String? = nil, weightsDirectory: URL? = nil, heads: [(name: String, path: String)] = [],
-                maxPixels: Int = DecodeOptions().maxPixels, textEncoder: Bool = true, alignmentPath: String? = nil) {
+                maxPixels: Int = DecodeOptions().maxPixels, decodeMemory: Int = DecodeBudget.defaultCapacity,
+                textEncoder: Bool = true, alignmentPath: String? = nil) {
         self.model = model
+        self.decodeMemory = decodeMemory
         self.weightsDirectory = weightsDirectory
         self.heads = heads
         self.maxPixels = maxPixels
@@ -79,6 +84,10 @@ struct LoadedModels: Sendable {
     var text: LoadedText?
     /// Why `text` is missing.
     var textProblem: String?
+    /// Shared by every request's decodes.
+    var decodeBudget: DecodeBudget
+    /// One slot: requests with an image over `largeDecodePixels` decode one at a time.
+    var largeDecodeLane = DecodeBudget(capacity: 1)
 
     func head(named name: String) throws -> LoadedHead {
         guard let head = heads.first(where: { $0.name == name }) else {
@@ -178,7 +187,8 @@ public final class ModelHost: Service, Sendable {
             textProblem = "disabled with --no-text-encoder"
         }
         let worker = InferenceWorker(encoder: encoder, settings: batching, metrics: metrics)
-        return LoadedModels(encoder: encoder, worker: worker, heads: heads, text: text, textProblem: textProblem)
+        return LoadedModels(encoder: encoder, worker: worker, heads: heads, text: text, textProblem: textProblem,
+                            decodeBudget: DecodeBudget(capacity: max(1, specification.decodeMemory)))
     }
 
     /// The text encoder when its weights are there (else the reason), with the text space loaded by the

@@ -35,6 +35,11 @@ public enum ServiceError: Error, LocalizedError, Equatable, Sendable {
     case queueFull(capacity: Int)
     /// 503: the request did not get through the queue and the network within the time limit.
     case timeout(seconds: Double)
+    /// 503: the decodes under way hold the decode-memory budget and this request's share did not
+    /// free up within its time limit.
+    case decodeMemoryBusy(bytes: Int, capacity: Int, seconds: Double)
+    /// 503: another large image (over `largeDecodePixels`) was being decoded for the whole time limit.
+    case largeDecodesBusy(pixels: Int, seconds: Double)
     /// 503: the server is shutting down.
     case shuttingDown
     /// 500: a fault of the server itself (never caused by request contents).
@@ -50,7 +55,7 @@ public enum ServiceError: Error, LocalizedError, Equatable, Sendable {
         case .undecodableImage: .unprocessableContent
         case .unknownHead, .unknownModelVersion, .textEncoderUnavailable, .notFound: .notFound
         case .methodNotAllowed: .methodNotAllowed
-        case .notReady, .queueFull, .timeout, .shuttingDown: .serviceUnavailable
+        case .notReady, .queueFull, .timeout, .decodeMemoryBusy, .largeDecodesBusy, .shuttingDown: .serviceUnavailable
         case .internal, .cannotListen: .internalServerError
         }
     }
@@ -72,6 +77,8 @@ public enum ServiceError: Error, LocalizedError, Equatable, Sendable {
         case .notReady: "not_ready"
         case .queueFull: "queue_full"
         case .timeout: "timeout"
+        case .decodeMemoryBusy: "decode_memory_busy"
+        case .largeDecodesBusy: "large_decodes_busy"
         case .shuttingDown: "shutting_down"
         case .internal: "internal"
         case .cannotListen: "cannot_listen"
@@ -81,7 +88,7 @@ public enum ServiceError: Error, LocalizedError, Equatable, Sendable {
     /// Seconds a client should wait before retrying (the `Retry-After` header), for the 503s.
     public var retryAfterSeconds: Int? {
         switch self {
-        case .notReady, .queueFull, .timeout, .shuttingDown: 1
+        case .notReady, .queueFull, .timeout, .decodeMemoryBusy, .largeDecodesBusy, .shuttingDown: 1
         default: nil
         }
     }
@@ -105,6 +112,12 @@ public enum ServiceError: Error, LocalizedError, Equatable, Sendable {
         case .notReady: "the server is still loading its weights and heads"
         case .queueFull(let capacity): "the inference queue is full (\(capacity) images); retry later"
         case .timeout(let seconds): "the request was not answered within \(seconds.formatted()) s"
+        case .decodeMemoryBusy(let bytes, let capacity, let seconds):
+            "the image decodes under way hold the decode memory (\(capacity) bytes); this request's \(bytes) bytes "
+                + "did not free up within \(seconds.formatted()) s; retry later"
+        case .largeDecodesBusy(let pixels, let seconds):
+            "the image declares \(pixels) pixels; large images decode one at a time and the one before it "
+                + "did not finish within \(seconds.formatted()) s; retry later"
         case .shuttingDown: "the server is shutting down"
         case .internal(let reason): "internal error: \(reason)"
         case .cannotListen(let host, let port, _, true): "port \(port) is in use on \(host); pick another with --port"

@@ -65,11 +65,13 @@ struct PNGDecodingTests {
         #expect(decoded.image.pixel(x: 3, y: 0) == raw.image.pixel(x: 0, y: 0))
     }
 
-    @Test("minimumSide does not affect PNG")
-    func minimumSideIgnored() throws {
-        let decoded = try ImageDecoder.decodeDetailed(fileAt: TestFiles.fixture("png_rgb8.png"),
-                                                      options: DecodeOptions(minimumSide: 2))
-        #expect(decoded.image.width == 13 && decoded.image.height == 9 && decoded.scaleDenominator == 1)
+    @Test("minimumSide reduces a PNG only when both sides stay >= 2 x minimumSide")
+    func minimumSideReducesOnlyLargeImages() throws {
+        let path = TestFiles.fixture("png_rgb8.png")  // 13 x 9
+        let exact = try ImageDecoder.decodeDetailed(fileAt: path, options: DecodeOptions(minimumSide: 3))
+        #expect(exact.image.width == 13 && exact.image.height == 9 && exact.reductionFactor == 1 && exact.scaleDenominator == 1)
+        let reduced = try ImageDecoder.decodeDetailed(fileAt: path, options: DecodeOptions(minimumSide: 2))
+        #expect(reduced.image.width == 7 && reduced.image.height == 5 && reduced.reductionFactor == 2)
     }
 
     @Test("bytes and file decoding agree")

@@ -6,6 +6,7 @@ import NIOCore
 import Synchronization
 import Testing
 @testable import Service
+import TestSupport
 
 /// Every error status the service answers, each as `{"error": {"code": ..., "message": ...}}`.
 @Suite(.serialized) struct ErrorTests {
@@ -154,6 +155,55 @@ import Testing
                                                     body: ByteBuffer(bytes: try Fixture.sampleBytes("coffee.png")))
             #expect(classify.status == .serviceUnavailable)
             #expect(classify.errorCode == "not_ready")
+        }
+    }
+
+    @Test func spentDecodeMemoryIs503WithRetryAfterNotMoreMemory() async throws {
+        var configuration = try Fixture.configuration(heads: false, limits: RequestLimits(timeout: .milliseconds(300)))
+        configuration.models.decodeMemory = 8 << 20
+        try await Fixture.withServer(configuration) { client, host in
+            let budget = try host.ready().decodeBudget
+            #expect(budget.capacity == 8 << 20)
+            let png = try Fixture.sampleBytes("coffee.png")
+            // Other decodes hold the whole budget past this request's 300 ms limit.
+            let held = try await budget.reserve(budget.capacity, timeout: nil)
+            let refused = try await client.execute(uri: "/v1/classify", method: .post, headers: [.contentType: "image/png"],
+                                                   body: ByteBuffer(bytes: png))
+            #expect(refused.status == .serviceUnavailable)
+            #expect(refused.errorCode == "decode_memory_busy")
+            #expect(refused.headers[.retryAfter] == "1")
+            #expect(budget.waiting == 0)
+            // A waiting request goes through once the memory is given back within its limit.
+            async let waiting = client.execute(uri: "/v1/classify", method: .post, headers: [.contentType: "image/png"],
+                                               body: ByteBuffer(bytes: png))
+            try await waitUntil { budget.waiting == 1 }
+            held.release()
+            #expect(try await waiting.status == .ok)
+            #expect(budget.inUse == 0 && budget.peakInUse <= budget.capacity)
+        }
+    }
+
+    @Test func largeImagesDecodeOneAtATimeAndWaitingPastTheLimitIs503() async throws {
+        let configuration = try Fixture.configuration(heads: false, limits: RequestLimits(timeout: .milliseconds(300)))
+        try await Fixture.withServer(configuration) { client, host in
+            let lane = try host.ready().largeDecodeLane
+            // 20 megapixels of zeros (a bomb under the pixel limit), over the large-decode threshold.
+            let bomb = ZeroPNG.make(width: 5_000, height: 4_000, colorType: .rgb, interlaced: false)
+            let held = try await lane.reserve(1, timeout: nil)
+            let refused = try await client.execute(uri: "/v1/classify", method: .post, headers: [.contentType: "image/png"],
+                                                   body: ByteBuffer(bytes: bomb))
+            #expect(refused.status == .serviceUnavailable)
+            #expect(refused.errorCode == "large_decodes_busy")
+            #expect(refused.headers[.retryAfter] == "1")
+            // Small images do not take the lane: they are served while it is held.
+            let small = try await client.execute(uri: "/v1/classify", method: .post, headers: [.contentType: "image/png"],
+                                                 body: ByteBuffer(bytes: try Fixture.sampleBytes("coffee.png")))
+            #expect(small.status == .ok)
+            held.release()
+            let served = try await client.execute(uri: "/v1/classify?top_k=1", method: .post, headers: [.contentType: "image/png"],
+                                                  body: ByteBuffer(bytes: bomb))
+            #expect(served.status == .ok)
+            #expect(lane.inUse == 0)
         }
     }
 

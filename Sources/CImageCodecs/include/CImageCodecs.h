@@ -30,9 +30,20 @@ typedef struct {
     /// Refuse images whose header declares more pixels than this (checked before any
     /// pixel-sized allocation). Values <= 0 mean "no limit" (not recommended).
     int64_t max_pixels;
-    /// JPEG only: decode at the smallest DCT scale 1/8, 1/4, 1/2 or 1/1 whose output keeps both
-    /// sides >= minimum_side. 0 = full size.
+    /// JPEG: decode at the smallest DCT scale 1/8, 1/4, 1/2 or 1/1 whose output keeps both sides
+    /// >= minimum_side. JPEG and PNG: then box-reduce by the largest integer factor that keeps both
+    /// sides >= 2 * minimum_side (see reduction_factor). 0 = full size, no reduction.
     int32_t minimum_side;
+    /// JPEG only: the most libjpeg may allocate for its own buffers. A progressive file keeps
+    /// every DCT coefficient (2 bytes per sample) until the last scan; past this limit the decode
+    /// fails with HC_OUT_OF_MEMORY instead of allocating. Values <= 0 mean "no limit".
+    int64_t max_working_bytes;
+    /// Non-zero: never box-reduce (DCT scaling still follows minimum_side).
+    int32_t exact_size;
+    /// Non-zero: read the header only, run every check a decode runs on it, and fill
+    /// source_width/height, width/height, scale_denominator, reduction_factor and
+    /// estimated_bytes; no pixels are decoded.
+    int32_t probe_only;
 } hc_decode_options;
 
 typedef struct {
@@ -45,6 +56,21 @@ typedef struct {
     uint32_t height;
     /// DCT scale used: the image was decoded at 1/scale_denominator (1 for PNG).
     uint32_t scale_denominator;
+    /// Integer box reduction applied after decoding (and after DCT scaling): `pixels` holds the
+    /// rounded mean of each reduction_factor x reduction_factor block (smaller at the right and
+    /// bottom edges), like Pillow's Image.reduce. 1 = not reduced. With minimum_side > 0 the factor
+    /// is the largest that keeps both sides >= 2 * minimum_side, so a decode never holds the
+    /// full-size image when a much smaller one serves the network.
+    uint32_t reduction_factor;
+    /// Peak bytes held at once by this decode's own buffers (rows, reduction sums, pixels) and,
+    /// for PNG, every libpng allocation (zlib state included). Not counted: libjpeg's internals
+    /// (bounded by max_working_bytes) and the caller's copy of the pixels.
+    size_t peak_bytes;
+    /// Bytes currently held (internal bookkeeping for peak_bytes).
+    size_t held_bytes;
+    /// probe_only: what the decode would hold at its peak (an upper estimate of peak_bytes,
+    /// libjpeg's buffers included).
+    size_t estimated_bytes;
     /// malloc'd, width * height * 3 bytes, RGB; NULL unless status == HC_OK.
     uint8_t *pixels;
     /// malloc'd TIFF-structured EXIF data (JPEG APP1 after "Exif\0\0", or PNG eXIf), or NULL.
