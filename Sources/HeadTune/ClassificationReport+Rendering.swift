@@ -5,9 +5,18 @@ import Training
 extension ClassificationReport {
     /// Pretty-printed JSON with sorted keys (`--format json`).
     public func jsonText() throws -> String {
+        try jsonText(adding: Optional<(String, OutOfDistributionReport)>.none)
+    }
+
+    /// The JSON report with one more top-level member (e.g. `out_of_distribution`).
+    public func jsonText<Extra: Encodable>(adding extra: (key: String, value: Extra)?) throws -> String {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-        return String(decoding: try encoder.encode(self), as: UTF8.self) + "\n"
+        guard let extra else { return String(decoding: try encoder.encode(self), as: UTF8.self) + "\n" }
+        var object = try JSONSerialization.jsonObject(with: encoder.encode(self)) as! [String: Any]
+        object[extra.key] = try JSONSerialization.jsonObject(with: encoder.encode(extra.value))
+        let data = try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])
+        return String(decoding: data, as: UTF8.self) + "\n"
     }
 
     /// The human-readable report: summary, per-class table, confusion matrix, worst mistakes.

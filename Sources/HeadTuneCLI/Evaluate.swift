@@ -10,6 +10,9 @@ struct Evaluate: ParsableCommand {
         discussion: """
             Prints accuracy, balanced accuracy, macro-F1, per-class precision/recall/F1/support, the confusion \
             matrix, log loss, expected calibration error and the most confidently misclassified files.
+            With --ood DIR (images known to be out of scope), also how the "unknown" flag separates the \
+            evaluation images from those: per out-of-distribution score, AUROC, the false-alarm rate on the \
+            evaluation images and the catch rate on DIR at the head's thresholds (json: key out_of_distribution).
             Example: headtune evaluate --head cars.head cars-test/ --format json --report cars-test.html
             """)
 
@@ -18,6 +21,10 @@ struct Evaluate: ParsableCommand {
 
     @Argument(help: "Class-per-folder directory or CSV manifest; labels must be among the head's classes.", completion: .file())
     var data: String
+
+    @Option(name: .customLong("ood"), help: "Folder of images known to be out of scope, to measure the out-of-distribution flag on.",
+            completion: .directory)
+    var outOfDistribution: String?
 
     @OptionGroup var report: ReportOptions
     @OptionGroup var cacheOptions: CacheOptions
@@ -33,13 +40,15 @@ struct Evaluate: ParsableCommand {
                                          threads: encoderOptions.threads)
         var skipped = 0
         let progress = extractionProgress(force: report.progress)
-        let result = try HeadEvaluation.run(predictor: predictor, data: data, extractor: extractor,
+        let outcome = try HeadEvaluation.evaluate(predictor: predictor, data: data, outOfDistribution: outOfDistribution,
+                                                  extractor: extractor,
                                             skipped: { path, error in
                                                 skipped += 1
                                                 printError("headtune: skipped \(errorMessage(error, path: path))")
                                             },
                                             progress: { progress("features", $0, $1) })
         if skipped > 0 { printError("headtune: \(skipped) file(s) skipped (listed above)") }
-        try report.emit(result, title: "\((head as NSString).lastPathComponent) on \(data)", maxPixels: encoderOptions.maxPixels)
+        try report.emit(outcome.report, outOfDistribution: outcome.outOfDistribution,
+                        title: "\((head as NSString).lastPathComponent) on \(data)", maxPixels: encoderOptions.maxPixels)
     }
 }

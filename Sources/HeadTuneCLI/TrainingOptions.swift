@@ -6,6 +6,7 @@ import Training
 
 extension CropPolicy: ExpressibleByArgument {}
 extension HeadKind: ExpressibleByArgument {}
+extension OutOfDistributionScore: ExpressibleByArgument {}
 extension OptimizerKind: ExpressibleByArgument {}
 extension ClassWeighting: ExpressibleByArgument {}
 extension FeatureSet: ExpressibleByArgument {}
@@ -42,10 +43,10 @@ struct ReportOptions: ParsableArguments {
     @Flag(help: "Show progress bars on stderr even when it is not a terminal.")
     var progress = false
 
-    func emit(_ report: ClassificationReport, title: String, maxPixels: Int) throws {
+    func emit(_ report: ClassificationReport, outOfDistribution: OutOfDistributionReport? = nil, title: String, maxPixels: Int) throws {
         switch format {
-        case .text: print(report.text(title: title), terminator: "")
-        case .json: print(try report.jsonText(), terminator: "")
+        case .text: print(report.text(title: title) + (outOfDistribution?.text() ?? ""), terminator: "")
+        case .json: print(try report.jsonText(adding: outOfDistribution.map { ("out_of_distribution", $0) }), terminator: "")
         }
         if let path = self.report {
             let sink = try OutputSink(path: path)
