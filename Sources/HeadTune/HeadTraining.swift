@@ -325,6 +325,22 @@ public enum HeadEvaluation {
     public struct Outcome: Sendable {
         public var report: ClassificationReport
         public var outOfDistribution: OutOfDistributionReport?
+        /// Per usable image (the evaluation images, then the out-of-scope ones), every score the
+        /// head's detector gave it.
+        public var imageScores: [ImageScores] = []
+    }
+
+    public struct ImageScores: Sendable {
+        public var path: String
+        /// From the `--ood` folder rather than the evaluation data.
+        public var outOfScope: Bool
+        public var scores: [OutOfDistributionScore: Float]
+
+        /// `{"path": ..., "out_of_scope": ..., "ood_scores": {"knn": ..., ...}}`.
+        public var json: JSONValue {
+            .object([("path", .string(path)), ("out_of_scope", .bool(outOfScope)),
+                     ("ood_scores", .object(OutOfDistributionScore.allCases.compactMap { s in scores[s].map { (s.rawValue, .float($0)) } }))])
+        }
     }
 
     /// The report over every usable image of `data` (all of it: a held-out set), and the skipped files.
@@ -356,6 +372,7 @@ public enum HeadEvaluation {
         let results = try predictor.predictOutputs(paths: insidePaths + outsidePaths, extractor: extractor, progress: progress)
         var probabilities: [Float] = [], truth: [Int] = [], paths: [String] = []
         var inside: [[OutOfDistributionScore: Float]] = [], outside: [[OutOfDistributionScore: Float]] = []
+        var imageScores: [ImageScores] = []
         for (n, result) in results.enumerated() {
             let path = n < insidePaths.count ? insidePaths[n] : outsidePaths[n - insidePaths.count]
             switch result {
@@ -364,7 +381,10 @@ public enum HeadEvaluation {
                 truth.append(dataset.samples[n].label)
                 paths.append(path)
                 inside.append(output.outOfDistributionScores)
-            case .success(let output): outside.append(output.outOfDistributionScores)
+                imageScores.append(ImageScores(path: path, outOfScope: false, scores: output.outOfDistributionScores))
+            case .success(let output):
+                outside.append(output.outOfDistributionScores)
+                imageScores.append(ImageScores(path: path, outOfScope: true, scores: output.outOfDistributionScores))
             case .failure(let error): skipped(path, error)
             }
         }
@@ -376,7 +396,8 @@ public enum HeadEvaluation {
         let oodReport = outOfDistribution.map {
             OutOfDistributionReport(detector: predictor.head.outOfDistribution!, inside: inside, outside: outside, directory: $0)
         }
-        return Outcome(report: report, outOfDistribution: oodReport)
+        return Outcome(report: report, outOfDistribution: oodReport,
+                       imageScores: predictor.head.outOfDistribution == nil ? [] : imageScores)
     }
 }
 

@@ -26,16 +26,23 @@ struct Evaluate: ParsableCommand {
             completion: .directory)
     var outOfDistribution: String?
 
+    @Option(help: "Write every image's out-of-distribution scores here as JSON lines (path, out_of_scope, ood_scores), atomically.",
+            completion: .file())
+    var oodScores: String?
+
     @OptionGroup var report: ReportOptions
     @OptionGroup var cacheOptions: CacheOptions
     @OptionGroup var encoderOptions: EncoderOptions
 
     func run() throws {
-        if let path = report.report {
+        for path in [report.report, oodScores].compactMap({ $0 }) {
             try AtomicFile.checkWritable(path)
         }
         let encoder = try encoderOptions.loadEncoder()
         let predictor = try HeadPredictor.load(path: head, encoder: encoder)
+        if oodScores != nil, predictor.head.outOfDistribution == nil {
+            throw ValidationError("--ood-scores: \(head) has no out-of-distribution detector (written before format 2)")
+        }
         let extractor = FeatureExtractor(encoder: encoder, cache: try cacheOptions.open(), batchSize: encoderOptions.batchSize,
                                          threads: encoderOptions.threads)
         var skipped = 0
@@ -47,6 +54,11 @@ struct Evaluate: ParsableCommand {
                                                 printError("headtune: skipped \(errorMessage(error, path: path))")
                                             },
                                             progress: { progress("features", $0, $1) })
+        if let oodScores {
+            let sink = try OutputSink(path: oodScores)
+            for image in outcome.imageScores { sink.write(image.json.serialized() + "\n") }
+            try sink.commit()
+        }
         if skipped > 0 { printError("headtune: \(skipped) file(s) skipped (listed above)") }
         try report.emit(outcome.report, outOfDistribution: outcome.outOfDistribution,
                         title: "\((head as NSString).lastPathComponent) on \(data)", maxPixels: encoderOptions.maxPixels)

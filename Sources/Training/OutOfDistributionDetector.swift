@@ -118,8 +118,8 @@ public struct OutOfDistributionDetector: Sendable, Equatable {
     public static let defaultK = 5
     public static let defaultPercentile = 95.0
     public static let defaultMethod = OutOfDistributionScore.combined
-    public static let defaultCombine: [OutOfDistributionScore] = [.knn, .msp]
-    public static let defaultCombination = "max"
+    public static let defaultCombine: [OutOfDistributionScore] = [.mahalanobis, .msp]
+    public static let defaultCombination = "mean"
     public static let combinations = ["max", "mean"]
     /// Caps the bank (and the head file: 4096 x 2064 floats = 34 MB); larger training sets keep an
     /// evenly spaced subset.
@@ -201,7 +201,9 @@ public struct OutOfDistributionDetector: Sendable, Equatable {
         if let validation, validation.rows > 0 {
             detector.settings.calibration = "validation"
             detector.settings.k = min(options.k, bank.rows)
-            table = detector.componentScores(validation, logits: validationLogits, leaveOneOut: false)
+            var rows = validation
+            normalize(&rows)
+            table = detector.componentScores(rows, logits: validationLogits, leaveOneOut: false)
         } else {
             detector.settings.calibration = "leave-one-out"
             detector.settings.k = min(options.k, bank.rows - 1)
@@ -264,9 +266,11 @@ public struct OutOfDistributionDetector: Sendable, Equatable {
         var msp = [Float](), energy = [Float]()
         for r in 0..<queries.rows {
             let z = logits[(r * classes)..<((r + 1) * classes)]
-            let top = z.max() ?? 0
-            // -log(max softmax) = logsumexp(z) - max z; energy = -T logsumexp(z / T).
-            msp.append(log(z.reduce(Float(0)) { $0 + exp($1 - top) }))
+            let topIndex = z.indices.max { z[$0] < z[$1] } ?? z.startIndex
+            let top = z[topIndex]
+            // -log(max softmax) = log(1 + sum over the other classes of exp(z - max z)): log1p keeps
+            // confident images apart (log of 1 + 1e-9 in Float is 0 for all of them).
+            msp.append(log1p(z.indices.reduce(Float(0)) { $1 == topIndex ? $0 : $0 + exp(z[$1] - top) }))
             energy.append(-top - temperature * log(z.reduce(Float(0)) { $0 + exp(($1 - top) / temperature) }))
         }
         return [.knn: distances.global, .classKNN: distances.ofClass, .mahalanobis: mahalanobis(queries),
