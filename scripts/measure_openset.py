@@ -31,29 +31,12 @@ import random
 import subprocess
 import sys
 
+from measure_ood import auroc, images  # the same AUROC (ties count half) and image walk
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHARED = os.path.join(ROOT, '..', 'shared', 'datasets')
 SCORES = ['knn', 'class-knn', 'mahalanobis', 'msp', 'energy']
 FALSE_ALARM = 0.05
-
-
-def images(folder):
-    return sorted(os.path.join(d, f) for d, _, fs in os.walk(folder) for f in fs
-                  if f.lower().endswith(('.png', '.jpg', '.jpeg')) and not f.startswith('.'))
-
-
-def auroc(negatives, positives):
-    """Probability that a random positive scores above a random negative (ties count half)."""
-    ranked = sorted([(s, 0) for s in negatives] + [(s, 1) for s in positives])
-    rank_sum, i = 0.0, 0
-    while i < len(ranked):
-        j = i
-        while j < len(ranked) and ranked[j][0] == ranked[i][0]:
-            j += 1
-        rank_sum += (i + 1 + j) / 2 * sum(1 for k in range(i, j) if ranked[k][1] == 1)
-        i = j
-    p, n = len(positives), len(negatives)
-    return (rank_sum - p * (p + 1) / 2) / (p * n)
 
 
 def percentile(values, pct):
