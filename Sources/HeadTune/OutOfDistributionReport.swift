@@ -41,7 +41,7 @@ public struct OutOfDistributionReport: Codable, Sendable, Equatable {
         self.directory = directory
         inDistributionImages = inside.count
         outOfDistributionImages = outside.count
-        calibratedFalseAlarmRate = 1 - detector.settings.percentile / 100
+        calibratedFalseAlarmRate = (100 - detector.settings.percentile) / 100
         rows = detector.availableScores.compactMap { score in
             guard let threshold = detector.threshold(of: score) else { return nil }
             let negatives = inside.compactMap { $0[score] }, positives = outside.compactMap { $0[score] }

@@ -239,6 +239,12 @@ struct Train: ParsableCommand {
                               meta.dataset.trainRows, s.epochs, Double(meta.dataset.trainRows * s.epochs) / max(s.fineTuningSeconds, 1e-9)))
         }
         if s.skippedFiles > 0 { printError("headtune: \(s.skippedFiles) file(s) skipped (listed above)") }
+        if let ood = outcome.headFile.outOfDistribution?.settings {
+            let parts = ood.score == .combined
+                ? " (\(ood.combination ?? "max") of \((ood.combine ?? []).map(\.rawValue).joined(separator: ", ")))" : ""
+            printError(String(format: "headtune: out-of-distribution flag: %@%@ above %.4f, the %gth percentile of %d %@ images",
+                              ood.method, parts, ood.threshold, ood.percentile, ood.calibrationImages, ood.calibration))
+        }
         printError("headtune: wrote \(out)")
         if let validation = outcome.report {
             try report.emit(validation, title: "validation (\(data))", maxPixels: encoderOptions.maxPixels)
