@@ -241,6 +241,28 @@ import Training
         } throws: { ($0 as? LocalizedError)?.errorDescription == "\(empty): no images (.jpg, .jpeg, .png) to score" }
     }
 
+    @Test func classifyRecordsCarryEveryScoreWhenAsked() throws {
+        let outcome = try trainWithoutValidation(on: .head)
+        try outcome.headFile.write(to: root + "/scores.head")
+        let predictor = try HeadPredictor.load(path: root + "/scores.head", encoder: backbone)
+        var job = BatchClassifier(encoder: backbone, classifier: .head(predictor), topK: 1)
+        job.batchSize = 2
+        var plain: [ClassificationRecord] = []
+        try job.run(paths: [root + "/animal/chelsea.png"]) { plain.append($0) }
+        #expect(plain[0].oodScores == nil && plain[0].oodScore != nil, "only when asked for")
+        job.includeOutOfDistributionScores = true
+        var records: [ClassificationRecord] = []
+        try job.run(paths: [root + "/animal/chelsea.png", root + "/object/coffee.png"]) { records.append($0) }
+        for record in records {
+            let scores = try #require(record.oodScores)
+            #expect(scores.map(\.name) == OutOfDistributionScore.allCases.map(\.rawValue))
+            // The record's own score is the default (combined) one, and its verdict that score's.
+            #expect(scores.first { $0.name == "combined" }?.score == record.oodScore)
+            #expect(record.unknown == (record.oodScore! > predictor.head.outOfDistribution!.settings.threshold))
+            #expect(record.json.serialized().contains(#""ood_scores": {"knn": "#))
+        }
+    }
+
     @Test func areaUnderROCCountsTiesAsHalf() {
         #expect(areaUnderROC(negatives: [1, 2], positives: [3, 4]) == 1)
         #expect(areaUnderROC(negatives: [3, 4], positives: [1, 2]) == 0)
