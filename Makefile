@@ -6,7 +6,7 @@ BIN := .build/release/headtune
 DEMO := demo-data
 CARS := ../shared/datasets/cars49/train
 
-.PHONY: demo demo-textures demo-cars test build deps weights samples assets bench align bench-text bench-classify ood fuzz hostile clean
+.PHONY: demo demo-textures demo-cars test build deps weights samples assets bench align bench-text bench-classify ood openset fuzz hostile clean
 
 demo: assets build
 	$(BIN) classify --imagenet --top-k 3 samples/
@@ -62,6 +62,11 @@ bench-classify: assets build
 # The "unknown" flag on a real case: a BUSI head given imagenette photos (needs ../shared/datasets).
 ood: assets build
 	$(PYTHON) scripts/measure_ood.py
+
+# Near-OOD (unseen classes of cars49 and imagenette, three class splits) and far-OOD (BUSI against
+# photos), per out-of-distribution score: the figures BENCHMARKS.md quotes (needs ../shared/datasets).
+openset: assets build
+	$(PYTHON) scripts/measure_openset.py
 
 # libFuzzer + AddressSanitizer on the decode path (JPEG/PNG bytes -> tensor), FUZZ_SECONDS long;
 # new inputs go to .build-fuzz/work, crashers to .build-fuzz/artifacts/.

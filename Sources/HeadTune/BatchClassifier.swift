@@ -21,6 +21,8 @@ public struct BatchClassifier {
     public var includeEmbedding = false
     /// Add the classifier's raw outputs (`logits`) to each record.
     public var includeLogits = false
+    /// Add every out-of-distribution score the head's detector computes (`ood_scores`) to each record.
+    public var includeOutOfDistributionScores = false
     public var batchSize = 16
     public var threads = ProcessInfo.processInfo.activeProcessorCount
     /// nil: as many decoders as network threads.
@@ -78,6 +80,11 @@ public struct BatchClassifier {
                     // The embedding is the pooled features whatever else the head reads.
                     if includeEmbedding { record.embedding = try outputs[i].get().features }
                     if includeLogits { record.logits = output.logits }
+                    if includeOutOfDistributionScores, !output.outOfDistributionScores.isEmpty {
+                        record.oodScores = OutOfDistributionScore.allCases.compactMap { score in
+                            output.outOfDistributionScores[score].map { ClassificationRecord.NamedScore(name: score.rawValue, score: $0) }
+                        }
+                    }
                 case .failure(let error):
                     record.error = describe(error, path: paths[index])
                 }

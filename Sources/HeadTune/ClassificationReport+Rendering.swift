@@ -3,18 +3,19 @@ import Imaging
 import Training
 
 extension ClassificationReport {
-    /// Pretty-printed JSON with sorted keys (`--format json`); with a model card, under `model_card`.
-    public func jsonText(card: ModelCard? = nil) throws -> String {
+    /// Pretty-printed JSON with sorted keys (`--format json`); with a model card under `model_card`, and
+    /// further top-level members beside the report's own keys (e.g. `out_of_distribution`).
+    public func jsonText(card: ModelCard? = nil, adding extra: [(key: String, value: any Encodable)] = []) throws -> String {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-        guard let card else { return String(decoding: try encoder.encode(self), as: UTF8.self) + "\n" }
-        return String(decoding: try encoder.encode(WithCard(report: self, card: card)), as: UTF8.self) + "\n"
+        let members = (card.map { [(key: "model_card", value: $0 as any Encodable)] } ?? []) + extra
+        return String(decoding: try encoder.encode(WithMembers(report: self, members: members)), as: UTF8.self) + "\n"
     }
 
-    /// The report's own keys and `model_card` beside them.
-    private struct WithCard: Encodable {
+    /// The report's own keys and the extra members beside them, in one object.
+    private struct WithMembers: Encodable {
         var report: ClassificationReport
-        var card: ModelCard
+        var members: [(key: String, value: any Encodable)]
 
         private struct Key: CodingKey {
             var stringValue: String
@@ -26,7 +27,7 @@ extension ClassificationReport {
         func encode(to encoder: Encoder) throws {
             try report.encode(to: encoder)
             var container = encoder.container(keyedBy: Key.self)
-            try container.encode(card, forKey: Key(stringValue: "model_card"))
+            for member in members { try container.encode(member.value, forKey: Key(stringValue: member.key)) }
         }
     }
 

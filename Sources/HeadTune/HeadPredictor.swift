@@ -103,15 +103,18 @@ public struct HeadPredictor: Sendable {
     public func predict(paths: [String], extractor: FeatureExtractor, progress: (Int, Int) -> Void = { _, _ in })
         throws -> [Result<[Float], Error>]
     {
+        try predictOutputs(paths: paths, extractor: extractor, progress: progress).map { $0.map(\.probabilities) }
+    }
+
+    /// Everything the head says about each path (probabilities, logits, out-of-distribution scores),
+    /// in input order, or the reason a file failed.
+    public func predictOutputs(paths: [String], extractor: FeatureExtractor, progress: (Int, Int) -> Void = { _, _ in })
+        throws -> [Result<Output, Error>]
+    {
         var extractor = extractor
         extractor.encoder = encoder
         let outcome = try extractor.extract(requests(paths: paths, views: views), featureSet: featureSet, progress: progress)
-        return probabilities(for: averagedFeatures(outcome.results, paths: paths.count, views: views.count))
-    }
-
-    /// Standardizes raw encoder features and runs the head.
-    func probabilities(for features: [Result<[Float], Error>]) -> [Result<[Float], Error>] {
-        outputs(for: features).map { $0.map(\.probabilities) }
+        return outputs(for: averagedFeatures(outcome.results, paths: paths.count, views: views.count))
     }
 
     /// Whether classes are independent (sigmoid per class) rather than exclusive (softmax). Heads
@@ -124,9 +127,11 @@ public struct HeadPredictor: Sendable {
         public var logits: [Float]
         /// [classes] softmax, or per-class sigmoid for a multi-label head.
         public var probabilities: [Float]
-        /// k-NN out-of-distribution score and verdict, when the head stores training features.
+        /// The detector's score (its `method`) and verdict, when the head has a detector.
         public var outOfDistributionScore: Float?
         public var isUnknown: Bool?
+        /// Every score the detector computes (k-NN alone for heads from before format 5).
+        public var outOfDistributionScores: [OutOfDistributionScore: Float] = [:]
     }
 
     /// Standardizes raw encoder features [features of `featureSet`] per image, runs the head and the
@@ -143,16 +148,18 @@ public struct HeadPredictor: Sendable {
             probabilities.withUnsafeMutableBufferPointer { softmaxRows($0.baseAddress!, rows: matrix.rows, columns: labels.count) }
         }
         let detector = head.outOfDistribution
-        let scores = detector?.scores(matrix)
+        let table = detector?.scores(matrix, logits: logits) ?? [:]
+        let method = detector?.settings.score
         let k = labels.count
         var row = 0
         return features.map { result in
             result.map { _ in
                 defer { row += 1 }
-                let score = scores?[row]
+                let score = method.flatMap { table[$0]?[row] }
                 return Output(logits: Array(logits[(row * k)..<((row + 1) * k)]),
                               probabilities: Array(probabilities[(row * k)..<((row + 1) * k)]),
-                              outOfDistributionScore: score, isUnknown: score.map { detector!.isUnknown($0) })
+                              outOfDistributionScore: score, isUnknown: score.map { detector!.isUnknown($0) },
+                              outOfDistributionScores: table.mapValues { $0[row] })
             }
         }
     }

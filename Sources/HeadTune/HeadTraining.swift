@@ -25,6 +25,8 @@ public struct HeadTrainingRequest: Sendable {
     /// Class directions [labels, features] in the raw feature space for the labels in head order
     /// (`LabelPrior`), used as the linear head's start and L2 anchor; nil: none.
     public var labelPrior: (@Sendable ([String]) throws -> FeatureMatrix)?
+    /// The out-of-distribution detector's recipe (`--ood-score`, `--ood-false-alarm`, ...).
+    public var outOfDistribution = OutOfDistributionDetector.Options()
 
     public init(data: String) { self.data = data }
 }
@@ -139,7 +141,7 @@ public enum HeadTraining {
         var configuration = request.configuration
         if configuration.resolvedOptimizer == .lbfgs { configuration.l2 = result.l2 }
         let report = validationReport(result, rows: rows, paths: validationIndices.map { usable[$0].sample.path }, labels: labels)
-        let detector = outOfDistributionDetector(result, rows: rows, trainImages: trainIndices.count)
+        let detector = outOfDistributionDetector(result, rows: rows, trainImages: trainIndices.count, options: request.outOfDistribution)
         let metadata = headMetadata(request, encoder: encoder, labels: labels, featureCount: featureCount, result: result,
                                     configuration: configuration, statistics: statistics,
                                     images: (trainIndices.count, validationIndices.count, rows.train.rows), report: report, now: now)
@@ -192,7 +194,7 @@ public enum HeadTraining {
         let dataset = try LabeledDataset.load(path: request.data, imageExtensions: InputCollector.imageExtensions)
         let labels = dataset.labels
         let validationSet = try request.validationData.map {
-            try LabeledDataset.load(path: $0, imageExtensions: InputCollector.imageExtensions, labels: labels)
+            try LabeledDataset.load(path: $0, imageExtensions: InputCollector.imageExtensions, labels: labels, labelsFrom: .trainingData)
         }
         guard labels.count >= 2 else {
             throw TrainingError.invalidDataset(path: request.data, reason: "found \(labels.count) class; a classifier needs at least 2")
@@ -300,15 +302,19 @@ public enum HeadTraining {
     }
 
     /// Step 7: the out-of-distribution detector: one row per training image (not its augmented views,
-    /// which come after them), in the head's standardized space, threshold from the validation images.
-    static func outOfDistributionDetector(_ result: TrainingResult, rows: TrainingRows, trainImages: Int)
-        -> OutOfDistributionDetector?
+    /// which come after them), in the head's standardized space, with the head's logits for the
+    /// confidence scores; thresholds from the validation images.
+    static func outOfDistributionDetector(_ result: TrainingResult, rows: TrainingRows, trainImages: Int,
+                                          options: OutOfDistributionDetector.Options) -> OutOfDistributionDetector?
     {
         var bank = rows.train.selecting(Array(0..<trainImages))
         result.standardization.apply(to: &bank)
         var calibration = rows.validation
         result.standardization.apply(to: &calibration)
-        return OutOfDistributionDetector.fit(train: bank, validation: calibration.rows > 0 ? calibration : nil)
+        return OutOfDistributionDetector.fit(train: bank, trainLabels: Array(rows.trainLabels.prefix(trainImages)),
+                                             trainLogits: result.head.logits(bank), classes: result.head.architecture.classes,
+                                             validation: calibration.rows > 0 ? calibration : nil,
+                                             validationLogits: result.head.logits(calibration), options: options)
     }
 
     private static func counts(_ labels: [Int], classes: Int) -> [Int] {
@@ -320,6 +326,28 @@ public enum HeadTraining {
 
 /// `headtune evaluate`: a head on a labelled folder or manifest.
 public enum HeadEvaluation {
+    /// The classification report, and with a folder of out-of-scope images, the out-of-distribution one.
+    public struct Outcome: Sendable {
+        public var report: ClassificationReport
+        public var outOfDistribution: OutOfDistributionReport?
+        /// Per usable image (the evaluation images, then the out-of-scope ones), every score the
+        /// head's detector gave it.
+        public var imageScores: [ImageScores] = []
+    }
+
+    public struct ImageScores: Sendable {
+        public var path: String
+        /// From the `--ood` folder rather than the evaluation data.
+        public var outOfScope: Bool
+        public var scores: [OutOfDistributionScore: Float]
+
+        /// `{"path": ..., "out_of_scope": ..., "ood_scores": {"knn": ..., ...}}`.
+        public var json: JSONValue {
+            .object([("path", .string(path)), ("out_of_scope", .bool(outOfScope)),
+                     ("ood_scores", .object(OutOfDistributionScore.allCases.compactMap { s in scores[s].map { (s.rawValue, .float($0)) } }))])
+        }
+    }
+
     /// The report over every usable image of `data` (all of it: a held-out set), and the skipped files.
     /// - ignoreUnknownLabels: leave out images of classes the head lacks (told to `ignored`, per class)
     ///   instead of failing with `TrainingError.unknownLabels`
@@ -327,22 +355,64 @@ public enum HeadEvaluation {
                            ignoreUnknownLabels: Bool = false, ignored: ([String: Int]) -> Void = { _ in },
                            skipped: (String, Error) -> Void = { _, _ in },
                            progress: (Int, Int) -> Void = { _, _ in }) throws -> ClassificationReport {
+        try evaluate(predictor: predictor, data: data, extractor: extractor, ignoreUnknownLabels: ignoreUnknownLabels,
+                     ignored: ignored, skipped: skipped, progress: progress).report
+    }
+
+    /// The report, and with `outOfDistribution` (a folder, or any `classify` input), how the head's
+    /// detector separates `data`'s images from those: per score, AUROC, false alarms and catches at
+    /// the stored thresholds. Unreadable files on either side are skipped and reported.
+    /// - ignoreUnknownLabels: leave out images of classes the head lacks (told to `ignored`, per class)
+    ///   instead of failing with `TrainingError.unknownLabels`
+    public static func evaluate(predictor: HeadPredictor, data: String, outOfDistribution: String? = nil,
+                                extractor: FeatureExtractor, ignoreUnknownLabels: Bool = false,
+                                ignored: ([String: Int]) -> Void = { _ in },
+                                skipped: (String, Error) -> Void = { _, _ in },
+                                progress: (Int, Int) -> Void = { _, _ in }) throws -> Outcome {
         let dataset = try LabeledDataset.load(path: data, imageExtensions: InputCollector.imageExtensions, labels: predictor.labels,
                                               ignoreUnknownLabels: ignoreUnknownLabels)
         if !dataset.unknownLabelCounts.isEmpty { ignored(dataset.unknownLabelCounts) }
-        let results = try predictor.predict(paths: dataset.samples.map(\.path), extractor: extractor, progress: progress)
+        var outsidePaths: [String] = []
+        if let outOfDistribution {
+            guard predictor.head.outOfDistribution != nil else {
+                throw TrainingError.invalidConfiguration("--ood \(outOfDistribution): the head has no out-of-distribution detector "
+                                                         + "(written before format 2); train it again")
+            }
+            outsidePaths = try InputCollector.collect([outOfDistribution])
+            guard !outsidePaths.isEmpty else {
+                throw TrainingError.invalidDataset(path: outOfDistribution, reason: "no images (.jpg, .jpeg, .png) to score")
+            }
+        }
+        let insidePaths = dataset.samples.map(\.path)
+        let results = try predictor.predictOutputs(paths: insidePaths + outsidePaths, extractor: extractor, progress: progress)
         var probabilities: [Float] = [], truth: [Int] = [], paths: [String] = []
-        for (sample, result) in zip(dataset.samples, results) {
+        var inside: [[OutOfDistributionScore: Float]] = [], outside: [[OutOfDistributionScore: Float]] = []
+        var imageScores: [ImageScores] = []
+        for (n, result) in results.enumerated() {
+            let path = n < insidePaths.count ? insidePaths[n] : outsidePaths[n - insidePaths.count]
             switch result {
-            case .success(let p):
-                probabilities += p
-                truth.append(sample.label)
-                paths.append(sample.path)
-            case .failure(let error): skipped(sample.path, error)
+            case .success(let output) where n < insidePaths.count:
+                probabilities += output.probabilities
+                truth.append(dataset.samples[n].label)
+                paths.append(path)
+                inside.append(output.outOfDistributionScores)
+                imageScores.append(ImageScores(path: path, outOfScope: false, scores: output.outOfDistributionScores))
+            case .success(let output):
+                outside.append(output.outOfDistributionScores)
+                imageScores.append(ImageScores(path: path, outOfScope: true, scores: output.outOfDistributionScores))
+            case .failure(let error): skipped(path, error)
             }
         }
         guard !truth.isEmpty else { throw TrainingError.invalidDataset(path: data, reason: "no usable images") }
-        return ClassificationReport(probabilities: probabilities, truth: truth, paths: paths, labels: predictor.labels)
+        if let outOfDistribution, outside.isEmpty {
+            throw TrainingError.invalidDataset(path: outOfDistribution, reason: "no usable images (all \(outsidePaths.count) failed)")
+        }
+        let report = ClassificationReport(probabilities: probabilities, truth: truth, paths: paths, labels: predictor.labels)
+        let oodReport = outOfDistribution.map {
+            OutOfDistributionReport(detector: predictor.head.outOfDistribution!, inside: inside, outside: outside, directory: $0)
+        }
+        return Outcome(report: report, outOfDistribution: oodReport,
+                       imageScores: predictor.head.outOfDistribution == nil ? [] : imageScores)
     }
 }
 

@@ -77,6 +77,7 @@ extension ClassificationRecord {
         }
         if let unknown { members.append(("unknown", .bool(unknown))) }
         if let oodScore { members.append(("ood_score", .float(oodScore))) }
+        if let oodScores { members.append(("ood_scores", .object(oodScores.map { ($0.name, .float($0.score)) }))) }
         if let embedding { members.append(("embedding", .array(embedding.map { .float($0) }))) }
         if let logits { members.append(("logits", .array(logits.map { .float($0) }))) }
         if let error { members.append(("error", .string(error))) }

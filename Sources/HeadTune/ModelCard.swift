@@ -129,7 +129,7 @@ public struct ModelCard: Encodable, Sendable {
         if let detector = file.outOfDistribution, data.validation.rows > 0, data.validation.columns == detector.bank.columns {
             var validation = data.validation
             file.standardization.apply(to: &validation)
-            let scores = detector.scores(validation)
+            let scores = detector.defaultScores(validation, logits: file.head.logits(validation))
             let (edges, counts) = Self.histogram(scores + [detector.settings.threshold], bins: 20)
             var histogramCounts = counts
             // The threshold was added to set the range only.

@@ -23,8 +23,12 @@ public struct ClassificationRecord: Codable, Sendable, Equatable {
     /// The image looks like none of the head's training images (out-of-distribution score above
     /// the head's threshold).
     public var unknown: Bool?
-    /// The out-of-distribution score (k-NN distance, larger = farther from the training images).
+    /// The out-of-distribution score of the head's detector (its `method`: the combined score by
+    /// default; larger = less like the training images), compared with its stored threshold.
     public var oodScore: Float?
+    /// Every score the detector computes, in `OutOfDistributionScore` order, when asked for
+    /// (`classify --ood-scores`).
+    public var oodScores: [NamedScore]?
     /// [1280] pooled backbone features.
     public var embedding: [Float]?
     /// Raw classifier outputs before softmax/sigmoid, one per class.
@@ -37,9 +41,21 @@ public struct ClassificationRecord: Codable, Sendable, Equatable {
         self.error = error
     }
 
-    enum CodingKeys: String, CodingKey {
-        case path, predictions, unknown, oodScore = "ood_score", embedding, logits, error
+    /// One out-of-distribution score by name (`ood_scores` in JSON: an object in this order).
+    public struct NamedScore: Codable, Sendable, Equatable {
+        public var name: String
+        public var score: Float
+
+        public init(name: String, score: Float) {
+            self.name = name
+            self.score = score
+        }
     }
+
+    enum CodingKeys: String, CodingKey {
+        case path, predictions, unknown, oodScore = "ood_score", oodScores = "ood_scores", embedding, logits, error
+    }
+
 }
 
 /// The `k` highest entries of `probabilities`, highest first (ties: lower index first).

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import HeadTune
+import Training
 
 struct Classify: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -45,6 +46,9 @@ struct Classify: ParsableCommand {
     @Flag(help: "Add the classifier's raw outputs before softmax/sigmoid to each record (jsonl).")
     var logits = false
 
+    @Flag(help: "Add every out-of-distribution score of the head's detector (\"ood_scores\": knn, class-knn, mahalanobis, msp, energy, combined) to each record (jsonl).")
+    var oodScores = false
+
     @Flag(help: "Stop at the first input that fails (default: report it and go on).")
     var failFast = false
 
@@ -68,8 +72,8 @@ struct Classify: ParsableCommand {
         }
         guard topK >= 1 else { throw ValidationError("--top-k must be at least 1 (got \(topK))") }
         let format = self.format ?? output.formatFromExtension(Format.self)
-        if (embeddings || logits), let format, format != .jsonl {
-            throw ValidationError("--embeddings and --logits need --format jsonl")
+        if (embeddings || logits || oodScores), let format, format != .jsonl {
+            throw ValidationError("--embeddings, --logits and --ood-scores need --format jsonl")
         }
         if resume {
             guard let path = output.output, path != "-" else { throw ValidationError("--resume needs --output FILE") }
@@ -90,6 +94,7 @@ struct Classify: ParsableCommand {
         var job = BatchClassifier(encoder: encoder, classifier: classifier, topK: topK)
         job.includeEmbedding = embeddings
         job.includeLogits = logits
+        job.includeOutOfDistributionScores = oodScores
         job.batchSize = encoderOptions.batchSize
         job.threads = encoderOptions.threads
         job.decodeThreads = decodeThreads
@@ -108,10 +113,11 @@ struct Classify: ParsableCommand {
             sink = try OutputSink(path: nil)
         }
         let format = self.format ?? output.formatFromExtension(Format.self) ?? (sink.isTerminal ? .table : .jsonl)
-        if (embeddings || logits) && format != .jsonl {
-            throw ValidationError("--embeddings and --logits need --format jsonl")
+        if (embeddings || logits || oodScores) && format != .jsonl {
+            throw ValidationError("--embeddings, --logits and --ood-scores need --format jsonl")
         }
-        let hasDetector = if case .head(let p) = classifier { p.head.outOfDistribution != nil } else { false }
+        let detector = if case .head(let p) = classifier { p.head.outOfDistribution } else { OutOfDistributionDetector?.none }
+        let hasDetector = detector != nil
         if format == .csv && !carried.hasHeader {
             sink.write(ClassificationRecord.csvHeader(outOfDistribution: hasDetector))
         }
@@ -121,7 +127,7 @@ struct Classify: ParsableCommand {
         do {
             try job.run(paths: paths) { record in
                 progress.clearForStdout()
-                sink.write(render(record, format: format, oodColumns: hasDetector))
+                sink.write(render(record, format: format, detector: detector))
                 if let error = record.error {
                     failures += 1
                     progress.clear()
@@ -146,19 +152,19 @@ struct Classify: ParsableCommand {
 
     private struct FailFast: Error {}
 
-    private func render(_ record: ClassificationRecord, format: Format, oodColumns: Bool) -> String {
+    private func render(_ record: ClassificationRecord, format: Format, detector: OutOfDistributionDetector?) -> String {
         switch format {
         case .jsonl:
             return record.json.serialized() + "\n"
         case .csv:
-            return record.csvRows(outOfDistribution: oodColumns)
+            return record.csvRows(outOfDistribution: detector != nil)
         case .table:
             if let error = record.error { return "\(record.path)\n    error: \(error)\n" }
             var lines = [record.path]
-            if let score = record.oodScore {
-                lines.append(String(format: "    %@ (out-of-distribution score %.3f)",
+            if let score = record.oodScore, let detector {
+                lines.append(String(format: "    %@ (out-of-distribution score %.3f, threshold %.3f, %@)",
                                     record.unknown == true ? "UNKNOWN: looks like none of the training classes" : "in distribution",
-                                    score))
+                                    score, detector.settings.threshold, detector.settings.method))
             }
             lines += (record.predictions ?? []).enumerated().map { rank, p in
                 String(format: "    %d. %6.2f%%  %@ (%d)", rank + 1, p.score * 100, p.label, p.index)

@@ -82,6 +82,16 @@ struct Train: ParsableCommand {
     @Option(help: "Peak learning rate of the unfrozen blocks (default: 1e-4, or 1e-3 with --lora-rank).") var tailLearningRate: Float?
     @Option(help: "Peak learning rate of the head while fine-tuning.") var fineTuneHeadLearningRate = TrainingConfiguration().fineTuneHeadLearningRate
 
+    @Option(help: ArgumentHelp("Out-of-distribution score behind \"unknown\" and \"ood_score\": knn, class-knn, mahalanobis, msp, energy or combined.",
+                               discussion: "The head stores every score's calibration; `headtune evaluate --ood DIR` compares them."))
+    var oodScore = OutOfDistributionDetector.defaultMethod
+    @Option(help: "Share of in-distribution (validation) images the out-of-distribution threshold flags.")
+    var oodFalseAlarm = 0.05
+    @Option(help: "Scores --ood-score combined joins, comma-separated.")
+    var oodCombine = OutOfDistributionDetector.defaultCombine.map(\.rawValue).joined(separator: ",")
+    @Option(help: "How --ood-score combined joins its scores (each put on the scale of its validation scores): max or mean.")
+    var oodCombination = OutOfDistributionDetector.defaultCombination
+
     @Option(help: "Also write the exact training and validation features as .npy files into this directory (for comparisons, e.g. scripts/compare_sklearn.py).",
             completion: .directory)
     var dumpFeatures: String?
@@ -96,6 +106,7 @@ struct Train: ParsableCommand {
         guard !initFromLabels || unfreeze == 0 else { throw ValidationError("--init-from-labels works on frozen features: drop --unfreeze") }
         guard labelTemplate.allSatisfy({ $0.contains("{}") }) else { throw ValidationError("each --label-template must contain {}") }
         _ = try augmentations()
+        _ = try outOfDistributionOptions()
         do { try trainingConfiguration.validate() } catch { throw ValidationError(error.localizedDescription) }
     }
 
@@ -107,6 +118,27 @@ struct Train: ParsableCommand {
             }
             return a
         }
+    }
+
+    func outOfDistributionOptions() throws -> OutOfDistributionDetector.Options {
+        guard oodFalseAlarm > 0 && oodFalseAlarm < 1 else { throw ValidationError("--ood-false-alarm must be in (0, 1), e.g. 0.05") }
+        guard OutOfDistributionDetector.combinations.contains(oodCombination) else {
+            throw ValidationError("--ood-combination takes \(OutOfDistributionDetector.combinations.joined(separator: " or ")) (got \"\(oodCombination)\")")
+        }
+        var options = OutOfDistributionDetector.Options()
+        options.method = oodScore
+        options.falseAlarmRate = oodFalseAlarm
+        options.combination = oodCombination
+        options.seed = seed
+        options.combine = try oodCombine.split(separator: ",").map {
+            let name = $0.trimmingCharacters(in: .whitespaces)
+            guard let score = OutOfDistributionScore(rawValue: name), OutOfDistributionScore.components.contains(score) else {
+                throw ValidationError("--ood-combine takes \(OutOfDistributionScore.components.map(\.rawValue).joined(separator: ", ")) (got \"\(name)\")")
+            }
+            return score
+        }
+        guard !options.combine.isEmpty else { throw ValidationError("--ood-combine needs at least one score") }
+        return options
     }
 
     var trainingConfiguration: TrainingConfiguration {
@@ -151,6 +183,7 @@ struct Train: ParsableCommand {
         request.testTimeFlip = testTimeFlip
         request.featureSet = features ?? (encoder.featureCount(for: .headAndStages) != nil ? .headAndStages : .head)
         request.configuration = trainingConfiguration
+        request.outOfDistribution = try outOfDistributionOptions()
         if initFromLabels {
             let space = try TextSpace.load(imageEncoder: encoder, text: try encoderOptions.loadTextEncoder(for: encoder),
                                            alignmentPath: alignment, weightsDirectory: encoderOptions.weightsDirectory) {
@@ -211,6 +244,12 @@ struct Train: ParsableCommand {
                               meta.dataset.trainRows, s.epochs, Double(meta.dataset.trainRows * s.epochs) / max(s.fineTuningSeconds, 1e-9)))
         }
         if s.skippedFiles > 0 { printError("headtune: \(s.skippedFiles) file(s) skipped (listed above)") }
+        if let ood = outcome.headFile.outOfDistribution?.settings {
+            let parts = ood.score == .combined
+                ? " (\(ood.combination ?? "max") of \((ood.combine ?? []).map(\.rawValue).joined(separator: ", ")))" : ""
+            printError(String(format: "headtune: out-of-distribution flag: %@%@ above %.4f, the %gth percentile of %d %@ images",
+                              ood.method, parts, ood.threshold, ood.percentile, ood.calibrationImages, ood.calibration))
+        }
         printError("headtune: wrote \(out)")
         if let validation = outcome.report {
             let card = try ModelCard(outcome: outcome, epochs: epochs, headPath: out)

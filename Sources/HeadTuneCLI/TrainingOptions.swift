@@ -7,6 +7,7 @@ import Weights
 
 extension CropPolicy: ExpressibleByArgument {}
 extension HeadKind: ExpressibleByArgument {}
+extension OutOfDistributionScore: ExpressibleByArgument {}
 extension OptimizerKind: ExpressibleByArgument {}
 extension ClassWeighting: ExpressibleByArgument {}
 extension FeatureSet: ExpressibleByArgument {}
@@ -58,10 +59,12 @@ struct ReportOptions: ParsableArguments {
         }
     }
 
-    func emit(_ report: ClassificationReport, title: String, maxPixels: Int, card: ModelCard? = nil) throws {
+    func emit(_ report: ClassificationReport, outOfDistribution: OutOfDistributionReport? = nil, title: String, maxPixels: Int,
+              card: ModelCard? = nil) throws {
         switch format {
-        case .text: print(report.text(title: title), terminator: "")
-        case .json: print(try report.jsonText(card: card), terminator: "")
+        case .text: print(report.text(title: title) + (outOfDistribution?.text() ?? ""), terminator: "")
+        case .json:
+            print(try report.jsonText(card: card, adding: outOfDistribution.map { [("out_of_distribution", $0)] } ?? []), terminator: "")
         }
         if let path = self.report {
             let sink = try OutputSink(path: path)

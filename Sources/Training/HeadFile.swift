@@ -105,10 +105,12 @@ public struct HeadFile: Sendable {
 
     public static let format = "headtune-head"
     /// 2 adds the optional out-of-distribution detector (`ood.bank`); 3 adds feature sets other than
-    /// `head` (`backbone.features`); 4 adds a tuned tail of the encoder (`tail`). The highest version
-    /// this build reads: older builds refuse a head with a tail instead of running it on features of
-    /// the untuned encoder.
-    public static let formatVersion = 4
+    /// `head` (`backbone.features`); 4 adds a tuned tail of the encoder (`tail`); 5 adds the detector's
+    /// class-aware scores and their calibration (`outOfDistribution.components`, `ood.bank_labels`,
+    /// `ood.class_means`, `ood.basis`, `ood.variances`). The highest version this build reads: older
+    /// builds refuse a head with a tail instead of running it on features of the untuned encoder, and a
+    /// head whose threshold belongs to another score than their k-NN distance.
+    public static let formatVersion = 5
 
     /// The last blocks of the encoder as trained with this head (`headtune train --unfreeze K`).
     public struct TunedTail: Sendable, Equatable {
@@ -182,7 +184,8 @@ public struct HeadFile: Sendable {
         // The lowest version that describes the head: a `head` head stays readable by builds that know
         // only format 2, while one on other features is refused there rather than fed 1280 values, and
         // one with a tuned tail by builds that would run it on the untuned encoder.
-        self.metadata.formatVersion = tail != nil ? 4 : metadata.backbone.featureSet == .head ? min(metadata.formatVersion, 2) : 3
+        let featureVersion = metadata.backbone.featureSet == .head ? min(metadata.formatVersion, 2) : 3
+        self.metadata.formatVersion = outOfDistribution?.settings.components != nil ? 5 : tail != nil ? 4 : featureVersion
     }
 
     /// The file contents.
@@ -198,6 +201,15 @@ public struct HeadFile: Sendable {
                              values: standardization.inverseStd))
         if let bank = outOfDistribution?.bank {
             tensors.append(.init(name: "ood.bank", shape: [bank.rows, bank.columns], values: bank.values))
+        }
+        if let model = outOfDistribution?.classModel {
+            // Labels are small integers: exact as F32, the one dtype these files use.
+            tensors.append(.init(name: "ood.bank_labels", shape: [model.bankLabels.count], values: model.bankLabels.map(Float.init)))
+            tensors.append(.init(name: "ood.class_means", shape: [model.means.rows, model.means.columns], values: model.means.values))
+            if model.basis.rows > 0 {
+                tensors.append(.init(name: "ood.basis", shape: [model.basis.rows, model.basis.columns], values: model.basis.values))
+                tensors.append(.init(name: "ood.variances", shape: [model.variances.count], values: model.variances))
+            }
         }
         for t in tail?.tensors ?? [] { tensors.append(.init(name: "tail.\(t.name)", shape: t.shape, values: t.values)) }
         return SafeTensorsWriter.serialize(tensors, metadata: [Self.metadataKey: json])
@@ -238,6 +250,7 @@ public struct HeadFile: Sendable {
             var parameters = [Float](repeating: 0, count: architecture.parameterCount)
             let expected = Set(architecture.tensors.map { "head.\($0.name)" } + ["standardization.mean", "standardization.inverse_std"]
                                + (metadata.outOfDistribution == nil ? [] : ["ood.bank"])
+                               + classModelTensors(metadata.outOfDistribution)
                                + (metadata.tail?.tensors.map { "tail.\($0)" } ?? []))
             let unexpected = Set(file.tensorNames).subtracting(expected)
             guard unexpected.isEmpty else {
@@ -250,9 +263,14 @@ public struct HeadFile: Sendable {
             let mean = try file.tensor("standardization.mean", shape: [architecture.inputs])
             let inverseStd = try file.tensor("standardization.inverse_std", shape: [architecture.inputs])
             let detector = try metadata.outOfDistribution.map { settings in
+                guard settings.components == nil || OutOfDistributionScore(rawValue: settings.method) != nil, settings.k >= 1 else {
+                    throw TrainingError.invalidHeadFile(path: path, reason: "out-of-distribution method \(settings.method) with k = \(settings.k)")
+                }
                 let shape = [settings.bankImages, architecture.inputs]
-                return OutOfDistributionDetector(settings: settings, bank: FeatureMatrix(
-                    rows: settings.bankImages, columns: architecture.inputs, values: try file.tensor("ood.bank", shape: shape)))
+                let bank = FeatureMatrix(rows: settings.bankImages, columns: architecture.inputs,
+                                         values: try file.tensor("ood.bank", shape: shape))
+                return OutOfDistributionDetector(settings: settings, bank: bank,
+                                                 classModel: try readClassModel(file, path: path, settings: settings, architecture: architecture))
             }
             let tail = try metadata.tail.map { settings in
                 TunedTail(settings: settings, tensors: try settings.tensors.map { name in
@@ -268,6 +286,27 @@ public struct HeadFile: Sendable {
         } catch {
             throw TrainingError.invalidHeadFile(path: path, reason: (error as? LocalizedError)?.errorDescription ?? "\(error)")
         }
+    }
+
+    /// The class-aware detector's tensors (format 5), beside `ood.bank`.
+    static func classModelTensors(_ settings: OutOfDistributionDetector.Settings?) -> [String] {
+        guard let settings, settings.components != nil else { return [] }
+        return ["ood.bank_labels", "ood.class_means"] + ((settings.mahalanobisRank ?? 0) > 0 ? ["ood.basis", "ood.variances"] : [])
+    }
+
+    static func readClassModel(_ file: SafeTensors, path: String, settings: OutOfDistributionDetector.Settings,
+                               architecture: HeadArchitecture) throws -> OutOfDistributionDetector.ClassModel? {
+        guard settings.components != nil else { return nil }
+        let d = architecture.inputs, classes = architecture.classes, rank = settings.mahalanobisRank ?? 0
+        let labels = try file.tensor("ood.bank_labels", shape: [settings.bankImages])
+        if let bad = labels.first(where: { !($0 >= 0 && $0 < Float(classes) && $0 == $0.rounded()) }) {
+            throw TrainingError.invalidHeadFile(path: path, reason: "ood.bank_labels holds \(bad), not a class index 0..<\(classes)")
+        }
+        return OutOfDistributionDetector.ClassModel(
+            bankLabels: labels.map { Int($0) },
+            means: FeatureMatrix(rows: classes, columns: d, values: try file.tensor("ood.class_means", shape: [classes, d])),
+            basis: FeatureMatrix(rows: rank, columns: d, values: rank > 0 ? try file.tensor("ood.basis", shape: [rank, d]) : []),
+            variances: rank > 0 ? try file.tensor("ood.variances", shape: [rank]) : [])
     }
 
     /// Refuses to run this head on another backbone's features.

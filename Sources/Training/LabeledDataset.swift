@@ -55,7 +55,9 @@ public struct LabeledDataset: Sendable {
     /// - labels: a fixed class order (a trained head's); classes must be among them (else
     ///   `TrainingError.unknownLabels`, naming each with the nearest known label). nil: sorted names.
     /// - ignoreUnknownLabels: leave out the images of classes not among `labels` instead (counted in `unknownLabelCounts`).
+    /// - labelsFrom: whose classes `labels` are, for the error's wording and remedy
     public static func load(path: String, imageExtensions: Set<String>, labels fixedLabels: [String]? = nil,
+                            labelsFrom owner: TrainingError.LabelOwner = .head,
                             ignoreUnknownLabels: Bool = false) throws -> LabeledDataset {
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
@@ -80,7 +82,7 @@ public struct LabeledDataset: Sendable {
             throw TrainingError.unknownLabels(
                 source: path, isFolder: isDirectory.boolValue,
                 labels: names.map { .init(label: $0, images: unknown[$0]!, suggestion: NameSuggestion.closest(to: $0, among: labels)) },
-                known: labels)
+                known: labels, knownFrom: owner)
         }
         guard !samples.isEmpty else {
             throw TrainingError.invalidDataset(path: path, reason: isDirectory.boolValue

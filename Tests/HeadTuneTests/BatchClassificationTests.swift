@@ -246,9 +246,9 @@ import Training
         }
         let train = cluster(200, centre: 1), validation = cluster(100, centre: 1)
         let detector = OutOfDistributionDetector.fit(train: train, validation: validation, k: 5, percentile: 90)!
-        let flagged = detector.scores(validation).filter(detector.isUnknown).count
+        let flagged = detector.scores(validation, logits: [])[.knn]!.filter(detector.isUnknown).count
         #expect(flagged == 10, "90th percentile of 100 validation images flags 10 of them")
-        let far = detector.scores(cluster(20, centre: -1))
+        let far = detector.scores(cluster(20, centre: -1), logits: [])[.knn]!
         #expect(far.allSatisfy(detector.isUnknown))
         #expect(OutOfDistributionDetector.fit(train: cluster(1, centre: 1), validation: nil) == nil)
     }

@@ -191,12 +191,108 @@ import Training
         #expect(outcome.headFile.metadata.backbone.featureSet == .head && outcome.data.train.columns == 1280)
         var old = outcome.headFile
         old.metadata.backbone.features = nil
+        // Such heads held the k-NN detector alone (format 5 came later).
+        var bank = outcome.data.train
+        old.standardization.apply(to: &bank)
+        old = HeadFile(metadata: old.metadata, head: old.head, standardization: old.standardization,
+                       outOfDistribution: OutOfDistributionDetector.fit(train: bank, validation: nil))
         try old.write(to: root + "/old.head")
         let predictor = try HeadPredictor.load(path: root + "/old.head", encoder: backbone)
         #expect(predictor.featureSet == .head && predictor.head.metadata.formatVersion == 2)
         let report = try HeadEvaluation.run(predictor: predictor, data: root,
                                             extractor: FeatureExtractor(encoder: backbone, cache: nil, threads: 2))
         #expect(report.accuracy == 1 && report.count == 4)
+    }
+
+    /// A folder of out-of-scope images: uniform noise (nothing like a photo), and a broken file.
+    func outOfScopeFolder(images: Int) throws -> String {
+        let folder = root + "-outside"
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        var generator = SeededGenerator(seed: 9)
+        for i in 0..<images {
+            let noise = RGBImage(width: 96, height: 96, pixels: (0..<(96 * 96 * 3)).map { _ in UInt8(generator.next() & 0xFF) })
+            try Data(PNGEncoder.encode(noise)).write(to: URL(fileURLWithPath: folder + "/noise\(i).png"))
+        }
+        try Data("<html>".utf8).write(to: URL(fileURLWithPath: folder + "/broken.jpg"))
+        return folder
+    }
+
+    @Test func evaluateMeasuresTheFlagAgainstAFolderOfOutOfScopeImages() throws {
+        let outcome = try trainWithoutValidation(on: .head)
+        let outside = try outOfScopeFolder(images: 3)
+        defer { try? FileManager.default.removeItem(atPath: outside) }
+        try outcome.headFile.write(to: root + "/ood.head")
+        let predictor = try HeadPredictor.load(path: root + "/ood.head", encoder: backbone)
+        let extractor = FeatureExtractor(encoder: backbone, cache: nil, threads: 2)
+        var skipped: [String] = []
+        let result = try HeadEvaluation.evaluate(predictor: predictor, data: root, outOfDistribution: outside, extractor: extractor,
+                                                 skipped: { path, _ in skipped.append(path) })
+        #expect(Set(skipped) == [root + "/animal/empty.png", root + "/object/broken.jpg", outside + "/broken.jpg"])
+        #expect(result.report.count == 4)
+        let ood = try #require(result.outOfDistribution)
+        #expect(ood.inDistributionImages == 4 && ood.outOfDistributionImages == 3 && ood.calibratedFalseAlarmRate == 0.05)
+        #expect(ood.rows.map(\.score) == OutOfDistributionScore.allCases.map(\.rawValue))
+        #expect(ood.rows.filter(\.isDefault).map(\.score) == ["combined"])
+        // Every figure follows from the per-image scores and the head's thresholds.
+        let detector = try #require(predictor.head.outOfDistribution)
+        #expect(result.imageScores.count == 7 && result.imageScores.filter(\.outOfScope).count == 3)
+        for row in ood.rows {
+            let score = try #require(OutOfDistributionScore(rawValue: row.score))
+            let threshold = try #require(detector.threshold(of: score))
+            let inside = result.imageScores.filter { !$0.outOfScope }.map { $0.scores[score]! }
+            let outsideScores = result.imageScores.filter(\.outOfScope).map { $0.scores[score]! }
+            #expect(row.threshold == threshold)
+            #expect(row.falseAlarmRate == Double(inside.filter { $0 > threshold }.count) / 4)
+            #expect(row.catchRate == Double(outsideScores.filter { $0 > threshold }.count) / 3)
+            #expect(row.auroc == areaUnderROC(negatives: inside, positives: outsideScores))
+        }
+        #expect(ood.text().contains("combined *") && ood.text().contains("4 evaluation images against 3 in \(outside)"))
+
+        // A head with the k-NN detector alone (from before format 5) reports that score only.
+        var bank = outcome.data.train
+        outcome.headFile.standardization.apply(to: &bank)
+        let old = HeadFile(metadata: outcome.headFile.metadata, head: outcome.headFile.head, standardization: outcome.headFile.standardization,
+                           outOfDistribution: OutOfDistributionDetector.fit(train: bank, validation: nil))
+        try old.write(to: root + "/old-ood.head")
+        let oldResult = try HeadEvaluation.evaluate(predictor: try HeadPredictor.load(path: root + "/old-ood.head", encoder: backbone),
+                                                    data: root, outOfDistribution: outside, extractor: extractor)
+        #expect(oldResult.outOfDistribution?.rows.map(\.score) == ["knn"] && oldResult.outOfDistribution?.rows[0].isDefault == true)
+
+        // A folder without images is refused by name.
+        let empty = outside + "/empty"
+        try FileManager.default.createDirectory(atPath: empty, withIntermediateDirectories: true)
+        #expect {
+            try HeadEvaluation.evaluate(predictor: predictor, data: root, outOfDistribution: empty, extractor: extractor)
+        } throws: { ($0 as? LocalizedError)?.errorDescription == "\(empty): no images (.jpg, .jpeg, .png) to score" }
+    }
+
+    @Test func classifyRecordsCarryEveryScoreWhenAsked() throws {
+        let outcome = try trainWithoutValidation(on: .head)
+        try outcome.headFile.write(to: root + "/scores.head")
+        let predictor = try HeadPredictor.load(path: root + "/scores.head", encoder: backbone)
+        var job = BatchClassifier(encoder: backbone, classifier: .head(predictor), topK: 1)
+        job.batchSize = 2
+        var plain: [ClassificationRecord] = []
+        try job.run(paths: [root + "/animal/chelsea.png"]) { plain.append($0) }
+        #expect(plain[0].oodScores == nil && plain[0].oodScore != nil, "only when asked for")
+        job.includeOutOfDistributionScores = true
+        var records: [ClassificationRecord] = []
+        try job.run(paths: [root + "/animal/chelsea.png", root + "/object/coffee.png"]) { records.append($0) }
+        for record in records {
+            let scores = try #require(record.oodScores)
+            #expect(scores.map(\.name) == OutOfDistributionScore.allCases.map(\.rawValue))
+            // The record's own score is the default (combined) one, and its verdict that score's.
+            #expect(scores.first { $0.name == "combined" }?.score == record.oodScore)
+            #expect(record.unknown == (record.oodScore! > predictor.head.outOfDistribution!.settings.threshold))
+            #expect(record.json.serialized().contains(#""ood_scores": {"knn": "#))
+        }
+    }
+
+    @Test func areaUnderROCCountsTiesAsHalf() {
+        #expect(areaUnderROC(negatives: [1, 2], positives: [3, 4]) == 1)
+        #expect(areaUnderROC(negatives: [3, 4], positives: [1, 2]) == 0)
+        #expect(areaUnderROC(negatives: [1, 2], positives: [2, 3]) == 0.875)
+        #expect(areaUnderROC(negatives: [5], positives: []).isNaN)
     }
 
     @Test func viewsMirrorAndCropDeterministically() {

@@ -68,6 +68,15 @@ func temporaryDirectory() throws -> String {
             + "folder \(root)/owl/ (1 image(s)) is not one of the head's classes. The head's classes: cat, dog. "
             + "Rename the folders to match, or pass --ignore-unknown-labels to leave those images out")
 
+        // A training run's --validation-dir: the training data's classes, and no flag that train lacks.
+        #expect {
+            try LabeledDataset.load(path: root, imageExtensions: images, labels: ["cat", "dog"], labelsFrom: .trainingData)
+        } throws: {
+            let message = ($0 as? LocalizedError)?.errorDescription ?? ""
+            return message.contains("is not one of the training data's classes; did you mean \"dog\"?")
+                && message.contains("The training data's classes: cat, dog.") && !message.contains("--ignore-unknown-labels")
+        }
+
         let kept = try LabeledDataset.load(path: root, imageExtensions: images, labels: ["cat", "dog"], ignoreUnknownLabels: true)
         #expect(kept.samples.map(\.path) == [root + "/cat/0.jpg"])
         #expect(kept.unknownLabelCounts == ["Dog": 2, "caat": 1, "owl": 1])
