@@ -228,6 +228,25 @@ class CommandLine(unittest.TestCase):
         self.assertEqual(rows["gamma"][1:3], ["n/a", "n/a"], ignored.stdout)
         self.assertEqual(rows["alpha"][3], "1")
 
+        # The unknown flag measured on a folder known to be out of scope, with the other options.
+        outside = self.work / "outside"
+        outside.mkdir(exist_ok=True)
+        for sample in SAMPLES[6:]:
+            shutil.copy(sample, outside / Path(sample).name)
+        measured = self.headtune("evaluate", "--head", str(head), str(test), "--no-cache", "--ignore-unknown-labels",
+                                 "--ood", str(outside), "--format", "json", "--ood-scores", str(self.work / "scores.jsonl"))
+        self.assertEqual(measured.returncode, 0, measured.stderr)
+        report = json.loads(measured.stdout)
+        self.assertIn("accuracy", report)
+        ood = report["out_of_distribution"]
+        self.assertEqual(ood["in_distribution_images"], 1)
+        self.assertEqual(ood["out_of_distribution_images"], len(SAMPLES[6:]))
+        self.assertEqual(sum(row["default"] for row in ood["scores"]), 1, ood)
+        for row in ood["scores"]:
+            self.assertTrue(0 <= row["auroc"] <= 1 and 0 <= row["catch_rate"] <= 1, row)
+        lines = [json.loads(line) for line in (self.work / "scores.jsonl").read_text().splitlines()]
+        self.assertEqual([line["out_of_scope"] for line in lines], [False] + [True] * len(SAMPLES[6:]))
+
 
 if __name__ == "__main__":
     unittest.main()
