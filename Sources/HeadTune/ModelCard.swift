@@ -130,10 +130,7 @@ public struct ModelCard: Encodable, Sendable {
             var validation = data.validation
             file.standardization.apply(to: &validation)
             let scores = detector.defaultScores(validation, logits: file.head.logits(validation))
-            let (edges, counts) = Self.histogram(scores + [detector.settings.threshold], bins: 20)
-            var histogramCounts = counts
-            // The threshold was added to set the range only.
-            if let bin = Self.bin(of: detector.settings.threshold, edges: edges) { histogramCounts[bin] -= 1 }
+            let (edges, histogramCounts) = Self.histogram(scores, bins: 20, splitAt: detector.settings.threshold)
             let d = detector.settings
             unknownFlag = UnknownFlag(method: d.method, k: d.k, threshold: d.threshold, percentile: d.percentile,
                                       calibration: d.calibration, histogramEdges: edges, histogramCounts: histogramCounts,
@@ -141,19 +138,24 @@ public struct ModelCard: Encodable, Sendable {
         }
     }
 
-    /// Equal-width bins over [min, max] of `values`.
-    static func histogram(_ values: [Float], bins: Int) -> (edges: [Float], counts: [Int]) {
-        guard let low = values.min(), let high = values.max() else { return ([], []) }
+    /// Equal-width bins (about `bins` of them) over the values and `split`, with `split` on an edge, so
+    /// that no bin holds images on both sides of it: with the threshold there, every bin is wholly
+    /// known or wholly flagged. A value equal to `split` goes below it (unknown means above).
+    static func histogram(_ values: [Float], bins: Int, splitAt split: Float) -> (edges: [Float], counts: [Int]) {
+        guard let valuesLow = values.min(), let valuesHigh = values.max() else { return ([], []) }
+        let low = min(valuesLow, split), high = max(valuesHigh, split)
         let width = high > low ? (high - low) / Float(bins) : 1
-        let edges = (0...bins).map { low + Float($0) * width }
-        var counts = [Int](repeating: 0, count: bins)
-        for v in values { counts[bin(of: v, edges: edges) ?? 0] += 1 }
+        let below = max(values.contains { $0 <= split } ? 1 : 0, Int(((split - low) / width).rounded(.up)))
+        let above = max(1, Int(((high - split) / width).rounded(.up)))
+        // Edges counted from the split, so that one of them is the split exactly; each value's bin is
+        // counted from the split too, so rounding cannot put it on the wrong side.
+        let edges = (0...(below + above)).map { split + Float($0 - below) * width }
+        var counts = [Int](repeating: 0, count: below + above)
+        for v in values {
+            let b = v <= split ? below - 1 - min(below - 1, Int(((split - v) / width).rounded(.down)))
+                : below + min(above - 1, Int(((v - split) / width).rounded(.down)))
+            counts[b] += 1
+        }
         return (edges, counts)
-    }
-
-    static func bin(of value: Float, edges: [Float]) -> Int? {
-        guard edges.count >= 2 else { return nil }
-        let width = edges[1] - edges[0]
-        return min(edges.count - 2, max(0, Int(((value - edges[0]) / width).rounded(.down))))
     }
 }
