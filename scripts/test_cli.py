@@ -133,6 +133,17 @@ class CommandLine(unittest.TestCase):
         unknown = self.headtune("frobnicate")
         self.assertIn("unknown command 'frobnicate'; the commands are classify, embed, train", unknown.stderr)
 
+    def test_decode_memory_sizes(self):
+        for size, message in [("0", "--decode-memory must be at least 1m"), ("512k", "--decode-memory must be at least 1m"),
+                              ("1.5g", "'1.5g' is invalid for '--decode-memory"), ("64q", "'64q' is invalid for '--decode-memory")]:
+            refused = self.headtune("classify", "--imagenet", "--decode-memory", size, SAMPLES[0])
+            self.assertNotEqual(refused.returncode, 0, size)
+            self.assertIn(message, refused.stderr, size)
+        for size in ["64m", "64MiB", "1g", str(8 << 20)]:
+            accepted = self.headtune("classify", "--imagenet", "--decode-memory", size, "--format", "jsonl", SAMPLES[0])
+            self.assertEqual(accepted.returncode, 0, accepted.stderr)
+            self.assertEqual(json.loads(accepted.stdout)["path"], SAMPLES[0])
+
     def test_every_command_has_examples_in_its_help(self):
         commands = ["classify", "embed", "train", "evaluate", "inspect", "zero-shot", "match", "index", "search", "align",
                     "serve", "healthcheck", "bench backbone", "bench text", "info", "models"]
