@@ -1,6 +1,7 @@
 /* Backward passes of the forward kernels in kernels.c, for fine-tuning the last blocks of a
-   network. NHWC layouts as in the forward kernels; every function accumulates (+=) into its
-   gradient outputs, so gradients of several uses of one tensor add up, and callers zero them first. */
+   network. NHWC layouts as in the forward kernels; the gradient outputs accumulate (+=), so gradients
+   of several uses of one tensor add up and callers zero them first. Two exceptions say so below: ReLU6's
+   backward masks its gradient in place, and the fused pooling + ReLU6 backward writes its output. */
 #include "CKernels.h"
 #include "multiversion.h"
 

@@ -5,8 +5,6 @@
 #include <math.h>
 #include <stddef.h>
 
-
-
 MULTIVERSION
 void hk_bias_activation(float *out, long row_begin, long row_end, long columns, const float *bias,
                         const float *residual, int relu6) {

@@ -93,7 +93,8 @@ typedef void (*hk_pool_body)(void *context, long chunk, long participant);
 void hk_pool_run(long chunks, long participants, hk_pool_body body, void *context);
 
 
-/// Backward kernels (backward.c): each accumulates into its gradient outputs.
+/// Backward kernels (backward.c): gradients accumulate (+=), except ReLU6's (masked in place) and the
+/// pooling + ReLU6 one (written: its buffer need not be zeroed).
 void hk_relu6_backward(const float *values, float *gradient, long count);
 void hk_average_pool_relu6_backward(const float *pooled_gradient, long pooled_stride, const float *activated, long positions,
                                     long channels, float *gradient, long image_begin, long image_end);
