@@ -65,22 +65,29 @@ extension Preprocessor {
     }
 
     /// Bytes -> network inputs, the one path every caller takes: decodes `source` once per distinct
-    /// decode scale the views need (an image and its mirror share one decode, JPEGs are DCT-scaled
-    /// where the geometry allows), applies each view (crop, mirror), then the view's geometry policy
-    /// and this preprocessor's normalization. Writes `views.count` consecutive [size, size, 3] inputs.
+    /// decode scale the views need (JPEGs are DCT-scaled where the geometry allows), takes each view's
+    /// crop window and geometry policy (once for a view and its mirror), mirrors the input for mirrored
+    /// views, and normalizes. Writes `views.count` consecutive [size, size, 3] inputs.
     /// The plain view of this preprocessor's own policy gives exactly `preprocess(decoded image)`.
     public func prepare(_ source: ImageSource, views: [ImageView], maxPixels: Int,
                         into destination: UnsafeMutablePointer<Float>) throws(ImagingError) {
         var decoded: [Int: RGBImage] = [:]
+        var inputs: [ImageView: RGBImage] = [:]
         let floats = size * size * 3
         for (v, view) in views.enumerated() {
-            let side = view.minimumDecodeSide(spec)
-            let image: RGBImage
-            if let known = decoded[side] { image = known } else {
-                image = try ImageDecoder.decode(source, options: DecodeOptions(maxPixels: maxPixels, minimumSide: side))
-                decoded[side] = image
+            let geometry = view.unmirrored
+            let input: RGBImage
+            if let known = inputs[geometry] { input = known } else {
+                let side = view.minimumDecodeSide(spec)
+                let image: RGBImage
+                if let known = decoded[side] { image = known } else {
+                    image = try ImageDecoder.decode(source, options: DecodeOptions(maxPixels: maxPixels, minimumSide: side))
+                    decoded[side] = image
+                }
+                input = with(policy: view.policy).inputPixels(geometry.window(image))
+                inputs[geometry] = input
             }
-            with(policy: view.policy).preprocess(view.apply(image), into: destination + v * floats)
+            normalize(view.mirrored ? input.mirrored() : input, into: destination + v * floats)
         }
     }
 }

@@ -1,5 +1,8 @@
-/// One deterministic way of turning an image into the network input: the geometry policy, an
-/// optional crop window taken first, and an optional left-right mirror. Training extracts features
+/// One deterministic way of turning an image into the network input: an optional crop window taken
+/// first, the geometry policy, and an optional left-right mirror of the resulting network input.
+/// Mirroring the input itself (not the source before the geometry) makes the mirrored view exactly the
+/// flipped tensor: an exported graph's test-time flip and the KServe tensor path compute the same
+/// thing, and a centre crop with an odd margin does not shift by a pixel. Training extracts features
 /// of several views per image (augmentation) and caches them under `name`; deterministic views keep
 /// that cache valid from run to run.
 public struct ImageView: Hashable, Sendable {
@@ -28,11 +31,13 @@ public struct ImageView: Hashable, Sendable {
         self.mirrored = mirrored
     }
 
-    /// Stable text key, e.g. "resize", "resize+flip", "letterbox+crop(0,1,0.8)".
+    /// Stable text key, e.g. "resize", "resize+mirror", "letterbox+crop(0,1,0.8)". ("flip" named the
+    /// mirror taken before the geometry, in feature caches written before 2026-12; "mirror" keeps
+    /// those entries from being read as this view's.)
     public var name: String {
         var parts = [policy.rawValue]
         if let crop { parts.append("crop(\(Self.format(crop.anchorX)),\(Self.format(crop.anchorY)),\(Self.format(crop.scale)))") }
-        if mirrored { parts.append("flip") }
+        if mirrored { parts.append("mirror") }
         return parts.joined(separator: "+")
     }
 
@@ -40,18 +45,18 @@ public struct ImageView: Hashable, Sendable {
         value == value.rounded() ? String(Int(value)) : String(value)
     }
 
-    /// Crop, then mirror. The identity view returns `image` unchanged.
-    public func apply(_ image: RGBImage) -> RGBImage {
-        var result = image
-        if let crop {
-            let width = max(1, Int((Float(image.width) * crop.scale).rounded()))
-            let height = max(1, Int((Float(image.height) * crop.scale).rounded()))
-            let x = Int((Float(image.width - width) * crop.anchorX).rounded())
-            let y = Int((Float(image.height - height) * crop.anchorY).rounded())
-            result = result.cropped(x: x, y: y, width: width, height: height)
-        }
-        return mirrored ? result.mirrored() : result
+    /// The crop window of `image` (the whole image without a crop), before the geometry policy.
+    public func window(_ image: RGBImage) -> RGBImage {
+        guard let crop else { return image }
+        let width = max(1, Int((Float(image.width) * crop.scale).rounded()))
+        let height = max(1, Int((Float(image.height) * crop.scale).rounded()))
+        let x = Int((Float(image.width - width) * crop.anchorX).rounded())
+        let y = Int((Float(image.height - height) * crop.anchorY).rounded())
+        return image.cropped(x: x, y: y, width: width, height: height)
     }
+
+    /// This view without its mirror: the views that share one geometry pass.
+    public var unmirrored: ImageView { ImageView(policy: policy, crop: crop) }
 
     /// The smallest decoded side that keeps the policy from upsampling after the crop.
     public func minimumDecodeSide(_ spec: PreprocessingSpec) -> Int {

@@ -9,7 +9,7 @@ public struct FeatureKey: Hashable, Sendable {
     public var contentSHA256: String
     /// Backbone id and weights sha256, e.g. "efficientnet-lite0@2a3f...".
     public var backbone: String
-    /// Preprocessing and augmentation view, e.g. "resize" or "resize+flip".
+    /// Preprocessing and augmentation view, e.g. "resize" or "resize+mirror".
     public var view: String
     /// Which backbone outputs the vector holds.
     public var featureSet: FeatureSet

@@ -295,15 +295,38 @@ import Training
         #expect(areaUnderROC(negatives: [5], positives: []).isNaN)
     }
 
-    @Test func viewsMirrorAndCropDeterministically() {
+    @Test func viewsCropThenMirrorTheNetworkInput() throws {
         let image = RGBImage(width: 4, height: 2, pixels: (0..<24).map(UInt8.init))
         #expect(image.mirrored().pixel(x: 0, y: 1) == image.pixel(x: 3, y: 1))
         let view = ImageView(policy: .resize, crop: .init(anchorX: 1, anchorY: 0, scale: 0.5), mirrored: true)
-        #expect(view.name == "resize+crop(1,0,0.5)+flip")
-        let cropped = view.apply(image)
-        #expect(cropped.width == 2 && cropped.height == 1)
-        #expect(cropped.pixel(x: 0, y: 0) == image.pixel(x: 3, y: 0))
+        #expect(view.name == "resize+crop(1,0,0.5)+mirror")
+        let window = view.window(image)
+        #expect(window.width == 2 && window.height == 1)
+        #expect(window.pixel(x: 0, y: 0) == image.pixel(x: 2, y: 0))
+        #expect(view.unmirrored == ImageView(policy: .resize, crop: view.crop))
+        // The mirrored view's input is the plain view's input flipped, value for value (what an
+        // exported graph's test-time flip computes), even where a centre crop's margin is odd.
+        // Widths 300 and 301: one of them leaves an odd margin beside the centre crop.
+        for width in [300, 301] {
+            let photo = RGBImage(width: width, height: 200,
+                                 pixels: (0..<(width * 200 * 3)).map { UInt8(truncatingIfNeeded: ($0 &* 2654435761) >> 7) })
+            let preprocessor = Preprocessor(PreprocessingSpec(inputSize: 32, centerCrop: .fraction(margin: 4),
+                                                              normalization: .scaleOffset(offset: 127, scale: 128), defaultPolicy: .centerCrop))
+            var inputs = [Float](repeating: .nan, count: 2 * 32 * 32 * 3)
+            try inputs.withUnsafeMutableBufferPointer {
+                try preprocessor.prepare(ImageSource.bytes(PNGEncoder.encode(photo), name: "photo.png"),
+                                         views: [ImageView(policy: .centerCrop), ImageView(policy: .centerCrop, mirrored: true)],
+                                         maxPixels: 1 << 20, into: $0.baseAddress!)
+            }
+            var mirroredPlain = [Float](repeating: .nan, count: 32 * 32 * 3)
+            for y in 0..<32 {
+                for x in 0..<32 {
+                    for c in 0..<3 { mirroredPlain[(y * 32 + x) * 3 + c] = inputs[(y * 32 + 31 - x) * 3 + c] }
+                }
+            }
+            #expect(Array(inputs[3072...]) == mirroredPlain, "width \(width)")
+        }
         #expect(Augmentation.trainingViews(policy: .letterbox, augment: [.flip, .crop, .flip]).map(\.name)
-                == ["letterbox", "letterbox+flip", "letterbox+crop(0,0,0.85)", "letterbox+crop(1,1,0.85)"])
+                == ["letterbox", "letterbox+mirror", "letterbox+crop(0,0,0.85)", "letterbox+crop(1,1,0.85)"])
     }
 }

@@ -81,7 +81,9 @@ import Testing
         for (v, view) in views.enumerated() {
             let decoded = try ImageDecoder.decode(bytes: png, name: "x.png",
                                                   options: DecodeOptions(minimumSide: view.minimumDecodeSide(p.spec)))
-            let expected = Preprocessor(p.spec, policy: view.policy).tensor(view.apply(decoded))
+            let input = Preprocessor(p.spec, policy: view.policy).inputPixels(view.window(decoded))
+            var expected = [Float](repeating: .nan, count: 3072)
+            expected.withUnsafeMutableBufferPointer { p.normalize(view.mirrored ? input.mirrored() : input, into: $0.baseAddress!) }
             #expect(Array(prepared[(v * 3072)..<((v + 1) * 3072)]) == expected, "view \(view.name)")
         }
         #expect(throws: ImagingError.self) {
