@@ -17,6 +17,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        // ONNX export (Sources/ONNX: message code generated once by scripts/generate-onnx-proto, committed).
+        .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0"),
     ],
     targets: [
         // System libraries (Debian: libjpeg-dev, libpng-dev, libopenblas-dev).
@@ -33,11 +35,13 @@ let package = Package(
         .target(name: "CImageCodecs", dependencies: ["CJPEG", "CPNG"]),
         .target(name: "Imaging", dependencies: ["CImageCodecs"]),
         .target(name: "Weights"),
-        .target(name: "Models", dependencies: ["Kernels", "Imaging", "Weights"]),
+        // ONNX's protobuf messages and a graph builder that knows operators, not models.
+        .target(name: "ONNX", dependencies: [.product(name: "SwiftProtobuf", package: "swift-protobuf")]),
+        .target(name: "Models", dependencies: ["Kernels", "Imaging", "Weights", "ONNX"]),
         // Heads, losses, optimizers, metrics, datasets and the feature cache.
         .target(name: "Training", dependencies: ["Kernels", "Imaging", "Weights",
                                                  .product(name: "GRDB", package: "GRDB.swift")]),
-        .target(name: "HeadTune", dependencies: ["Kernels", "Imaging", "Weights", "Models", "Training",
+        .target(name: "HeadTune", dependencies: ["Kernels", "Imaging", "Weights", "Models", "Training", "ONNX",
                                                  .product(name: "GRDB", package: "GRDB.swift")],
                 resources: [.copy("Resources/imagenet_classes.txt")]),
         // The HTTP inference service (thin: routes, batching worker, metrics over HeadTune; no model types).
@@ -60,6 +64,7 @@ let package = Package(
         .testTarget(name: "KernelsTests", dependencies: ["Kernels", "CKernels"]),
         .testTarget(name: "ImagingTests", dependencies: ["Imaging", "TestSupport"], resources: [.copy("Resources")]),
         .testTarget(name: "WeightsTests", dependencies: ["Weights"]),
+        .testTarget(name: "ONNXTests", dependencies: ["ONNX", .product(name: "SwiftProtobuf", package: "swift-protobuf")]),
         .testTarget(name: "ModelsTests", dependencies: ["Models", "Weights", "Kernels", "TestSupport"], resources: [.copy("Resources")]),
         .testTarget(name: "TrainingTests", dependencies: ["Training", "Weights", "TestSupport",
                                                    .product(name: "GRDB", package: "GRDB.swift")]),
