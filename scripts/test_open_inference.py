@@ -43,20 +43,21 @@ def pypi_reachable() -> str | None:
         return f"{index}: {error}"
 
 
-def ensure_venv() -> None:
-    """Creates .venv-kserve and installs the pinned clients unless it already has this requirements file."""
-    stamp = VENV / "requirements.sha256"
-    digest = hashlib.sha256(REQUIREMENTS.read_bytes()).hexdigest()
-    if VENV_PYTHON.exists() and stamp.exists() and stamp.read_text() == digest:
+def ensure_venv(venv: Path = VENV, requirements: Path = REQUIREMENTS, checks: str = "the tritonclient/kserve/schemathesis checks") -> None:
+    """Creates `venv` and installs the pinned `requirements` unless it already has this requirements file."""
+    python = venv / "bin" / "python"
+    stamp = venv / "requirements.sha256"
+    digest = hashlib.sha256(requirements.read_bytes()).hexdigest()
+    if python.exists() and stamp.exists() and stamp.read_text() == digest:
         return
     problem = pypi_reachable()
     if problem:
-        raise unittest.SkipTest(f"PyPI is unreachable ({problem}); skipping the tritonclient/kserve/schemathesis checks")
-    subprocess.run([sys.executable, "-m", "venv", "--clear", str(VENV)], check=True)
+        raise unittest.SkipTest(f"PyPI is unreachable ({problem}); skipping {checks}")
+    subprocess.run([sys.executable, "-m", "venv", "--clear", str(venv)], check=True)
     started = time.monotonic()
-    subprocess.run([str(VENV_PYTHON), "-m", "pip", "install", "-q", "--disable-pip-version-check", "-r", str(REQUIREMENTS)],
+    subprocess.run([str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check", "-r", str(requirements)],
                    check=True, timeout=900)
-    print(f"\n[open-inference] installed {REQUIREMENTS.name} in {time.monotonic() - started:.0f} s", file=sys.stderr)
+    print(f"\n[{venv.name}] installed {requirements.name} in {time.monotonic() - started:.0f} s", file=sys.stderr)
     stamp.write_text(digest)
 
 

@@ -24,7 +24,8 @@ struct HeadTuneCommand: AsyncParsableCommand {
             """,
         version: HeadTuneVersion.current,
         subcommands: [Classify.self, Embed.self, Train.self, Evaluate.self, Inspect.self, ZeroShot.self, Match.self, Index.self,
-                      Search.self, Align.self, Serve.self, Healthcheck.self, Bench.self, Info.self, ModelsCommand.self])
+                      Search.self, Align.self, Export.self, Preprocess.self, Serve.self, Healthcheck.self, Bench.self, Info.self,
+                      ModelsCommand.self])
 
     static func main() async {
         if let message = unknownCommandMessage(Array(CommandLine.arguments.dropFirst())) {
