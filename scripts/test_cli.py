@@ -146,7 +146,7 @@ class CommandLine(unittest.TestCase):
 
     def test_every_command_has_examples_in_its_help(self):
         commands = ["classify", "embed", "train", "evaluate", "inspect", "zero-shot", "match", "index", "search", "align",
-                    "serve", "healthcheck", "bench backbone", "bench text", "info", "models"]
+                    "export", "preprocess", "serve", "healthcheck", "bench backbone", "bench text", "info", "models"]
         for command in commands:
             shown = self.headtune("help", *command.split())
             self.assertEqual(shown.returncode, 0, command)
