@@ -5,6 +5,7 @@ real photos (samples/, and the shared imagenette images when ../shared/datasets 
 - a linear head with test-time flip (the flip averaged inside the graph), softened by a strong L2 so
   its probabilities are not all 0 or 1;
 - an mlp head on head+stages features with the last block fine-tuned (`--unfreeze 1`);
+- heads on CLIP's image tower (the tiny seeded CLIP fixture, with quick_gelu and with exact gelu);
 - the inputs come from `headtune preprocess`, a corrupt file among them gets an error record and no row;
 - the model passes onnx.checker and carries the labels and the preprocessing in its metadata.
 
@@ -34,6 +35,7 @@ ROOT = Path(__file__).resolve().parent.parent
 VENV = ROOT / ".venv-onnx"
 REQUIREMENTS = ROOT / "scripts" / "requirements-onnx.txt"
 IMAGENETTE = ROOT.parent / "shared" / "datasets" / "imagenette" / "dev"
+TINY_CLIP = ROOT / "Tests" / "ModelsTests" / "Resources" / "tiny-clip"
 TOLERANCE = 1e-4
 
 # Runs in .venv-onnx: the exported model on the preprocessed inputs, compared with classify's records.
@@ -102,9 +104,9 @@ class ONNXExportAgreesWithClassify(unittest.TestCase):
         export = json.loads(self.headtune("export", *classifier, "--out", str(model)).stdout)
         self.assertEqual(export["bytes"], model.stat().st_size)
         self.assertEqual([o["name"] for o in export["outputs"]], ["probabilities", "features", "logits"])
-        head = classifier[1:] if classifier[0] == "--head" else []
-        rows = [json.loads(line) for line in self.headtune("preprocess", *(["--head", *head] if head else []),
-                                                           "--out", str(inputs), *images).stdout.splitlines()]
+        # preprocess takes the head (for its geometry) and the model, not --imagenet.
+        options = classifier if classifier[0] == "--head" else classifier[1:]
+        rows = [json.loads(line) for line in self.headtune("preprocess", *options, "--out", str(inputs), *images).stdout.splitlines()]
         self.assertEqual([r["row"] for r in rows], list(range(len(images))))
         self.headtune("classify", *classifier, "--top-k", "1000", "--embeddings", "--logits", "--format", "jsonl", "-o", str(records), *images)
         result = subprocess.run([str(VENV / "bin" / "python"), "-c", COMPARE, str(model), str(inputs), str(records)],
@@ -160,6 +162,24 @@ class ONNXExportAgreesWithClassify(unittest.TestCase):
                       "--policy", "resize", "--test-time-flip")
         figures = self.agreement("tuned", ["--head", str(head)], self.texture_tests())
         self.assertEqual(figures["preprocessing"]["geometry"], "resize")
+
+    def test_heads_on_clip_image_towers(self):
+        gelu = self.work / "tiny-clip-gelu"
+        shutil.copytree(TINY_CLIP, gelu)
+        config = json.loads((gelu / "config.json").read_text())
+        self.assertEqual(config["vision_config"]["hidden_act"], "quick_gelu")
+        config["vision_config"]["hidden_act"] = "gelu"
+        (gelu / "config.json").write_text(json.dumps(config))
+        for name, model in (("clip-quick-gelu", TINY_CLIP), ("clip-gelu", gelu)):
+            head = self.work / f"{name}.head"
+            self.headtune("train", str(self.work / "textures" / "train"), "--model", str(model), "--out", str(head), "--no-cache",
+                          "--l2", "10")
+            figures = self.agreement(name, ["--head", str(head), "--model", str(model)], self.texture_tests())
+            self.assertEqual(figures["preprocessing"]["input_size"], 32)
+            self.assertEqual(len(figures["preprocessing"]["normalization"]["mean"]), 3)
+        refused = self.headtune("export", "--imagenet", "--model", str(TINY_CLIP), "--out", str(self.work / "x.onnx"), check=False)
+        self.assertNotEqual(refused.returncode, 0)
+        self.assertIn("no pretrained classifier", refused.stderr)
 
     def test_preprocess_reports_a_bad_file_and_goes_on(self):
         bad = self.work / "not-an-image.jpg"

@@ -76,6 +76,15 @@ struct Linear: Sendable {
     /// PyTorch's layout packed for the AVX-512 kernel, or nil where it does not run
     let packed: PointwiseWeights?
 
+    /// The weight as PyTorch lays it out, [outputs, inputs] (for an exported graph).
+    var pytorchWeight: [Float] {
+        var result = [Float](repeating: 0, count: outputs * inputs)
+        for o in 0..<outputs {
+            for i in 0..<inputs { result[o * inputs + i] = packed?.weight(output: o, input: i) ?? weight[i * outputs + o] }
+        }
+        return result
+    }
+
     /// - pytorchWeight: [outputs, inputs]
     init(pytorchWeight: [Float], bias: [Float]) {
         let outputs = bias.count, inputs = pytorchWeight.count / max(outputs, 1)

@@ -259,3 +259,70 @@ extension ONNXGraph {
         return node("Mul", [centred, s], output: name)
     }
 }
+
+// MARK: - Transformer operators
+
+extension ONNXGraph {
+    /// x [..., in] · W + bias -> [..., out] for any leading dimensions (`MatMul`, then `Add`).
+    /// - weight: [out, in] row-major (PyTorch's `nn.Linear` layout); bias: [out] or nil
+    public mutating func matmul(_ x: String, weight: [Float], bias: [Float]?, outputs: Int, name: String) -> String {
+        let inputs = weight.count / outputs
+        var transposed = [Float](repeating: 0, count: weight.count)
+        for o in 0..<outputs { for i in 0..<inputs { transposed[i * outputs + o] = weight[o * inputs + i] } }
+        let w = constant("\(name).weight", transposed, shape: [inputs, outputs])
+        let product = node("MatMul", [x, w], output: bias == nil ? name : "\(name).product")
+        guard let bias else { return product }
+        return node("Add", [product, constant("\(name).bias", bias, shape: [outputs])], output: name)
+    }
+
+    public mutating func transpose(_ x: String, permutation: [Int], name: String) -> String {
+        node("Transpose", [x], attributes: [.ints("perm", permutation)], output: name)
+    }
+
+    /// x · value (a scalar broadcast over x).
+    public mutating func scale(_ x: String, by value: Float, name: String) -> String {
+        node("Mul", [x, constant("\(name).factor", [value], shape: [])], output: name)
+    }
+
+    /// LayerNorm over the last axis: (x - mean) / sqrt(variance + epsilon) · gamma + beta, written out
+    /// in operator set 13 (LayerNormalization is operator set 17).
+    public mutating func layerNorm(_ x: String, gamma: [Float], beta: [Float], epsilon: Float, name: String) -> String {
+        let mean = node("ReduceMean", [x], attributes: [.ints("axes", [-1]), .int("keepdims", 1)], output: "\(name).mean")
+        let centred = node("Sub", [x, mean], output: "\(name).centred")
+        let squares = node("Mul", [centred, centred], output: "\(name).squares")
+        let variance = node("ReduceMean", [squares], attributes: [.ints("axes", [-1]), .int("keepdims", 1)], output: "\(name).variance")
+        let shifted = node("Add", [variance, constant("\(name).epsilon", [epsilon], shape: [])], output: "\(name).shifted")
+        let deviation = node("Sqrt", [shifted], output: "\(name).deviation")
+        let normalized = node("Div", [centred, deviation], output: "\(name).normalized")
+        let scaled = node("Mul", [normalized, constant("\(name).gamma", gamma, shape: [gamma.count])], output: "\(name).scaled")
+        return node("Add", [scaled, constant("\(name).beta", beta, shape: [beta.count])], output: name)
+    }
+
+    /// x · sigmoid(1.702 x), the GELU approximation of OpenAI's CLIP.
+    public mutating func quickGELU(_ x: String, name: String) -> String {
+        let gate = node("Sigmoid", [scale(x, by: 1.702, name: "\(name).scaled")], output: "\(name).gate")
+        return node("Mul", [x, gate], output: name)
+    }
+
+    /// The exact GELU, x · (1 + erf(x / √2)) / 2.
+    public mutating func gelu(_ x: String, name: String) -> String {
+        let error = node("Erf", [scale(x, by: Float(0.5.squareRoot()), name: "\(name).scaled")], output: "\(name).erf")
+        let onePlus = node("Add", [error, constant("\(name).one", [1], shape: [])], output: "\(name).one_plus")
+        return scale(node("Mul", [x, onePlus], output: "\(name).product"), by: 0.5, name: name)
+    }
+
+    /// [N, 1, width] copies of `row` [width], N taken from the first dimension of `like`.
+    public mutating func broadcastRow(_ row: [Float], batchOf like: String, name: String) -> String {
+        let shape = node("Shape", [like], output: "\(name).input_shape")
+        let batch = node("Slice", [shape, constant("\(name).start", int64s: [0]), constant("\(name).end", int64s: [1])],
+                         output: "\(name).batch")
+        let target = concatenate([batch, constant("\(name).row_shape", int64s: [1, Int64(row.count)])], axis: 0,
+                                 name: "\(name).shape")
+        return node("Expand", [constant("\(name).row", row, shape: [1, 1, row.count]), target], output: name)
+    }
+
+    /// x [..., n, ...] -> the `index`th slice along `axis`, which is removed.
+    public mutating func select(_ x: String, index: Int, axis: Int, name: String) -> String {
+        node("Gather", [x, constant("\(name).index", int64s: [Int64(index)], shape: [])], attributes: [.int("axis", axis)], output: name)
+    }
+}
