@@ -65,6 +65,11 @@ struct FixtureManifest: Decodable {
         let scaleDenominator: Int?
         let inks: [[Int]]?
         let sourceColours: [Int]?
+        /// WebP/TIFF: the expectation is the written pixels (compared exactly).
+        let lossless: Bool?
+        let animated: Bool?
+        /// Decode with `DecodeOptions(minimumSide:)` to get the expected (scaled) pixels.
+        let minimumSide: Int?
         var testDescription: String { file }
 
         /// The expected decoded pixels (Pillow's, or computed by the generator).
@@ -102,6 +107,8 @@ struct FixtureManifest: Decodable {
 
     let png: [Image]
     let jpeg: [Image]
+    let webp: [Image]
+    let tiff: [Image]
     let errors: [String]
     let resize: [ResizeCase]
 
