@@ -19,11 +19,12 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
     ],
     targets: [
-        // System libraries (Debian: libjpeg-dev, libpng-dev, libwebp-dev, libtiff-dev, libopenblas-dev).
+        // System libraries (Debian: libjpeg-dev, libpng-dev, libwebp-dev, libtiff-dev, libheif-dev, libopenblas-dev).
         .systemLibrary(name: "CJPEG", pkgConfig: "libjpeg", providers: [.apt(["libjpeg-dev"])]),
         .systemLibrary(name: "CPNG", pkgConfig: "libpng", providers: [.apt(["libpng-dev"])]),
         .systemLibrary(name: "CWebP", pkgConfig: "libwebpdemux", providers: [.apt(["libwebp-dev"])]),
         .systemLibrary(name: "CTIFF", pkgConfig: "libtiff-4", providers: [.apt(["libtiff-dev"])]),
+        .systemLibrary(name: "CHEIF", pkgConfig: "libheif", providers: [.apt(["libheif-dev"])]),
         // OpenBLAS is opened with dlopen after OPENBLAS_CORETYPE is chosen for this CPU: the library
         // picks its kernels once, in its load-time constructor, before any Swift code could run.
         .target(name: "COpenBLAS", linkerSettings: [.linkedLibrary("dl")]),
@@ -32,7 +33,7 @@ let package = Package(
         .target(name: "CKernels", cSettings: [.unsafeFlags(["-O3", "-Wno-psabi"])]),
         .target(name: "Kernels", dependencies: ["COpenBLAS", "CKernels"]),
         // setjmp/longjmp error handling of libjpeg and libpng (and libtiff's handlers) must live in C.
-        .target(name: "CImageCodecs", dependencies: ["CJPEG", "CPNG", "CWebP", "CTIFF"]),
+        .target(name: "CImageCodecs", dependencies: ["CJPEG", "CPNG", "CWebP", "CTIFF", "CHEIF"]),
         .target(name: "Imaging", dependencies: ["CImageCodecs"]),
         .target(name: "Weights"),
         .target(name: "Models", dependencies: ["Kernels", "Imaging", "Weights"]),

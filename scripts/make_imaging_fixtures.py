@@ -1,11 +1,11 @@
 #!/usr/bin/env python3
 """Writes the small decoder fixtures of Tests/ImagingTests/Resources/fixtures/.
 
-Run in a throwaway virtualenv (Pillow and numpy, plus a C compiler and libjpeg-dev for the one
+Run in a throwaway virtualenv (Pillow, numpy and pillow-heif for the HEIC files, plus a C compiler and libjpeg-dev for the one
 YCCK file, which Pillow cannot write, and libtiff-tools' tiffcp for the tiled TIFFs, which Pillow
 cannot write either):
 
-    python3 -m venv /tmp/fixvenv && /tmp/fixvenv/bin/pip install pillow numpy
+    python3 -m venv /tmp/fixvenv && /tmp/fixvenv/bin/pip install pillow numpy pillow-heif
     /tmp/fixvenv/bin/python scripts/make_imaging_fixtures.py
 
 For every image fixture it writes `<name>` plus `<name>.rgb` (the expected decoded pixels, raw
@@ -26,6 +26,8 @@ difference. Where the expectation comes from:
   * TIFF: Pillow's decode with exif_transpose (tag 274) and convert('RGB') / paste on white, except
     16-bit grey, where Pillow clips to 255: computed from the samples as v >> 8, libtiff's rule
     (its RGBA interface keeps the high byte). Multi-page files expect the first page.
+  * HEIC: pillow-heif's decode (its own bundled libheif and libde265, not the system's the decoder
+    uses: within 2 levels); pillow-heif turns EXIF orientation into the container's irot box.
 Seeds for the decode fuzzer (the WebP and TIFF files) are copied to Fuzz/corpus/decode/.
 Error fixtures are tiny valid files whose header bytes were patched (CRC fixed for PNG).
 The output is deterministic (fixed seeds, no timestamps).
@@ -46,7 +48,7 @@ from PIL import Image, ImageOps
 OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "Tests", "ImagingTests",
                    "Resources", "fixtures")
 FUZZ_CORPUS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "Fuzz", "corpus", "decode")
-manifest = {"png": [], "jpeg": [], "webp": [], "tiff": [], "errors": {}, "resize": []}
+manifest = {"png": [], "jpeg": [], "webp": [], "tiff": [], "heif": [], "errors": {}, "resize": []}
 
 
 # ---------------------------------------------------------------- PNG encoding (minimal, spec)
@@ -582,6 +584,35 @@ def make_tiffs(rng):
                   orientation=value, sourceColours=ORIENTATION_COLOURS.reshape(-1).tolist())
 
 
+# ---------------------------------------------------------------- HEIC
+def make_heics(rng):
+    try:
+        import pillow_heif
+    except ImportError:
+        print("warning: no pillow-heif (pip install pillow-heif), skipping the HEIC files", file=sys.stderr)
+        return None
+    pillow_heif.register_heif_opener()
+    smooth = smooth_rgb(24, 32, rng)
+    data = save(Image.fromarray(smooth), "HEIF", quality=90)
+    add_image("heif", "heic_rgb.heic", data, decode_pillow(data), tolerance=2)
+
+    alpha = np.tile(np.linspace(0, 255, 32).astype(np.uint8), (24, 1))
+    data = save(Image.fromarray(np.dstack([smooth, alpha]), "RGBA"), "HEIF", quality=90)
+    assert Image.open(io.BytesIO(data)).mode == "RGBA"
+    add_image("heif", "heic_alpha.heic", data, decode_pillow(data), tolerance=2)
+
+    # Stored 48 x 32 in four flat quadrants, rotated by the container (irot) to 32 x 48.
+    quadrants = np.repeat(np.repeat(ORIENTATION_COLOURS[:, :2], 16, 0), 24, 1)
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    data = save(Image.fromarray(quadrants), "HEIF", quality=95, exif=exif.tobytes())
+    assert b"irot" in data
+    expected = decode_pillow(data)
+    assert expected.shape == (48, 32, 3), expected.shape
+    add_image("heif", "heic_irot.heic", data, expected, tolerance=2, orientation=6)
+    return data
+
+
 def patch_tiff_size(data, width, height):
     """Rewrites ImageWidth/ImageLength (LONG or SHORT) in the first IFD of a little-endian TIFF."""
     data = bytearray(data)
@@ -626,7 +657,7 @@ def patch_jpeg_sof(data, width=None, height=None, precision=None):
     raise ValueError("no SOF")
 
 
-def make_errors():
+def make_errors(heic):
     tiny_png = encode_png(np.zeros((2, 2, 3), np.int64), 2, 8)
     tiny_jpeg = save_jpeg(Image.new("RGB", (16, 16), (10, 200, 30)), quality=90)
     errors = {
@@ -673,6 +704,8 @@ def make_errors():
         "tiff_bomb_100000x100000.tif": patch_tiff_size(tiny_tiff, 100000, 100000),
         "tiff_zero_width.tif": patch_tiff_size(tiny_tiff, 0, 8),
     }
+    if heic is not None:
+        webp_tiff_errors["heic_truncated.heic"] = heic[: len(heic) // 2]
     for name, data in webp_tiff_errors.items():
         seed(name, data)
     errors.update(webp_tiff_errors)
@@ -729,7 +762,8 @@ def main():
     make_jpegs(rng)
     make_webps(rng)
     make_tiffs(rng)
-    make_errors()
+    heic = make_heics(rng)
+    make_errors(heic)
     make_resize_cases(np.random.default_rng(7))
     with open(os.path.join(OUT, "fixtures.json"), "w") as f:
         json.dump(manifest, f, indent=1, sort_keys=True)

@@ -8,15 +8,16 @@ import Musl
 import Darwin
 #endif
 
-/// JPEG (libjpeg-turbo), PNG (libpng), WebP (libwebp) and TIFF (libtiff) decoding to 8-bit RGB. The
-/// format is recognised by its magic bytes, never by the file extension.
+/// JPEG (libjpeg-turbo), PNG (libpng), WebP (libwebp), TIFF (libtiff) and HEIF/HEIC (libheif) decoding
+/// to 8-bit RGB. The format is recognised by its magic bytes, never by the file extension.
 ///
 /// Conversions: greyscale is replicated to RGB; CMYK/YCCK JPEGs are read as Adobe-inverted CMYK
 /// and converted like Pillow's `convert('RGB')`; 16-bit PNG samples are scaled to 8 bits with
 /// rounding, `(v * 255 + 32895) >> 16`; alpha (RGBA, grey+alpha, tRNS, WebP and TIFF alpha) is
 /// composited on white, `(a * c + (255 - a) * 255) / 255` rounded. TIFF goes through libtiff's RGBA
 /// conversion (palette, grey of any depth, 16-bit, CMYK, YCbCr), first page only. WebP animations
-/// give their first frame. Truncated data is an error, never grey padding.
+/// give their first frame. HEIF gives its primary image with the container's rotation, mirroring and
+/// crop applied by libheif (HEIF does not use EXIF orientation). Truncated data is an error, never grey padding.
 public enum ImageDecoder {
     /// Decodes the file at `path` to RGB.
     public static func decode(fileAt path: String, options: DecodeOptions = .init()) throws(ImagingError) -> RGBImage {
@@ -83,6 +84,7 @@ public enum ImageDecoder {
         case .png: hc_decode_png(bytes.baseAddress, bytes.count, cOptions, &result)
         case .webp: hc_decode_webp(bytes.baseAddress, bytes.count, cOptions, &result)
         case .tiff: hc_decode_tiff(bytes.baseAddress, bytes.count, cOptions, &result)
+        case .heif: hc_decode_heif(bytes.baseAddress, bytes.count, cOptions, &result)
         }
         if probeOnly && result.status == HC_OK { return format }
         try check(result, format: format, name: name, options: options)

@@ -13,7 +13,7 @@ public enum ImagingError: Error, LocalizedError, Equatable, Sendable {
     case emptyFile(path: String)
     /// The file is bigger than `DecodeOptions.maxFileBytes`.
     case fileTooLarge(path: String, bytes: Int, limit: Int)
-    /// No JPEG, PNG, WebP or TIFF magic bytes; `leadingBytes` are the first (up to 4) bytes.
+    /// No JPEG, PNG, WebP, TIFF or HEIF magic bytes; `leadingBytes` are the first (up to 4) bytes.
     case unsupportedFormat(path: String, leadingBytes: [UInt8])
     /// Truncated or malformed data; `reason` is the library's message.
     case corrupt(path: String, format: ImageFormat, reason: String)

@@ -21,15 +21,15 @@ struct DecodeErrorTests {
         let path = TestFiles.fixture("not_an_image.txt")
         let error = thrownError { _ = try ImageDecoder.decode(fileAt: path) }
         #expect(error == .unsupportedFormat(path: path, leadingBytes: [0x3C, 0x68, 0x74, 0x6D]))
-        #expect(error?.errorDescription == "\(path): not a JPEG, PNG, WebP or TIFF image (starts with 3C 68 74 6D)")
+        #expect(error?.errorDescription == "\(path): not a JPEG, PNG, WebP, TIFF or HEIF image (starts with 3C 68 74 6D)")
         // Extension does not matter, content does: a PNG named .jpg still decodes.
         let renamed = try ImageDecoder.decode(bytes: TestFiles.bytes(TestFiles.fixture("png_rgb8.png")), name: "x.jpg")
         #expect(renamed.width == 13)
         // Fewer than 4 bytes, and a known foreign format.
         let short = thrownError { _ = try ImageDecoder.decode(bytes: [0x0A], name: "short") }
-        #expect(short?.errorDescription == "short: not a JPEG, PNG, WebP or TIFF image (starts with 0A)")
+        #expect(short?.errorDescription == "short: not a JPEG, PNG, WebP, TIFF or HEIF image (starts with 0A)")
         let gif = thrownError { _ = try ImageDecoder.decode(bytes: Array("GIF89a..".utf8), name: "g.jpg") }
-        #expect(gif?.errorDescription == "g.jpg: not a JPEG, PNG, WebP or TIFF image (starts with 47 49 46 38, looks like GIF)")
+        #expect(gif?.errorDescription == "g.jpg: not a JPEG, PNG, WebP, TIFF or HEIF image (starts with 47 49 46 38, looks like GIF)")
     }
 
     @Test("truncated JPEGs are errors, not grey padding",
@@ -216,12 +216,12 @@ struct DecoderRobustnessTests {
     }
 }
 
-/// Truncation anywhere in a WebP or TIFF is an error naming the file, never a partial image.
-@Suite("Truncated WebP and TIFF")
+/// Truncation anywhere in a WebP, TIFF or HEIC is an error naming the file, never a partial image.
+@Suite("Truncated WebP, TIFF and HEIC")
 struct TruncatedWebPAndTIFFTests {
     @Test("every cut is refused", arguments: [
         "webp_lossy.webp", "webp_lossless_alpha.webp", "webp_animated.webp", "tiff_rgb8_raw.tif", "tiff_rgb8_lzw.tif",
-        "tiff_tiled_lzw.tif", "tiff_strips_rows3.tif",
+        "tiff_tiled_lzw.tif", "tiff_strips_rows3.tif", "heic_rgb.heic", "heic_alpha.heic",
     ])
     func truncated(file: String) throws {
         let bytes = try TestFiles.bytes(TestFiles.fixture(file))

@@ -109,6 +109,7 @@ struct FixtureManifest: Decodable {
     let jpeg: [Image]
     let webp: [Image]
     let tiff: [Image]
+    let heif: [Image]
     let errors: [String]
     let resize: [ResizeCase]
 

@@ -1,7 +1,7 @@
 #ifndef HEADTUNE_CIMAGECODECS_H
 #define HEADTUNE_CIMAGECODECS_H
 
-// Thin C layer over libjpeg(-turbo), libpng, libwebp and libtiff. libjpeg and libpng report errors
+// Thin C layer over libjpeg(-turbo), libpng, libwebp, libtiff and libheif. libjpeg and libpng report errors
 // by longjmp, which Swift cannot survive, libtiff through process-wide handlers that print to stderr:
 // every library call happens here and errors come back as a status and a message. The output is always 8-bit interleaved RGB (HWC); the Swift module `Imaging` wraps it.
 
@@ -39,7 +39,8 @@ typedef struct {
     /// file keeps every DCT coefficient (2 bytes per sample) until the last scan. WebP: a lossless
     /// image keeps all its ARGB pixels (4 bytes each), a lossy one with alpha its alpha plane.
     /// TIFF: one strip or tile row of decoded samples plus its RGBA band (4 bytes per pixel), and
-    /// libtiff's largest single allocation. Values <= 0 mean "no limit".
+    /// libtiff's largest single allocation. HEIF: libheif's full-size planes and RGB conversion.
+    /// Values <= 0 mean "no limit".
     int64_t max_working_bytes;
     /// Non-zero: never box-reduce (DCT scaling still follows minimum_side).
     int32_t exact_size;
@@ -100,6 +101,10 @@ void hc_decode_webp(const void *bytes, size_t size, hc_decode_options options, h
 
 /// Decodes the first page of a TIFF held in memory. Always fills `out` (call hc_image_release afterwards).
 void hc_decode_tiff(const void *bytes, size_t size, hc_decode_options options, hc_image *out);
+
+/// Decodes the primary image of a HEIF/HEIC held in memory (rotation, mirroring and crop applied,
+/// as the container says). Always fills `out` (call hc_image_release afterwards).
+void hc_decode_heif(const void *bytes, size_t size, hc_decode_options options, hc_image *out);
 
 /// Frees `pixels` and `exif` and sets them to NULL.
 void hc_image_release(hc_image *image);
