@@ -108,15 +108,20 @@ def on_white(rgb, alpha):
     return ((t >> 8) + t) >> 8
 
 
-def pillow_reference(data):
-    im = Image.open(io.BytesIO(data))
-    im.load()
-    if im.mode in ("RGBA", "LA", "PA") or "transparency" in im.info:
+def pillow_rgb_on_white(im):
+    """Pillow's RGB of an image, alpha (if any) composited on white with paste(mask=alpha)."""
+    if im.mode in ("RGBA", "LA", "PA", "RGBa") or "transparency" in im.info:
         rgba = im.convert("RGBA")
         bg = Image.new("RGB", im.size, (255, 255, 255))
         bg.paste(rgba, mask=rgba.split()[3])
         return np.asarray(bg)
     return np.asarray(im.convert("RGB"))
+
+
+def pillow_reference(data):
+    im = Image.open(io.BytesIO(data))
+    im.load()
+    return pillow_rgb_on_white(im)
 
 
 def add_png(name, samples, color_type, depth, expected, pillow_check=True, **kw):
@@ -259,12 +264,8 @@ def pillow_jpeg(data, transpose=False, draft=None):
 
 
 def add_jpeg(name, data, expected, tolerance=0, **extra):
-    write(name, data)
-    write(name + ".rgb", expected.astype(np.uint8).tobytes())
-    entry = {"file": name, "width": int(expected.shape[1]), "height": int(expected.shape[0]),
-             "tolerance": tolerance}
-    entry.update(extra)
-    manifest["jpeg"].append(entry)
+    # The JPEG seeds of the fuzz corpus are kept by hand in Fuzz/corpus.
+    add_image("jpeg", name, data, expected, tolerance, fuzz_seed=False, **extra)
 
 
 def save_jpeg(im, **kw):
@@ -373,23 +374,14 @@ def make_ycck(cmyk):
 
 
 # ---------------------------------------------------------------- WebP
-def pillow_rgb_on_white(im):
-    """Pillow's RGB of an image, alpha (if any) composited on white with paste(mask=alpha)."""
-    if im.mode in ("RGBA", "LA", "PA", "RGBa") or "transparency" in im.info:
-        rgba = im.convert("RGBA")
-        bg = Image.new("RGB", im.size, (255, 255, 255))
-        bg.paste(rgba, mask=rgba.split()[3])
-        return np.asarray(bg)
-    return np.asarray(im.convert("RGB"))
-
-
-def add_image(kind, name, data, expected, tolerance=0, **extra):
+def add_image(kind, name, data, expected, tolerance=0, fuzz_seed=True, **extra):
     write(name, data)
     write(name + ".rgb", expected.astype(np.uint8).tobytes())
     entry = {"file": name, "width": int(expected.shape[1]), "height": int(expected.shape[0]), "tolerance": tolerance}
     entry.update(extra)
     manifest[kind].append(entry)
-    seed(name, data)
+    if fuzz_seed:
+        seed(name, data)
 
 
 def seed(name, data):
