@@ -31,8 +31,9 @@ typedef struct {
     /// pixel-sized allocation). Values <= 0 mean "no limit" (not recommended).
     int64_t max_pixels;
     /// JPEG: decode at the smallest DCT scale 1/8, 1/4, 1/2 or 1/1 whose output keeps both sides
-    /// >= minimum_side. JPEG and PNG: then box-reduce by the largest integer factor that keeps both
-    /// sides >= 2 * minimum_side (see reduction_factor). 0 = full size, no reduction.
+    /// >= minimum_side. JPEG, PNG, TIFF and HEIF: then box-reduce by the largest integer factor that
+    /// keeps both sides >= 2 * minimum_side (see reduction_factor). WebP: libwebp's scaler decodes
+    /// straight to the size that factor gives (scale_denominator). 0 = full size, no reduction.
     int32_t minimum_side;
     /// The most the library may hold for its own buffers, checked from the header before decoding;
     /// past it the decode fails with HC_OUT_OF_MEMORY instead of allocating. JPEG: a progressive
@@ -69,13 +70,14 @@ typedef struct {
     /// full-size image when a much smaller one serves the network.
     uint32_t reduction_factor;
     /// Peak bytes held at once by this decode's own buffers (rows, reduction sums, pixels) and,
-    /// for PNG, every libpng allocation (zlib state included). Not counted: libjpeg's internals
-    /// (bounded by max_working_bytes) and the caller's copy of the pixels.
+    /// for PNG, every libpng allocation (zlib state included); for HEIF libheif's buffers at their
+    /// estimate. Not counted: libjpeg's, libwebp's and libtiff's internals (bounded by
+    /// max_working_bytes) and the caller's copy of the pixels.
     size_t peak_bytes;
     /// Bytes currently held (internal bookkeeping for peak_bytes).
     size_t held_bytes;
-    /// probe_only: what the decode would hold at its peak (an upper estimate of peak_bytes,
-    /// libjpeg's buffers included).
+    /// probe_only: what the decode would hold at its peak (an upper estimate of peak_bytes, the
+    /// library's own buffers included).
     size_t estimated_bytes;
     /// malloc'd, width * height * 3 bytes, RGB; NULL unless status == HC_OK.
     uint8_t *pixels;
