@@ -178,6 +178,20 @@ enum NumpyFile {
     }
 }
 
+/// Decodes a fixture stored `width` x `height` with orientation 6 (rotate clockwise), with and
+/// without applying it: the rotated image is `height` x `width` and has the stored top-left pixel
+/// at its top-right.
+func expectRotatedClockwise(_ file: String, storedWidth width: Int, storedHeight height: Int,
+                            sourceLocation: SourceLocation = #_sourceLocation) throws {
+    let path = TestFiles.fixture(file)
+    let decoded = try ImageDecoder.decodeDetailed(fileAt: path)
+    #expect(decoded.orientation == 6 && decoded.orientationApplied, sourceLocation: sourceLocation)
+    #expect(decoded.image.width == height && decoded.image.height == width, sourceLocation: sourceLocation)
+    let raw = try ImageDecoder.decodeDetailed(fileAt: path, options: DecodeOptions(applyExifOrientation: false))
+    #expect(raw.image.width == width && raw.image.height == height && !raw.orientationApplied, sourceLocation: sourceLocation)
+    #expect(decoded.image.pixel(x: height - 1, y: 0) == raw.image.pixel(x: 0, y: 0), sourceLocation: sourceLocation)
+}
+
 /// Per-value comparison of two equally sized images.
 struct PixelDifference: CustomStringConvertible {
     let maxAbs: Int
