@@ -11,7 +11,7 @@ ARG RUNTIME_IMAGE=debian:bookworm-slim
 FROM ${BUILD_IMAGE} AS build
 RUN apt-get update \
     && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-       libopenblas-dev libjpeg-dev libpng-dev libsqlite3-dev pkg-config python3 python3-pip \
+       libopenblas-dev libjpeg-dev libpng-dev libwebp-dev libtiff-dev libheif-dev libsqlite3-dev pkg-config python3 python3-pip \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 # Dependencies first, so source edits do not re-resolve packages.
@@ -33,7 +33,7 @@ RUN mkdir -p /staging/bin /staging/share/headtune/weights \
 FROM ${RUNTIME_IMAGE}
 RUN apt-get update \
     && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-       libopenblas0 libjpeg62-turbo libpng16-16 libsqlite3-0 \
+       libopenblas0 libjpeg62-turbo libpng16-16 libwebp7 libwebpdemux2 libtiff6 libheif1 libsqlite3-0 \
     && rm -rf /var/lib/apt/lists/* \
     && useradd --system --create-home --uid 10001 headtune
 COPY --from=build /staging/bin/ /usr/local/bin/

@@ -21,9 +21,12 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0"),
     ],
     targets: [
-        // System libraries (Debian: libjpeg-dev, libpng-dev, libopenblas-dev).
+        // System libraries (Debian: libjpeg-dev, libpng-dev, libwebp-dev, libtiff-dev, libheif-dev, libopenblas-dev).
         .systemLibrary(name: "CJPEG", pkgConfig: "libjpeg", providers: [.apt(["libjpeg-dev"])]),
         .systemLibrary(name: "CPNG", pkgConfig: "libpng", providers: [.apt(["libpng-dev"])]),
+        .systemLibrary(name: "CWebP", pkgConfig: "libwebpdemux", providers: [.apt(["libwebp-dev"])]),
+        .systemLibrary(name: "CTIFF", pkgConfig: "libtiff-4", providers: [.apt(["libtiff-dev"])]),
+        .systemLibrary(name: "CHEIF", pkgConfig: "libheif", providers: [.apt(["libheif-dev"])]),
         // OpenBLAS is opened with dlopen after OPENBLAS_CORETYPE is chosen for this CPU: the library
         // picks its kernels once, in its load-time constructor, before any Swift code could run.
         .target(name: "COpenBLAS", linkerSettings: [.linkedLibrary("dl")]),
@@ -31,8 +34,8 @@ let package = Package(
         // Vectorized loops, optimized even in debug builds so the golden tests stay quick.
         .target(name: "CKernels", cSettings: [.unsafeFlags(["-O3", "-Wno-psabi"])]),
         .target(name: "Kernels", dependencies: ["COpenBLAS", "CKernels"]),
-        // setjmp/longjmp error handling of libjpeg and libpng must live in C.
-        .target(name: "CImageCodecs", dependencies: ["CJPEG", "CPNG"]),
+        // setjmp/longjmp error handling of libjpeg and libpng (and libtiff's handlers) must live in C.
+        .target(name: "CImageCodecs", dependencies: ["CJPEG", "CPNG", "CWebP", "CTIFF", "CHEIF"]),
         .target(name: "Imaging", dependencies: ["CImageCodecs"]),
         .target(name: "Weights"),
         // ONNX's protobuf messages and a graph builder that knows operators, not models.

@@ -1,10 +1,11 @@
 #!/usr/bin/env python3
 """Writes the small decoder fixtures of Tests/ImagingTests/Resources/fixtures/.
 
-Run in a throwaway virtualenv (Pillow and numpy, plus a C compiler and libjpeg-dev for the one
-YCCK file, which Pillow cannot write):
+Run in a throwaway virtualenv (Pillow, numpy and pillow-heif for the HEIC files, plus a C compiler and libjpeg-dev for the one
+YCCK file, which Pillow cannot write, and libtiff-tools' tiffcp for the tiled TIFFs, which Pillow
+cannot write either):
 
-    python3 -m venv /tmp/fixvenv && /tmp/fixvenv/bin/pip install pillow numpy
+    python3 -m venv /tmp/fixvenv && /tmp/fixvenv/bin/pip install pillow numpy pillow-heif
     /tmp/fixvenv/bin/python scripts/make_imaging_fixtures.py
 
 For every image fixture it writes `<name>` plus `<name>.rgb` (the expected decoded pixels, raw
@@ -18,6 +19,16 @@ difference. Where the expectation comes from:
     decodes the file to the same values, so the encoder itself is verified.
   * JPEG: Pillow's decode (libjpeg-turbo too), with ImageOps.exif_transpose for orientation
     files, convert('RGB') for grey and CMYK/YCCK (Pillow reads 4-channel JPEGs as Adobe-inverted).
+  * WebP: lossless files expect the written pixels (alpha composited on white), checked against
+    Pillow's decode; lossy files expect Pillow's decode (its own bundled libwebp). Animations: the
+    first frame; one animation is assembled here chunk by chunk so its first frame sits inside a
+    larger canvas. The scaled-decode file expects Pillow's reduce() of its full decode.
+  * TIFF: Pillow's decode with exif_transpose (tag 274) and convert('RGB') / paste on white, except
+    16-bit grey, where Pillow clips to 255: computed from the samples as v >> 8, libtiff's rule
+    (its RGBA interface keeps the high byte). Multi-page files expect the first page.
+  * HEIC: pillow-heif's decode (its own bundled libheif and libde265, not the system's the decoder
+    uses: within 2 levels); pillow-heif turns EXIF orientation into the container's irot box.
+Seeds for the decode fuzzer (the WebP and TIFF files) are copied to Fuzz/corpus/decode/.
 Error fixtures are tiny valid files whose header bytes were patched (CRC fixed for PNG).
 The output is deterministic (fixed seeds, no timestamps).
 """
@@ -36,7 +47,8 @@ from PIL import Image, ImageOps
 
 OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "Tests", "ImagingTests",
                    "Resources", "fixtures")
-manifest = {"png": [], "jpeg": [], "errors": {}, "resize": []}
+FUZZ_CORPUS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "Fuzz", "corpus", "decode")
+manifest = {"png": [], "jpeg": [], "webp": [], "tiff": [], "heif": [], "errors": {}, "resize": []}
 
 
 # ---------------------------------------------------------------- PNG encoding (minimal, spec)
@@ -96,15 +108,20 @@ def on_white(rgb, alpha):
     return ((t >> 8) + t) >> 8
 
 
-def pillow_reference(data):
-    im = Image.open(io.BytesIO(data))
-    im.load()
-    if im.mode in ("RGBA", "LA", "PA") or "transparency" in im.info:
+def pillow_rgb_on_white(im):
+    """Pillow's RGB of an image, alpha (if any) composited on white with paste(mask=alpha)."""
+    if im.mode in ("RGBA", "LA", "PA", "RGBa") or "transparency" in im.info:
         rgba = im.convert("RGBA")
         bg = Image.new("RGB", im.size, (255, 255, 255))
         bg.paste(rgba, mask=rgba.split()[3])
         return np.asarray(bg)
     return np.asarray(im.convert("RGB"))
+
+
+def pillow_reference(data):
+    im = Image.open(io.BytesIO(data))
+    im.load()
+    return pillow_rgb_on_white(im)
 
 
 def add_png(name, samples, color_type, depth, expected, pillow_check=True, **kw):
@@ -247,12 +264,8 @@ def pillow_jpeg(data, transpose=False, draft=None):
 
 
 def add_jpeg(name, data, expected, tolerance=0, **extra):
-    write(name, data)
-    write(name + ".rgb", expected.astype(np.uint8).tobytes())
-    entry = {"file": name, "width": int(expected.shape[1]), "height": int(expected.shape[0]),
-             "tolerance": tolerance}
-    entry.update(extra)
-    manifest["jpeg"].append(entry)
+    # The JPEG seeds of the fuzz corpus are kept by hand in Fuzz/corpus.
+    add_image("jpeg", name, data, expected, tolerance, fuzz_seed=False, **extra)
 
 
 def save_jpeg(im, **kw):
@@ -360,6 +373,254 @@ def make_ycck(cmyk):
             return f.read()
 
 
+# ---------------------------------------------------------------- WebP
+def add_image(kind, name, data, expected, tolerance=0, fuzz_seed=True, **extra):
+    write(name, data)
+    write(name + ".rgb", expected.astype(np.uint8).tobytes())
+    entry = {"file": name, "width": int(expected.shape[1]), "height": int(expected.shape[0]), "tolerance": tolerance}
+    entry.update(extra)
+    manifest[kind].append(entry)
+    if fuzz_seed:
+        seed(name, data)
+
+
+def seed(name, data):
+    os.makedirs(FUZZ_CORPUS, exist_ok=True)
+    with open(os.path.join(FUZZ_CORPUS, name), "wb") as f:
+        f.write(data)
+
+
+def save(im, fmt, **kw):
+    buf = io.BytesIO()
+    im.save(buf, fmt, **kw)
+    return buf.getvalue()
+
+
+def decode_pillow(data, transpose=True):
+    im = Image.open(io.BytesIO(data))
+    im.load()
+    if transpose:
+        im = ImageOps.exif_transpose(im)
+    return pillow_rgb_on_white(im)
+
+
+def riff_chunk(tag, payload):
+    return tag + struct.pack("<I", len(payload)) + payload + (b"\x00" if len(payload) % 2 else b"")
+
+
+def webp_bitstream(data):
+    """The VP8/VP8L chunk of a simple-format WebP written by Pillow."""
+    assert data[12:16] in (b"VP8 ", b"VP8L"), data[12:16]
+    size = struct.unpack("<I", data[16:20])[0]
+    return data[12:20 + size + size % 2]
+
+
+def animated_with_offset(frame_rgba, canvas_w, canvas_h, x, y):
+    """An animation whose first frame (lossless, with alpha) covers only part of the canvas."""
+    bitstream = webp_bitstream(save(Image.fromarray(frame_rgba, "RGBA"), "WEBP", lossless=True, exact=True))
+    h, w = frame_rgba.shape[:2]
+    u24 = lambda v: struct.pack("<I", v)[:3]
+    vp8x = riff_chunk(b"VP8X", bytes([0x02 | 0x10, 0, 0, 0]) + u24(canvas_w - 1) + u24(canvas_h - 1))  # animation + alpha
+    anim = riff_chunk(b"ANIM", struct.pack("<IH", 0x00000000, 0))  # transparent background, loop forever
+    anmf = riff_chunk(b"ANMF", u24(x // 2) + u24(y // 2) + u24(w - 1) + u24(h - 1) + u24(100) + b"\x02" + bitstream)
+    body = b"WEBP" + vp8x + anim + anmf
+    return b"RIFF" + struct.pack("<I", len(body)) + body
+
+
+def make_webps(rng):
+    H, W = 9, 13
+    rgb = rng.integers(0, 256, size=(H, W, 3)).astype(np.uint8)
+    data = save(Image.fromarray(rgb), "WEBP", lossless=True)
+    assert np.array_equal(decode_pillow(data), rgb)
+    add_image("webp", "webp_lossless.webp", data, rgb, lossless=True)
+
+    rgba = rng.integers(0, 256, size=(H, W, 4)).astype(np.uint8)
+    rgba[0, 0, 3], rgba[0, 1, 3], rgba[0, 2, 3] = 0, 255, 128
+    data = save(Image.fromarray(rgba, "RGBA"), "WEBP", lossless=True, exact=True)
+    expected = on_white(rgba[..., :3].astype(np.int64), rgba[..., 3].astype(np.int64))
+    assert np.array_equal(decode_pillow(data), expected)
+    add_image("webp", "webp_lossless_alpha.webp", data, expected, lossless=True)
+
+    smooth = smooth_rgb(24, 32, rng)
+    data = save(Image.fromarray(smooth), "WEBP", quality=90)
+    add_image("webp", "webp_lossy.webp", data, decode_pillow(data), tolerance=2)
+
+    alpha = np.tile(np.linspace(0, 255, 32).astype(np.uint8), (24, 1))
+    data = save(Image.fromarray(np.dstack([smooth, alpha]), "RGBA"), "WEBP", quality=90)
+    add_image("webp", "webp_lossy_alpha.webp", data, decode_pillow(data), tolerance=2)
+
+    # An animation (two lossless frames): the first frame is decoded.
+    first, second = rgb, (255 - rgb)
+    data = save(Image.fromarray(first), "WEBP", save_all=True, append_images=[Image.fromarray(second)],
+                lossless=True, duration=100, loop=0)
+    assert Image.open(io.BytesIO(data)).n_frames == 2
+    assert np.array_equal(decode_pillow(data), first)
+    add_image("webp", "webp_animated.webp", data, first, lossless=True, animated=True)
+
+    frame = rng.integers(0, 256, size=(5, 7, 4)).astype(np.uint8)
+    frame[..., 3] = 255
+    frame[0, 0, 3] = 0
+    data = animated_with_offset(frame, 16, 12, 4, 6)
+    expected = np.full((12, 16, 3), 255, np.int64)
+    expected[6:11, 4:11] = on_white(frame[..., :3].astype(np.int64), frame[..., 3].astype(np.int64))
+    assert np.array_equal(decode_pillow(data), expected), "Pillow disagrees on the offset frame"
+    add_image("webp", "webp_animated_offset_frame.webp", data, expected, lossless=True, animated=True)
+
+    # EXIF orientation 6 in the RIFF EXIF chunk (Pillow writes it without the "Exif\0\0" prefix).
+    src = rng.integers(0, 256, size=(4, 6, 3)).astype(np.uint8)
+    data = save(Image.fromarray(src), "WEBP", lossless=True, exif=b"Exif\x00\x00" + tiff_orientation(6, "II"))
+    expected = decode_pillow(data)
+    assert expected.shape == (6, 4, 3) and np.array_equal(expected, np.rot90(src, -1))
+    add_image("webp", "webp_exif_orientation6.webp", data, expected, lossless=True, orientation=6)
+
+    # Scaled decoding: libwebp's scaler against Pillow's reduce() of the full decode.
+    y, x = np.mgrid[0:360, 0:480]
+    big = np.stack([128 + 100 * np.sin(x / 17.0) * np.cos(y / 23.0), 255 * x / 479, 255 * y / 359], -1).astype(np.uint8)
+    data = save(Image.fromarray(big), "WEBP", quality=60)
+    full = Image.open(io.BytesIO(data)).convert("RGB")
+    reduced = np.asarray(full.reduce(3))  # minimumSide 60: floor(360 / 120) = 3
+    # libwebp scales the Y, U and V planes before converting to RGB, Pillow's reduce() averages the
+    # RGB of the full decode: measured max 14, mean 1.5 levels apart on this file.
+    add_image("webp", "webp_480x360.webp", data, reduced, tolerance=16, scaleDenominator=3, minimumSide=60)
+
+    # A flat 4000 x 3000 photo-sized file (22 KB): decoded scaled, it never holds 36 MB.
+    write("webp_flat_4000x3000.webp", save(Image.new("RGB", (4000, 3000), (30, 120, 200)), "WEBP", quality=50))
+
+
+# ---------------------------------------------------------------- TIFF
+def tiffcp(data, *args):
+    """Rewrites a TIFF with libtiff's tiffcp (tiles, which Pillow cannot write); None without it."""
+    exe = shutil.which("tiffcp")
+    if exe is None:
+        print("warning: no tiffcp (apt-get install libtiff-tools), skipping the tiled TIFFs", file=sys.stderr)
+        return None
+    with tempfile.TemporaryDirectory() as tmp:
+        src, dst = os.path.join(tmp, "in.tif"), os.path.join(tmp, "out.tif")
+        with open(src, "wb") as f:
+            f.write(data)
+        subprocess.run([exe, *args, src, dst], check=True)
+        with open(dst, "rb") as f:
+            return f.read()
+
+
+def make_tiffs(rng):
+    H, W = 9, 13
+    rgb = rng.integers(0, 256, size=(H, W, 3)).astype(np.uint8)
+    for compression in ("raw", "tiff_lzw", "tiff_adobe_deflate", "packbits"):
+        data = save(Image.fromarray(rgb), "TIFF", compression=compression)
+        assert np.array_equal(decode_pillow(data), rgb)
+        add_image("tiff", f"tiff_rgb8_{compression.replace('tiff_', '')}.tif", data, rgb, lossless=True)
+
+    grey = rng.integers(0, 256, size=(H, W)).astype(np.uint8)
+    data = save(Image.fromarray(grey, "L"), "TIFF", compression="tiff_lzw")
+    add_image("tiff", "tiff_gray8_lzw.tif", data, np.repeat(grey[..., None], 3, -1), lossless=True)
+
+    bits = (rng.integers(0, 2, size=(H, W)) * 255).astype(np.uint8)
+    data = save(Image.fromarray(bits, "L").convert("1"), "TIFF", compression="group4")
+    add_image("tiff", "tiff_bilevel_group4.tif", data, decode_pillow(data), lossless=True)
+
+    palette = rng.integers(0, 256, size=(16, 3)).astype(np.uint8)
+    index = rng.integers(0, 16, size=(H, W)).astype(np.uint8)
+    im = Image.fromarray(index, "P")
+    im.putpalette(palette.reshape(-1).tolist())
+    data = save(im, "TIFF", compression="tiff_adobe_deflate")
+    add_image("tiff", "tiff_palette_deflate.tif", data, palette[index], lossless=True)
+    assert np.array_equal(decode_pillow(data), palette[index])
+
+    grey16 = rng.integers(0, 65536, size=(H, W)).astype(np.uint16)
+    grey16[0, 0], grey16[0, 1] = 0, 65535
+    im = Image.fromarray(grey16)
+    assert im.mode == "I;16", im.mode
+    data = save(im, "TIFF")
+    v = grey16.astype(np.int64) >> 8  # libtiff's RGBA interface keeps the high byte
+    add_image("tiff", "tiff_gray16.tif", data, np.repeat(v[..., None], 3, -1), tolerance=0, bitDepth=16)
+
+    # CMYK: libtiff's conversion truncates, (255-k)*(255-c)/255, where Pillow rounds: within 1.
+    cmyk = rng.integers(0, 256, size=(H, W, 4)).astype(np.uint8)
+    data = save(Image.fromarray(cmyk, "CMYK"), "TIFF", compression="tiff_lzw")
+    add_image("tiff", "tiff_cmyk_lzw.tif", data, decode_pillow(data), tolerance=1)
+
+    rgba = rng.integers(0, 256, size=(H, W, 4)).astype(np.uint8)
+    rgba[0, 0, 3], rgba[0, 1, 3], rgba[0, 2, 3] = 0, 255, 128
+    data = save(Image.fromarray(rgba, "RGBA"), "TIFF", compression="tiff_adobe_deflate")
+    # libtiff premultiplies with (c * a + 127) / 255 before the composite: within 1 of Pillow.
+    add_image("tiff", "tiff_rgba_deflate.tif", data, decode_pillow(data), tolerance=1)
+
+    smooth = smooth_rgb(24, 32, rng)
+    data = save(Image.fromarray(smooth), "TIFF", compression="jpeg", quality=90)
+    add_image("tiff", "tiff_jpeg_ycbcr.tif", data, decode_pillow(data), tolerance=2)
+
+    # Multi-page: the first page is decoded.
+    pages = [Image.fromarray(rgb), Image.fromarray(255 - rgb), Image.fromarray(grey, "L")]
+    data = save(pages[0], "TIFF", save_all=True, append_images=pages[1:], compression="tiff_lzw")
+    assert getattr(Image.open(io.BytesIO(data)), "n_frames", 1) == 3
+    add_image("tiff", "tiff_multipage.tif", data, rgb, lossless=True, pages=3)
+
+    # Tiles (16 x 16, a 40 x 37 image so edge tiles are partial), contiguous and separate planes.
+    tiled_src = rng.integers(0, 256, size=(37, 40, 3)).astype(np.uint8)
+    plain = save(Image.fromarray(tiled_src), "TIFF")
+    for name, args in (("tiff_tiled_lzw.tif", ["-t", "-w", "16", "-l", "16", "-c", "lzw"]),
+                       ("tiff_tiled_planar_deflate.tif", ["-t", "-w", "16", "-l", "16", "-p", "separate", "-c", "zip"]),
+                       ("tiff_strips_rows3.tif", ["-r", "3", "-c", "lzw"])):
+        data = tiffcp(plain, *args)
+        if data is not None:
+            assert np.array_equal(decode_pillow(data), tiled_src), name
+            add_image("tiff", name, data, tiled_src, lossless=True)
+
+    # Orientation tag 274, every value: expected = Pillow's exif_transpose.
+    src = Image.fromarray(ORIENTATION_COLOURS)
+    for value in range(1, 9):
+        data = save(src, "TIFF", tiffinfo={274: value})
+        assert Image.open(io.BytesIO(data)).getexif().get(0x0112) == value
+        add_image("tiff", f"tiff_orientation{value}.tif", data, decode_pillow(data), lossless=True,
+                  orientation=value, sourceColours=ORIENTATION_COLOURS.reshape(-1).tolist())
+
+
+# ---------------------------------------------------------------- HEIC
+def make_heics(rng):
+    try:
+        import pillow_heif
+    except ImportError:
+        print("warning: no pillow-heif (pip install pillow-heif), skipping the HEIC files", file=sys.stderr)
+        return None
+    pillow_heif.register_heif_opener()
+    smooth = smooth_rgb(24, 32, rng)
+    data = save(Image.fromarray(smooth), "HEIF", quality=90)
+    add_image("heif", "heic_rgb.heic", data, decode_pillow(data), tolerance=2)
+
+    alpha = np.tile(np.linspace(0, 255, 32).astype(np.uint8), (24, 1))
+    data = save(Image.fromarray(np.dstack([smooth, alpha]), "RGBA"), "HEIF", quality=90)
+    assert Image.open(io.BytesIO(data)).mode == "RGBA"
+    add_image("heif", "heic_alpha.heic", data, decode_pillow(data), tolerance=2)
+
+    # Stored 48 x 32 in four flat quadrants, rotated by the container (irot) to 32 x 48.
+    quadrants = np.repeat(np.repeat(ORIENTATION_COLOURS[:, :2], 16, 0), 24, 1)
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    data = save(Image.fromarray(quadrants), "HEIF", quality=95, exif=exif.tobytes())
+    assert b"irot" in data
+    expected = decode_pillow(data)
+    assert expected.shape == (48, 32, 3), expected.shape
+    add_image("heif", "heic_irot.heic", data, expected, tolerance=2, orientation=6)
+    return data
+
+
+def patch_tiff_size(data, width, height):
+    """Rewrites ImageWidth/ImageLength (LONG or SHORT) in the first IFD of a little-endian TIFF."""
+    data = bytearray(data)
+    assert data[:4] == b"II*\x00"
+    ifd = struct.unpack("<I", data[4:8])[0]
+    count = struct.unpack("<H", data[ifd:ifd + 2])[0]
+    for i in range(count):
+        e = ifd + 2 + 12 * i
+        tag, typ = struct.unpack("<HH", data[e:e + 4])
+        if tag in (256, 257):
+            value = width if tag == 256 else height
+            data[e + 2:e + 4] = struct.pack("<H", 4)
+            data[e + 4:e + 12] = struct.pack("<II", 1, value)
+    return bytes(data)
+
+
 # ---------------------------------------------------------------- error fixtures
 def patch_png_ihdr(data, width, height):
     ihdr = bytearray(data[8:8 + 25])
@@ -388,7 +649,7 @@ def patch_jpeg_sof(data, width=None, height=None, precision=None):
     raise ValueError("no SOF")
 
 
-def make_errors():
+def make_errors(heic):
     tiny_png = encode_png(np.zeros((2, 2, 3), np.int64), 2, 8)
     tiny_jpeg = save_jpeg(Image.new("RGB", (16, 16), (10, 200, 30)), quality=90)
     errors = {
@@ -401,6 +662,45 @@ def make_errors():
         "jpeg_12bit.jpg": patch_jpeg_sof(tiny_jpeg, precision=12),
         "not_an_image.txt": b"<html><body>not a picture</body></html>\n",
     }
+    tiny_webp = save(Image.fromarray(np.zeros((8, 8, 3), np.uint8)), "WEBP", lossless=True)
+    lossy_webp = save(Image.fromarray(smooth_rgb(16, 16, np.random.default_rng(3))), "WEBP", quality=80)
+    tiny_tiff = save(Image.fromarray(np.zeros((8, 8, 3), np.uint8)), "TIFF", compression="tiff_lzw")
+    # VP8L header: signature 0x2F, then 14-bit width - 1 and height - 1.
+    bomb_webp = bytearray(tiny_webp)
+    bits = (16383 - 1) | ((16383 - 1) << 14) | (int.from_bytes(bomb_webp[21:25], "little") & ~((1 << 28) - 1))
+    bomb_webp[21:25] = bits.to_bytes(4, "little")
+    # libwebp cannot tell damaged lossy data from a picture (no checksums), but it does check sizes:
+    # the first partition is declared larger than the file (frame tag bits 5..23, RFC 6386 9.1).
+    overflow = bytearray(lossy_webp)
+    assert overflow[12:16] == b"VP8 "
+    tag = int.from_bytes(overflow[20:23], "little")
+    overflow[20:23] = ((tag & 0x1F) | (0x7FFFF << 5)).to_bytes(3, "little")
+    # A lossless bitstream's Huffman codes are checked: damage in the entropy-coded data is caught.
+    damaged = bytearray(save(Image.fromarray(np.random.default_rng(5).integers(0, 256, (16, 16, 3)).astype(np.uint8)),
+                             "WEBP", lossless=True))
+    for i in range(30, len(damaged), 3):
+        damaged[i] ^= 0xA5
+    for name, data in (("overflow", overflow), ("damaged", damaged)):
+        try:
+            Image.open(io.BytesIO(bytes(data))).load()
+            raise AssertionError(f"Pillow decodes the {name} WebP")
+        except (OSError, SyntaxError, ValueError):
+            pass
+    webp_tiff_errors = {
+        "webp_truncated.webp": lossy_webp[: len(lossy_webp) // 2],
+        "webp_partition_overflow.webp": bytes(overflow),
+        "webp_lossless_damaged.webp": bytes(damaged),
+        "webp_bomb_16383x16383.webp": bytes(bomb_webp),
+        "tiff_truncated.tif": tiny_tiff[:-40],
+        "tiff_bad_ifd_offset.tif": tiny_tiff[:4] + struct.pack("<I", 0x7FFFFFF0) + tiny_tiff[8:],
+        "tiff_bomb_100000x100000.tif": patch_tiff_size(tiny_tiff, 100000, 100000),
+        "tiff_zero_width.tif": patch_tiff_size(tiny_tiff, 0, 8),
+    }
+    if heic is not None:
+        webp_tiff_errors["heic_truncated.heic"] = heic[: len(heic) // 2]
+    for name, data in webp_tiff_errors.items():
+        seed(name, data)
+    errors.update(webp_tiff_errors)
     for name, data in errors.items():
         write(name, data)
     manifest["errors"] = sorted(errors)
@@ -452,7 +752,10 @@ def main():
     os.makedirs(OUT)
     rng = make_pngs()
     make_jpegs(rng)
-    make_errors()
+    make_webps(rng)
+    make_tiffs(rng)
+    heic = make_heics(rng)
+    make_errors(heic)
     make_resize_cases(np.random.default_rng(7))
     with open(os.path.join(OUT, "fixtures.json"), "w") as f:
         json.dump(manifest, f, indent=1, sort_keys=True)

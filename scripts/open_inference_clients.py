@@ -137,7 +137,7 @@ class TritonClient(unittest.TestCase):
         image.set_data_from_numpy(np.array([b"<html>"], dtype=np.object_))
         with self.assertRaises(triton.InferenceServerException) as raised:
             self.client.infer("imagenet", [image])
-        self.assertEqual(raised.exception.message(), "image[0]: not a JPEG or PNG (starts with 3C 68 74 6D)")
+        self.assertEqual(raised.exception.message(), "image[0]: not a JPEG, PNG, WebP, TIFF or HEIF image (starts with 3C 68 74 6D)")
         self.assertEqual(raised.exception.status(), "422")
         with self.assertRaises(triton.InferenceServerException) as raised:
             self.client.get_model_metadata("nope")

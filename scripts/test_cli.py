@@ -111,14 +111,14 @@ class CommandLine(unittest.TestCase):
         for name, target in [("linked", self.work / "real"), ("broken.jpg", self.work / "gone.jpg"), ("loop", linkdir)]:
             if not (linkdir / name).is_symlink():
                 (linkdir / name).symlink_to(target)
-        (linkdir / "phone.webp").write_bytes(b"RIFF\0\0\0\0WEBP")
+        (linkdir / "photo.avif").write_bytes(b"\0\0\0\x18ftypavif")
         result = self.headtune("classify", "--imagenet", "--format", "jsonl", str(linkdir))
         self.assertEqual(result.returncode, 0, result.stderr)
         records = [json.loads(line) for line in result.stdout.splitlines()]
         self.assertEqual([r["path"] for r in records], [f"{linkdir}/linked/{Path(SAMPLES[0]).name}"])
         self.assertIn("skipped 3 file(s)", result.stderr)
         self.assertIn(f"a broken symbolic link ({linkdir}/broken.jpg)", result.stderr)
-        self.assertIn(f"in an image format headtune does not decode (convert to JPEG or PNG) ({linkdir}/phone.webp)", result.stderr)
+        self.assertIn(f"in an image format headtune does not decode (convert to JPEG or PNG) ({linkdir}/photo.avif)", result.stderr)
         self.assertIn("a symbolic link back into a folder being walked", result.stderr)
 
     # Arguments and messages

@@ -32,6 +32,18 @@ typedef union {
     max_align_t align;
 } hc_block_header;
 
+void hc_rgba_row_on_white(const uint8_t *in, uint8_t *out, size_t width) {
+    // Writing 3 bytes per 4 read, front to back, never overtakes the input: in == out is allowed.
+    for (size_t x = 0; x < width; x++, in += 4, out += 3) {
+        int a = in[3];
+        int white = (255 - a) * 255;
+        uint8_t r = in[0], g = in[1], b = in[2];
+        out[0] = (uint8_t)hc_div255(a * r + white);
+        out[1] = (uint8_t)hc_div255(a * g + white);
+        out[2] = (uint8_t)hc_div255(a * b + white);
+    }
+}
+
 void *hc_counted_malloc(hc_image *out, size_t size) {
     if (size > SIZE_MAX - sizeof(hc_block_header)) return NULL;
     hc_block_header *block = malloc(sizeof(hc_block_header) + size);

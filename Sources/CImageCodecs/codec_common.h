@@ -39,6 +39,10 @@ static inline int hc_div255(int t) {
 /// a * b / 255 rounded to nearest for a, b in 0...255 (Pillow's MULDIV255).
 static inline int hc_muldiv255(int a, int b) { return hc_div255(a * b); }
 
+/// Alpha-composites an RGBA row onto white: (a*c + (255-a)*255) / 255, rounded like Pillow's
+/// paste(mask=alpha) onto a white RGB image. `out` may be `in` (compaction in place).
+void hc_rgba_row_on_white(const uint8_t *in, uint8_t *out, size_t width);
+
 /// malloc/free that count into out->held_bytes and out->peak_bytes (a size header precedes the
 /// block). Used for the decoders' working buffers and, through libpng's user-memory hooks, for
 /// libpng's own allocations.

@@ -41,16 +41,6 @@ static uint32_t hc_be32(const uint8_t *p) {
     return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | (uint32_t)p[3];
 }
 
-/// Alpha-composites an RGBA row onto white: (a*c + (255-a)*255) / 255, rounded like Pillow's
-/// paste(mask=alpha) onto a white RGB image.
-static void hc_rgba_row_on_white(const uint8_t *in, uint8_t *out, size_t width) {
-    for (size_t x = 0; x < width; x++, in += 4, out += 3) {
-        int a = in[3];
-        int white = (255 - a) * 255;
-        for (int c = 0; c < 3; c++) out[c] = (uint8_t)hc_div255(a * in[c] + white);
-    }
-}
-
 void hc_decode_png(const void *bytes, size_t size, hc_decode_options options, hc_image *out) {
     hc_image_reset(out);
     const uint8_t *data = (const uint8_t *)bytes;

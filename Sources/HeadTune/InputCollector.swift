@@ -2,9 +2,10 @@ import Foundation
 
 /// Expands command-line inputs into image paths, in a deterministic order.
 public enum InputCollector {
-    public static let imageExtensions: Set<String> = ["jpg", "jpeg", "jpe", "jfif", "png"]
+    /// What the decoder reads (JPEG, PNG, WebP, TIFF, HEIC; it recognises the format by its bytes, not by this).
+    public static let imageExtensions: Set<String> = ["jpg", "jpeg", "jpe", "jfif", "png", "webp", "tif", "tiff", "heic", "heif"]
     /// Image formats cameras and phones write that the decoder does not read: reported, not silently dropped.
-    public static let unsupportedImageExtensions: Set<String> = ["webp", "tif", "tiff", "heic", "heif", "avif", "gif", "bmp", "jxl"]
+    public static let unsupportedImageExtensions: Set<String> = ["avif", "gif", "bmp", "jxl"]
 
     /// Why a file met in a walked directory is not an input.
     public enum SkipReason: String, Sendable, CaseIterable {

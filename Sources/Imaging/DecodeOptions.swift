@@ -8,20 +8,25 @@ public struct DecodeOptions: Sendable, Equatable {
     /// 1/4, 1/2, 1/1) that keeps both output sides >= this. Then, JPEG and PNG alike, rows are
     /// box-reduced as they are decoded by the largest integer factor that keeps both sides >= 2x
     /// this (Pillow's `reducing_gap = 2`), so a large image is never held at full size; the exact
-    /// resampler does the rest. Images whose shorter side (after DCT scaling) is below 4x this are
+    /// resampler does the rest. WebP is decoded by libwebp's scaler straight to that reduced size;
+    /// HEIF is decoded at full size by libheif (bounded by `maxWorkingBytes`), then reduced. Images whose shorter side (after DCT scaling) is below 4x this are
     /// not reduced. nil or 0 decodes at full size.
     public var minimumSide: Int? = nil
     /// false: never box-reduce, whatever the size (JPEG DCT scaling still follows `minimumSide`);
     /// the decode then holds the whole image. For comparisons, not for untrusted input.
     public var boxReduction = true
-    /// Rotate/flip according to the EXIF orientation tag (JPEG APP1 Exif, PNG eXIf).
+    /// Rotate/flip according to the EXIF orientation tag (JPEG APP1 Exif, PNG eXIf, WebP EXIF chunk)
+    /// or TIFF's own Orientation tag (274). HEIF's rotation and mirroring boxes are always applied.
     public var applyExifOrientation = true
     /// Refuse files larger than this many bytes before reading them into memory.
     public var maxFileBytes: Int = DecodeOptions.defaultMaxFileBytes
-    /// The most libjpeg may allocate for its own buffers. A baseline JPEG needs a few rows; a
-    /// progressive one keeps every DCT coefficient until the last scan (2 bytes per sample, about
-    /// 3 bytes per pixel at 4:2:0), so this bounds progressive files to roughly a third of it in
-    /// pixels. Past it the decode fails with `.outOfMemory` before allocating.
+    /// The most the library may allocate for its own buffers, checked from the header. A baseline
+    /// JPEG needs a few rows; a progressive one keeps every DCT coefficient until the last scan (2
+    /// bytes per sample, about 3 bytes per pixel at 4:2:0), so this bounds progressive files to
+    /// roughly a third of it in pixels. A lossless WebP keeps its ARGB pixels (4 bytes each); a TIFF
+    /// needs one strip or row of tiles decoded plus its RGBA band (a page written as one strip: about
+    /// 7 bytes per pixel); HEIF its full-size planes and RGB (about 6 bytes per pixel). Past it the
+    /// decode fails with `.outOfMemory` before allocating.
     public var maxWorkingBytes: Int = DecodeOptions.defaultMaxWorkingBytes
 
     /// 100 megapixels: larger than any camera photo in common use, small enough that the RGB

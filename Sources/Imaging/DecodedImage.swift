@@ -6,15 +6,18 @@ public struct DecodedImage: Sendable, Equatable {
     /// Size declared in the file header, before DCT scaling and orientation.
     public let sourceWidth: Int
     public let sourceHeight: Int
-    /// The JPEG was decoded at 1/scaleDenominator of its size (1, 2, 4 or 8; always 1 for PNG).
+    /// The library decoded at 1/scaleDenominator of the size: JPEG DCT scaling (1, 2, 4 or 8), WebP
+    /// libwebp's scaler (any integer, to ceil(side / scaleDenominator)); always 1 for PNG, TIFF, HEIF.
     public let scaleDenominator: Int
     /// The decoded rows were box-reduced by this integer factor (after DCT scaling; 1 = not
     /// reduced): see `DecodeOptions.minimumSide`.
     public let reductionFactor: Int
-    /// Peak bytes the decode held at once: its own buffers and, for PNG, every libpng allocation.
-    /// libjpeg's internals are not counted (they are bounded by `DecodeOptions.maxWorkingBytes`).
+    /// Peak bytes the decode held at once: its own buffers and, for PNG, every libpng allocation
+    /// (HEIF: libheif's at their estimate). libjpeg's, libwebp's and libtiff's internals are not
+    /// counted (they are bounded by `DecodeOptions.maxWorkingBytes`).
     public let peakDecodeBytes: Int
-    /// EXIF orientation tag found in the file (1...8; 1 when absent or invalid).
+    /// EXIF orientation tag found in the file, or TIFF's Orientation tag (1...8; 1 when absent or
+    /// invalid, and for HEIF, whose rotation libheif applies itself).
     public let orientation: Int
     /// Whether `image` was rotated/flipped according to `orientation`.
     public let orientationApplied: Bool

@@ -8,13 +8,16 @@ import Musl
 import Darwin
 #endif
 
-/// JPEG (libjpeg-turbo) and PNG (libpng) decoding to 8-bit RGB. The format is recognised by its
-/// magic bytes, never by the file extension.
+/// JPEG (libjpeg-turbo), PNG (libpng), WebP (libwebp), TIFF (libtiff) and HEIF/HEIC (libheif) decoding
+/// to 8-bit RGB. The format is recognised by its magic bytes, never by the file extension.
 ///
 /// Conversions: greyscale is replicated to RGB; CMYK/YCCK JPEGs are read as Adobe-inverted CMYK
 /// and converted like Pillow's `convert('RGB')`; 16-bit PNG samples are scaled to 8 bits with
-/// rounding, `(v * 255 + 32895) >> 16`; alpha (RGBA, grey+alpha, tRNS) is composited on white,
-/// `(a * c + (255 - a) * 255) / 255` rounded. Truncated data is an error, never grey padding.
+/// rounding, `(v * 255 + 32895) >> 16`; alpha (RGBA, grey+alpha, tRNS, WebP and TIFF alpha) is
+/// composited on white, `(a * c + (255 - a) * 255) / 255` rounded. TIFF goes through libtiff's RGBA
+/// conversion (palette, grey of any depth, 16-bit, CMYK, YCbCr), first page only. WebP animations
+/// give their first frame. HEIF gives its primary image with the container's rotation, mirroring and
+/// crop applied by libheif (HEIF does not use EXIF orientation). Truncated data is an error, never grey padding.
 public enum ImageDecoder {
     /// Decodes the file at `path` to RGB.
     public static func decode(fileAt path: String, options: DecodeOptions = .init()) throws(ImagingError) -> RGBImage {
@@ -66,7 +69,7 @@ public enum ImageDecoder {
         if bytes.count > options.maxFileBytes {
             throw .fileTooLarge(path: name, bytes: bytes.count, limit: options.maxFileBytes)
         }
-        guard let format = detectFormat(bytes) else {
+        guard let format = ImageFormat.detect(bytes) else {
             throw .unsupportedFormat(path: name, leadingBytes: Array(bytes.prefix(4)))
         }
         var cOptions = hc_decode_options()
@@ -79,17 +82,13 @@ public enum ImageDecoder {
         switch format {
         case .jpeg: hc_decode_jpeg(bytes.baseAddress, bytes.count, cOptions, &result)
         case .png: hc_decode_png(bytes.baseAddress, bytes.count, cOptions, &result)
+        case .webp: hc_decode_webp(bytes.baseAddress, bytes.count, cOptions, &result)
+        case .tiff: hc_decode_tiff(bytes.baseAddress, bytes.count, cOptions, &result)
+        case .heif: hc_decode_heif(bytes.baseAddress, bytes.count, cOptions, &result)
         }
         if probeOnly && result.status == HC_OK { return format }
         try check(result, format: format, name: name, options: options)
         return format
-    }
-
-    /// Recognises JPEG (FF D8 FF) and PNG (the 8-byte signature).
-    static func detectFormat(_ bytes: UnsafeRawBufferPointer) -> ImageFormat? {
-        if bytes.starts(with: [0xFF, 0xD8, 0xFF]) { return .jpeg }
-        if bytes.starts(with: [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A]) { return .png }
-        return nil
     }
 
     private static func check(_ result: hc_image, format: ImageFormat, name: String,
@@ -126,7 +125,10 @@ public enum ImageDecoder {
     private static func finish(_ result: hc_image, format: ImageFormat, options: DecodeOptions) -> DecodedImage {
         let width = Int(result.width), height = Int(result.height)
         var orientation = ExifOrientation.identity
-        if let exif = result.exif, result.exif_size > 0 {
+        if result.orientation != 0 {
+            // The container's own tag (TIFF 274), which EXIF copies.
+            orientation = ExifOrientation(rawValue: Int(result.orientation)) ?? .identity
+        } else if let exif = result.exif, result.exif_size > 0 {
             orientation = ExifOrientation.parse(tiff: UnsafeRawBufferPointer(start: exif, count: result.exif_size)) ?? .identity
         }
         let transform = options.applyExifOrientation ? orientation : .identity

@@ -13,9 +13,9 @@ public enum ImagingError: Error, LocalizedError, Equatable, Sendable {
     case emptyFile(path: String)
     /// The file is bigger than `DecodeOptions.maxFileBytes`.
     case fileTooLarge(path: String, bytes: Int, limit: Int)
-    /// Neither JPEG nor PNG magic bytes; `leadingBytes` are the first (up to 4) bytes.
+    /// No JPEG, PNG, WebP, TIFF or HEIF magic bytes; `leadingBytes` are the first (up to 4) bytes.
     case unsupportedFormat(path: String, leadingBytes: [UInt8])
-    /// Truncated or malformed data; `reason` is libjpeg's or libpng's message.
+    /// Truncated or malformed data; `reason` is the library's message.
     case corrupt(path: String, format: ImageFormat, reason: String)
     /// A well-formed file of a variant we do not decode (e.g. a 12-bit JPEG).
     case unsupportedImage(path: String, format: ImageFormat, reason: String)
@@ -51,7 +51,7 @@ public enum ImagingError: Error, LocalizedError, Equatable, Sendable {
                 return digits.count == 1 ? "0" + digits : digits
             }.joined(separator: " ")
             let hint = Self.knownFormat(leading).map { ", looks like \($0)" } ?? ""
-            return "\(path): not a JPEG or PNG (starts with \(hex)\(hint))"
+            return "\(path): not a \(ImageFormat.decodedList) image (starts with \(hex)\(hint))"
         case .corrupt(let path, let format, let reason):
             return "\(path): truncated or corrupt \(format.rawValue) (\(reason))"
         case .unsupportedImage(let path, let format, let reason):
@@ -68,13 +68,13 @@ public enum ImagingError: Error, LocalizedError, Equatable, Sendable {
         }
     }
 
-    /// Names a few formats people commonly mistake for JPEG/PNG, to make the message actionable.
+    /// Names a few formats people commonly mistake for the decoded ones, to make the message actionable.
     private static func knownFormat(_ bytes: [UInt8]) -> String? {
         if bytes.starts(with: [0x47, 0x49, 0x46, 0x38]) { return "GIF" }
-        if bytes.starts(with: [0x52, 0x49, 0x46, 0x46]) { return "RIFF (WebP?)" }
+        if bytes.starts(with: [0x52, 0x49, 0x46, 0x46]) { return "RIFF (a WebP truncated in its header, or AVI/WAV)" }
         if bytes.starts(with: [0x42, 0x4D]) { return "BMP" }
-        if bytes.starts(with: [0x49, 0x49, 0x2A, 0x00]) || bytes.starts(with: [0x4D, 0x4D, 0x00, 0x2A]) {
-            return "TIFF"
+        if bytes.starts(with: [0x49, 0x49, 0x2B, 0x00]) || bytes.starts(with: [0x4D, 0x4D, 0x00, 0x2B]) {
+            return "BigTIFF, which is not read"
         }
         if bytes.starts(with: [0x25, 0x50, 0x44, 0x46]) { return "PDF" }
         return nil

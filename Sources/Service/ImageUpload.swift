@@ -25,7 +25,7 @@ public struct RequestLimits: Sendable, Equatable {
 }
 
 /// The media types an image route accepts.
-let imageMediaTypes = ["image/jpeg", "image/png", "multipart/form-data"]
+let imageMediaTypes = ["image/jpeg", "image/png", "image/webp", "image/tiff", "image/heic", "image/heif", "multipart/form-data"]
 
 /// The whole body, or 413 past the limit (checked against Content-Length first, then while reading).
 func collectBody(_ request: Request, limit: Int) async throws -> ByteBuffer {
@@ -39,14 +39,14 @@ func collectBody(_ request: Request, limit: Int) async throws -> ByteBuffer {
     }
 }
 
-/// The images of a request: the raw body for `image/jpeg` and `image/png` (named by `?name=`, default
+/// The images of a request: the raw body for `image/jpeg`, `image/png`, `image/webp`, `image/tiff`, `image/heic` and `image/heif` (named by `?name=`, default
 /// `image`), or every file part of `multipart/form-data` (named by its filename, else its field name).
 /// Non-file multipart fields are returned in `fields` (e.g. `labels` for zero-shot).
 func readImages(_ request: Request, limits: RequestLimits) async throws -> (images: [UploadedImage], fields: [String: [String]]) {
     let contentType = request.headers[.contentType]
     let media = MediaTypeHeader(contentType)
     switch media?.type {
-    case "image/jpeg", "image/png":
+    case "image/jpeg", "image/png", "image/webp", "image/tiff", "image/heic", "image/heif":
         let body = try await collectBody(request, limit: limits.maxBodyBytes)
         let name = request.uri.queryParameters.get("name") ?? "image"
         return ([UploadedImage(name: name, bytes: Array(buffer: body))], [:])

@@ -62,19 +62,24 @@ import Training
         try fileManager.createSymbolicLink(atPath: linkdir + "/linked", withDestinationPath: root + "/b")
         try fileManager.createSymbolicLink(atPath: linkdir + "/broken.jpg", withDestinationPath: root + "/gone.jpg")
         try fileManager.createSymbolicLink(atPath: linkdir + "/loop", withDestinationPath: linkdir)
-        _ = fileManager.createFile(atPath: linkdir + "/phone.HEIC", contents: Data([0]))
+        _ = fileManager.createFile(atPath: linkdir + "/photo.AVIF", contents: Data([0]))
+        _ = fileManager.createFile(atPath: linkdir + "/anim.gif", contents: Data([0]))
+        // Decoded formats are inputs whatever their bytes (the decoder reports what they are).
         _ = fileManager.createFile(atPath: linkdir + "/scan.tiff", contents: Data([0]))
+        _ = fileManager.createFile(atPath: linkdir + "/phone.webp", contents: Data([0]))
+        _ = fileManager.createFile(atPath: linkdir + "/phone.HEIC", contents: Data([0]))
 
         let collected = InputCollector.collectReporting([linkdir])
-        #expect(collected.paths == ["\(linkdir)/linked/c/y.png", "\(linkdir)/linked/z.JPG"])
+        #expect(collected.paths == ["\(linkdir)/linked/c/y.png", "\(linkdir)/linked/z.JPG", "\(linkdir)/phone.HEIC",
+                                   "\(linkdir)/phone.webp", "\(linkdir)/scan.tiff"])
         #expect(collected.skipped == [
+            .init(path: "\(linkdir)/anim.gif", reason: .unsupportedFormat),
             .init(path: "\(linkdir)/broken.jpg", reason: .brokenLink),
             .init(path: "\(linkdir)/loop/", reason: .linkLoop),
-            .init(path: "\(linkdir)/phone.HEIC", reason: .unsupportedFormat),
-            .init(path: "\(linkdir)/scan.tiff", reason: .unsupportedFormat),
+            .init(path: "\(linkdir)/photo.AVIF", reason: .unsupportedFormat),
         ])
         #expect(collected.skippedSummary(examples: 1) == "skipped 4 file(s): 2 in an image format headtune does not decode "
-            + "(convert to JPEG or PNG) (\(linkdir)/phone.HEIC, ...); 1 a broken symbolic link (\(linkdir)/broken.jpg); "
+            + "(convert to JPEG or PNG) (\(linkdir)/anim.gif, ...); 1 a broken symbolic link (\(linkdir)/broken.jpg); "
             + "1 a symbolic link back into a folder being walked (\(linkdir)/loop/)")
         #expect(InputCollector.collectReporting([root + "/b"]).skippedSummary() == nil)
     }

@@ -21,15 +21,15 @@ struct DecodeErrorTests {
         let path = TestFiles.fixture("not_an_image.txt")
         let error = thrownError { _ = try ImageDecoder.decode(fileAt: path) }
         #expect(error == .unsupportedFormat(path: path, leadingBytes: [0x3C, 0x68, 0x74, 0x6D]))
-        #expect(error?.errorDescription == "\(path): not a JPEG or PNG (starts with 3C 68 74 6D)")
+        #expect(error?.errorDescription == "\(path): not a JPEG, PNG, WebP, TIFF or HEIF image (starts with 3C 68 74 6D)")
         // Extension does not matter, content does: a PNG named .jpg still decodes.
         let renamed = try ImageDecoder.decode(bytes: TestFiles.bytes(TestFiles.fixture("png_rgb8.png")), name: "x.jpg")
         #expect(renamed.width == 13)
         // Fewer than 4 bytes, and a known foreign format.
         let short = thrownError { _ = try ImageDecoder.decode(bytes: [0x0A], name: "short") }
-        #expect(short?.errorDescription == "short: not a JPEG or PNG (starts with 0A)")
+        #expect(short?.errorDescription == "short: not a JPEG, PNG, WebP, TIFF or HEIF image (starts with 0A)")
         let gif = thrownError { _ = try ImageDecoder.decode(bytes: Array("GIF89a..".utf8), name: "g.jpg") }
-        #expect(gif?.errorDescription == "g.jpg: not a JPEG or PNG (starts with 47 49 46 38, looks like GIF)")
+        #expect(gif?.errorDescription == "g.jpg: not a JPEG, PNG, WebP, TIFF or HEIF image (starts with 47 49 46 38, looks like GIF)")
     }
 
     @Test("truncated JPEGs are errors, not grey padding",
@@ -213,5 +213,43 @@ struct DecoderRobustnessTests {
         }
         #expect(decoded + refused == 300)
         #expect(refused > 0, "no mutation of \(file) was detected")
+    }
+}
+
+/// Truncation anywhere in a WebP, TIFF or HEIC is an error naming the file, never a partial image.
+@Suite("Truncated WebP, TIFF and HEIC")
+struct TruncatedWebPAndTIFFTests {
+    @Test("every cut is refused", arguments: [
+        "webp_lossy.webp", "webp_lossless_alpha.webp", "webp_animated.webp", "tiff_rgb8_raw.tif", "tiff_rgb8_lzw.tif",
+        "tiff_tiled_lzw.tif", "tiff_strips_rows3.tif", "heic_rgb.heic", "heic_alpha.heic",
+    ])
+    func truncated(file: String) throws {
+        let bytes = try TestFiles.bytes(TestFiles.fixture(file))
+        for cut in [5, 13, 30, bytes.count / 3, bytes.count / 2, bytes.count - 9] {
+            let error = thrownError { _ = try ImageDecoder.decode(bytes: Array(bytes[..<cut]), name: "cut") }
+            #expect(error?.path == "cut", "\(file) cut at \(cut) of \(bytes.count)")
+        }
+    }
+
+    @Test("a multi-page TIFF cut in its later pages still gives its whole first page")
+    func multiPageCutAfterFirstPage() throws {
+        let bytes = try TestFiles.bytes(TestFiles.fixture("tiff_multipage.tif"))
+        let first = try ImageDecoder.decode(bytes: bytes, name: "whole")
+        #expect(first == (try FixtureManifest.shared.tiff.first { $0.file == "tiff_multipage.tif" }!.expected()))
+        let cut = try ImageDecoder.decode(bytes: Array(bytes[..<(bytes.count - 9)]), name: "cut")
+        #expect(cut == first)
+        // Cut inside the first page: refused.
+        #expect(thrownError { _ = try ImageDecoder.decode(bytes: Array(bytes[..<30]), name: "cut") }?.path == "cut")
+    }
+
+    @Test("the format comes from the bytes: a WebP named .png and a TIFF named .jpg decode")
+    func sniffedNotNamed() throws {
+        let webp = try ImageDecoder.decodeDetailed(bytes: TestFiles.bytes(TestFiles.fixture("webp_lossless.webp")), name: "x.png")
+        #expect(webp.format == .webp && webp.image.width == 13)
+        let tiff = try ImageDecoder.decodeDetailed(bytes: TestFiles.bytes(TestFiles.fixture("tiff_rgb8_lzw.tif")), name: "x.jpg")
+        #expect(tiff.format == .tiff && tiff.image.width == 13)
+        // A RIFF that is not WebP (a WAV file) is not taken for one.
+        let wav = thrownError { _ = try ImageDecoder.decode(bytes: Array("RIFF\u{24}\0\0\0WAVEfmt ".utf8), name: "a.wav") }
+        #expect(wav == .unsupportedFormat(path: "a.wav", leadingBytes: Array("RIFF".utf8)))
     }
 }

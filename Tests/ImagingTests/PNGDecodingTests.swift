@@ -55,14 +55,7 @@ struct PNGDecodingTests {
 
     @Test("PNG eXIf orientation is applied")
     func exifOrientation() throws {
-        let path = TestFiles.fixture("png_exif_orientation6.png")
-        let decoded = try ImageDecoder.decodeDetailed(fileAt: path)
-        #expect(decoded.orientation == 6 && decoded.orientationApplied)
-        #expect(decoded.image.width == 4 && decoded.image.height == 6)
-        let raw = try ImageDecoder.decodeDetailed(fileAt: path, options: DecodeOptions(applyExifOrientation: false))
-        #expect(raw.image.width == 6 && raw.image.height == 4 && !raw.orientationApplied)
-        // Rotating clockwise puts the stored top-left pixel at the top-right.
-        #expect(decoded.image.pixel(x: 3, y: 0) == raw.image.pixel(x: 0, y: 0))
+        try expectRotatedClockwise("png_exif_orientation6.png", storedWidth: 6, storedHeight: 4)
     }
 
     @Test("minimumSide reduces a PNG only when both sides stay >= 2 x minimumSide")

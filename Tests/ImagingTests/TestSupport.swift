@@ -65,6 +65,11 @@ struct FixtureManifest: Decodable {
         let scaleDenominator: Int?
         let inks: [[Int]]?
         let sourceColours: [Int]?
+        /// WebP/TIFF: the expectation is the written pixels (compared exactly).
+        let lossless: Bool?
+        let animated: Bool?
+        /// Decode with `DecodeOptions(minimumSide:)` to get the expected (scaled) pixels.
+        let minimumSide: Int?
         var testDescription: String { file }
 
         /// The expected decoded pixels (Pillow's, or computed by the generator).
@@ -102,6 +107,9 @@ struct FixtureManifest: Decodable {
 
     let png: [Image]
     let jpeg: [Image]
+    let webp: [Image]
+    let tiff: [Image]
+    let heif: [Image]
     let errors: [String]
     let resize: [ResizeCase]
 
@@ -168,6 +176,20 @@ enum NumpyFile {
         }
         return Array(shape: shape, values: Swift.Array(bytes[dataStart...]))
     }
+}
+
+/// Decodes a fixture stored `width` x `height` with orientation 6 (rotate clockwise), with and
+/// without applying it: the rotated image is `height` x `width` and has the stored top-left pixel
+/// at its top-right.
+func expectRotatedClockwise(_ file: String, storedWidth width: Int, storedHeight height: Int,
+                            sourceLocation: SourceLocation = #_sourceLocation) throws {
+    let path = TestFiles.fixture(file)
+    let decoded = try ImageDecoder.decodeDetailed(fileAt: path)
+    #expect(decoded.orientation == 6 && decoded.orientationApplied, sourceLocation: sourceLocation)
+    #expect(decoded.image.width == height && decoded.image.height == width, sourceLocation: sourceLocation)
+    let raw = try ImageDecoder.decodeDetailed(fileAt: path, options: DecodeOptions(applyExifOrientation: false))
+    #expect(raw.image.width == width && raw.image.height == height && !raw.orientationApplied, sourceLocation: sourceLocation)
+    #expect(decoded.image.pixel(x: height - 1, y: 0) == raw.image.pixel(x: 0, y: 0), sourceLocation: sourceLocation)
 }
 
 /// Per-value comparison of two equally sized images.

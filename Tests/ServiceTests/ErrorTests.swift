@@ -35,7 +35,7 @@ import TestSupport
                                                 body: ByteBuffer(string: "hello"))
             #expect(text.status == .unsupportedMediaType)
             #expect(text.errorCode == "unsupported_media_type")
-            #expect(text.errorMessage == "content type 'text/plain' is not supported; send image/jpeg, image/png, multipart/form-data")
+            #expect(text.errorMessage == "content type 'text/plain' is not supported; send image/jpeg, image/png, image/webp, image/tiff, image/heic, image/heif, multipart/form-data")
             let none = try await client.execute(uri: "/v1/classify", method: .post, body: ByteBuffer(bytes: png))
             #expect(none.status == .unsupportedMediaType)
 
@@ -44,7 +44,7 @@ import TestSupport
                                                 body: ByteBuffer(string: "<html>"))
             #expect(html.status == .unprocessableContent)
             #expect(html.errorCode == "undecodable_image")
-            #expect(html.errorMessage == "page.png: not a JPEG or PNG (starts with 3C 68 74 6D)")
+            #expect(html.errorMessage == "page.png: not a JPEG, PNG, WebP, TIFF or HEIF image (starts with 3C 68 74 6D)")
 
             // 422: truncated PNG
             let truncated = try await client.execute(uri: "/v1/classify", method: .post, headers: [.contentType: "image/png"],
@@ -60,7 +60,7 @@ import TestSupport
             #expect(partly.status == .ok)
             let records = try #require((try JSONSerialization.jsonObject(with: Data(buffer: partly.body)) as? [String: Any])?["results"] as? [[String: Any]])
             #expect(records.map { $0["path"] as? String } == ["notes.txt", "good.png"])
-            #expect(records[0]["error"] as? String == "notes.txt: not a JPEG or PNG (starts with 6A 75 73 74)")
+            #expect(records[0]["error"] as? String == "notes.txt: not a JPEG, PNG, WebP, TIFF or HEIF image (starts with 6A 75 73 74)")
             #expect(records[0]["predictions"] == nil)
             #expect((records[1]["predictions"] as? [[String: Any]])?.count == 5)
             #expect(records[1]["error"] == nil)

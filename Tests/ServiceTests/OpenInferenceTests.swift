@@ -228,7 +228,7 @@ import Testing
             try await expectError(unknownOutput, .badRequest, "model 'imagenet' has no output 'ood_score'; outputs: probabilities, features")
             // Bad image bytes: the decoder's message names the element.
             try await expectError(InferenceRequestBody(inputs: [.bytes("image", [jpeg, Array("<html>".utf8)], binary: true)]), .unprocessableContent,
-                                  "image[1]: not a JPEG or PNG (starts with 3C 68 74 6D)")
+                                  "image[1]: not a JPEG, PNG, WebP, TIFF or HEIF image (starts with 3C 68 74 6D)")
             try await expectError(InferenceRequestBody(inputs: [.json("image", "BYTES", shape: [1], #"["not base64!"]"#)]), .badRequest,
                                   "input 'image' element 0 is not a base64 string (in JSON, BYTES elements carry each encoded image as base64 text; or send them as binary data)")
             // Limits apply as on /v1.
