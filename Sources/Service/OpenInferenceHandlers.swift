@@ -37,7 +37,7 @@ struct InferenceModel {
         var shape: [Int]
     }
 
-    /// BYTES: one encoded JPEG or PNG per batch element, decoded and preprocessed by the server.
+    /// BYTES: one encoded image (JPEG, PNG, WebP, TIFF or HEIF) per batch element, decoded and preprocessed by the server.
     static let imageInput = "image"
     /// FP32 [N, 3, size, size]: the network input already preprocessed (the plain view, normalized).
     static let pixelsInput = "pixels"
@@ -112,7 +112,7 @@ struct OpenInferenceHandlers: Sendable {
                                                           headerLength: request.headers[InferenceTensors.headerLengthField])
         let requested = try requestedOutputs(document, model: model)
         guard document.inputs.count == 1, let input = document.inputs.first else {
-            throw ServiceError.badRequest("send one input: '\(InferenceModel.imageInput)' (BYTES, encoded JPEG or PNG images) or "
+            throw ServiceError.badRequest("send one input: '\(InferenceModel.imageInput)' (BYTES, encoded JPEG, PNG, WebP, TIFF or HEIF images) or "
                                           + "'\(InferenceModel.pixelsInput)' (FP32 [N, 3, H, W], preprocessed); got \(document.inputs.count)")
         }
         let head = model.head, encoder = models.encoder(for: model.head)

@@ -222,7 +222,7 @@ import Testing
             try await expectError(InferenceRequestBody(inputs: [.bytes("photo", [jpeg], binary: true)]), .badRequest,
                                   "model 'imagenet' has no input 'photo'; inputs: image, pixels")
             try await expectError(InferenceRequestBody(inputs: [.bytes("image", [jpeg], binary: true), .bytes("image", [jpeg], binary: true)]),
-                                  .badRequest, "send one input: 'image' (BYTES, encoded JPEG or PNG images) or 'pixels' (FP32 [N, 3, H, W], preprocessed); got 2")
+                                  .badRequest, "send one input: 'image' (BYTES, encoded JPEG, PNG, WebP, TIFF or HEIF images) or 'pixels' (FP32 [N, 3, H, W], preprocessed); got 2")
             var unknownOutput = InferenceRequestBody(inputs: [.bytes("image", [jpeg], binary: true)])
             unknownOutput.outputs = [#"{"name": "ood_score"}"#]
             try await expectError(unknownOutput, .badRequest, "model 'imagenet' has no output 'ood_score'; outputs: probabilities, features")
