@@ -54,7 +54,7 @@ public struct ResumeLog {
         }
     }
 
-    private mutating func keepJSONLines(_ data: Data) -> Data {
+    mutating func keepJSONLines(_ data: Data) -> Data {
         var kept = Data()
         var start = data.startIndex
         while let newline = data[start...].firstIndex(of: UInt8(ascii: "\n")) {
@@ -75,7 +75,7 @@ public struct ResumeLog {
 
     /// RFC 4180 rows (quoted fields may hold commas, quotes and newlines); a record is its rows of
     /// one path, finished when none of them carries an error.
-    private mutating func keepCSVRows(_ data: Data, source: String) throws -> Data {
+    mutating func keepCSVRows(_ data: Data, source: String) throws -> Data {
         var kept = Data()
         var rows: [(fields: [String], text: Data)] = []
         var fields: [String] = [], field = [UInt8](), quoted = false, rowStart = data.startIndex

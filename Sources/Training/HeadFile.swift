@@ -231,6 +231,11 @@ public struct HeadFile: Sendable {
         do { file = try SafeTensors(contentsOf: URL(fileURLWithPath: path)) } catch {
             throw TrainingError.invalidHeadFile(path: path, reason: (error as? LocalizedError)?.errorDescription ?? "\(error)")
         }
+        return try read(file, path: path)
+    }
+
+    /// Reads and checks a head file already opened as safetensors (from disk or from memory).
+    public static func read(_ file: SafeTensors, path: String) throws -> HeadFile {
         guard let json = file.metadata[metadataKey] else {
             throw TrainingError.invalidHeadFile(path: path, reason: "a safetensors file without headtune metadata (not written by `headtune train`)")
         }
