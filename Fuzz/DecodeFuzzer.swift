@@ -1,6 +1,9 @@
 // libFuzzer entry point for the decode path: bytes -> ImageDecoder (libjpeg-turbo / libpng through
-// the CImageCodecs shim) -> Preprocessor -> the normalized network tensor. Compiled together with
-// Sources/Imaging as one module by scripts/build-fuzzer (`make fuzz`), with -sanitize=fuzzer,address.
+// the CImageCodecs shim) -> Preprocessor -> the normalized network tensor. Built by scripts/build-fuzzer
+// (`make fuzz`) with Sources/Imaging, with -sanitize=fuzzer,address.
+
+import Foundation
+@testable import Imaging
 
 /// One of the decode modes the CLI uses (DCT-scaled and box-reduced for the centre crop, for resize,
 /// full size for letterbox), chosen by the input's length so each input is decoded once (three
