@@ -25,7 +25,8 @@ public func headtuneFuzzCSVManifest(_ data: UnsafePointer<UInt8>, _ size: Int) -
     require(manifest.entries.count + manifest.ignored.count == rows.count - 1, "\(rows.count - 1) rows gave \(manifest.entries.count) entries "
             + "and \(manifest.ignored.count) ignored files")
     for entry in manifest.entries {
-        require(!entry.label.isEmpty && (entry.path.hasPrefix("fuzz/") || entry.path.hasPrefix("/")), "entry \(entry)")
+        require(!entry.label.isEmpty && (entry.path.utf8.starts(with: "fuzz/".utf8) || entry.path.utf8.first == UInt8(ascii: "/")),
+                "entry \(entry)")
         require(["jpg", "jpeg", "png"].contains((entry.path as NSString).pathExtension.lowercased()), "not an image: \(entry.path)")
     }
     return 0

@@ -17,7 +17,7 @@ public func headtuneFuzzMultipart(_ data: UnsafePointer<UInt8>, _ size: Int) -> 
     }
     if !boundary.contains("\"") && !boundary.contains(";") {
         let quoted = MediaTypeHeader("multipart/form-data; boundary=\"\(boundary)\"")
-        require(quoted?.parameters["boundary"] == boundary.trimmingCharacters(in: .whitespaces),
+        require(quoted?.parameters["boundary"] == boundary,
                 "quoted boundary \(boundary.debugDescription) read as \(String(describing: quoted?.parameters["boundary"]))")
     }
     guard !boundary.isEmpty else { return 0 }  // readImages refuses an empty boundary before parsing

@@ -16,7 +16,7 @@ let fuzzTokenizer: WordPieceTokenizer = {
 }()
 
 /// `encode` is `[CLS]`, at most maxLength - 2 vocabulary ids, `[SEP]`, and its middle is a prefix
-/// of `tokenize`'s pieces; every piece is a vocabulary entry; a word never yields `[UNK]` with others.
+/// of `tokenize`'s pieces (all of them unless truncated); every piece is a vocabulary entry.
 @_cdecl("LLVMFuzzerTestOneInput")
 public func headtuneFuzzWordPiece(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     let text = String(decoding: UnsafeBufferPointer(start: data, count: size), as: UTF8.self)
@@ -30,9 +30,33 @@ public func headtuneFuzzWordPiece(_ data: UnsafePointer<UInt8>, _ size: Int) -> 
     require(Array(pieces.prefix(middle.count)) == middle && (middle.count == pieces.count || middle.count == tokenizer.maxLength - 2),
             "encode \(middle.prefix(8)) is not tokenize's prefix \(pieces.prefix(8))")
     require(pieces.allSatisfy { tokenizer.vocabulary[$0] != nil }, "a piece outside the vocabulary")
-    for word in tokenizer.preTokenize(tokenizer.normalize(text)) {
-        let wordIDs = tokenizer.wordPieces(word)
-        require(!wordIDs.isEmpty && (wordIDs.count == 1 || !wordIDs.contains(tokenizer.unknownID)), "word pieces \(wordIDs)")
+    // The greedy match starts at the vocabulary's longest entry; on short texts (cheap enough) the
+    // pieces must be those of the unbounded search from the word's end.
+    if size <= 256 {
+        for word in tokenizer.preTokenize(tokenizer.normalize(text)) where word.count <= tokenizer.configuration.maxCharactersPerWord {
+            let bounded = tokenizer.wordPieces(word)
+            let unbounded = unboundedWordPieces(word, tokenizer)
+            require(bounded == unbounded, "\(String(word).debugDescription): \(bounded) against \(unbounded) unbounded")
+        }
     }
     return 0
+}
+
+/// WordPiece as it was before the bound: every candidate from the word's end down.
+func unboundedWordPieces(_ word: String.UnicodeScalarView, _ tokenizer: WordPieceTokenizer) -> [Int32] {
+    let scalars = Array(word)
+    var pieces: [Int32] = [], start = 0
+    while start < scalars.count {
+        var end = scalars.count, match: Int32?
+        while end > start {
+            var candidate = start > 0 ? tokenizer.configuration.continuingPrefix : ""
+            candidate.unicodeScalars.append(contentsOf: scalars[start..<end])
+            if let id = tokenizer.vocabulary[candidate] { match = id; break }
+            end -= 1
+        }
+        guard let match else { return [tokenizer.unknownID] }
+        pieces.append(match)
+        start = end
+    }
+    return pieces
 }

@@ -117,7 +117,10 @@ public struct ResumeLog {
             while j < rows.count, rows[j].fields.first == rows[i].fields.first, rows[j].fields.count > 1,
                   rows[j].fields[1] == String(j - i + 1) { j += 1 }
             let record = rows[i..<j]
-            if record.allSatisfy({ $0.fields.count == columns && $0.fields[columns - 1].isEmpty && !$0.fields[1].isEmpty }) {
+            // Starting at rank 1: a lone rank-2 row (not something classify writes) would otherwise count as a
+            // record, and join the previous one of its path when an error record between them is dropped.
+            if record.allSatisfy({ $0.fields.count == columns && $0.fields[columns - 1].isEmpty && !$0.fields[1].isEmpty }),
+               rows[i].fields[1] == "1" {
                 finished[rows[i].fields[0], default: 0] += 1
                 records += 1
                 for row in record { kept.append(row.text) }
