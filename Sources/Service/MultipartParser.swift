@@ -1,7 +1,7 @@
 import Foundation
 
 // The byte-level request parsers of the image routes, apart from Hummingbird so that a fuzzer
-// (Fuzz/MultipartFuzzer.swift) reaches them without a server. Moved unchanged from ImageUpload.swift.
+// (Fuzz/MultipartFuzzer.swift) reaches them without a server. Moved from ImageUpload.swift (MediaTypeHeader now reads Unicode scalars).
 
 /// `type/subtype; key=value; ...` with the type lowercased and quoted values unquoted.
 struct MediaTypeHeader {
@@ -10,22 +10,24 @@ struct MediaTypeHeader {
 
     init?(_ header: String?) {
         guard let header else { return nil }
-        // Split at semicolons outside quoted strings (a boundary or filename may contain one).
-        var pieces: [String] = [""]
+        // Split at semicolons outside quoted strings (a boundary or filename may contain one). Unicode
+        // scalars, not Characters: a quote, "=" or ";" followed by a combining mark is one Character
+        // and was not seen (found by Fuzz/MultipartFuzzer.swift).
+        var pieces: [String.UnicodeScalarView] = [String.UnicodeScalarView()]
         var quoted = false
-        for character in header {
-            if character == "\"" { quoted.toggle() }
-            if character == ";" && !quoted { pieces.append("") } else { pieces[pieces.count - 1].append(character) }
+        for scalar in header.unicodeScalars {
+            if scalar == "\"" { quoted.toggle() }
+            if scalar == ";" && !quoted { pieces.append(String.UnicodeScalarView()) } else { pieces[pieces.count - 1].append(scalar) }
         }
-        pieces = pieces.map { $0.trimmingCharacters(in: .whitespaces) }
-        guard let first = pieces.first, !first.isEmpty else { return nil }
-        type = first.lowercased()
+        let trimmed = pieces.map { String($0).trimmingCharacters(in: .whitespaces).unicodeScalars }
+        guard let first = trimmed.first, !first.isEmpty else { return nil }
+        type = String(first).lowercased()
         parameters = [:]
-        for piece in pieces.dropFirst() {
+        for piece in trimmed.dropFirst() {
             guard let equals = piece.firstIndex(of: "=") else { continue }
-            var value = String(piece[piece.index(after: equals)...]).trimmingCharacters(in: .whitespaces)
-            if value.count >= 2, value.hasPrefix("\""), value.hasSuffix("\"") { value = String(value.dropFirst().dropLast()) }
-            parameters[piece[..<equals].trimmingCharacters(in: .whitespaces).lowercased()] = value
+            var value = String(piece[piece.index(after: equals)...]).trimmingCharacters(in: .whitespaces).unicodeScalars
+            if value.count >= 2, value.first == "\"", value.last == "\"" { value = String.UnicodeScalarView(value.dropFirst().dropLast()) }
+            parameters[String(piece[..<equals]).trimmingCharacters(in: .whitespaces).lowercased()] = String(value)
         }
     }
 }
