@@ -71,14 +71,17 @@ ood: assets build
 openset: assets build
 	$(PYTHON) scripts/measure_openset.py
 
-# libFuzzer + AddressSanitizer on the decode path (JPEG/PNG bytes -> tensor), FUZZ_SECONDS long;
-# new inputs go to .build-fuzz/work, crashers to .build-fuzz/artifacts/.
-FUZZ_SECONDS ?= 600
+# libFuzzer + AddressSanitizer + LeakSanitizer on every parser (decode, safetensors, weights manifest,
+# head file, CSV manifest, resume log, WordPiece, multipart, embed-text JSON), one target after the
+# other, each FUZZ_SECONDS long (or FUZZ_RUNS executions, whichever first); FUZZ_TARGETS picks some.
+# New inputs go to .build-fuzz/work/<target>, crashers to .build-fuzz/artifacts/, the figures to
+# .build-fuzz/summary.md. Seeds: Fuzz/corpus/<target> (scripts/make-fuzz-corpus writes all but decode's).
+FUZZ_SECONDS ?= 300
+FUZZ_RUNS ?= -1
+FUZZ_TARGETS ?=
 fuzz:
-	scripts/build-fuzzer
-	mkdir -p .build-fuzz/work .build-fuzz/artifacts
-	.build-fuzz/decode-fuzzer .build-fuzz/work Fuzz/corpus -max_total_time=$(FUZZ_SECONDS) -timeout=10 \
-		-rss_limit_mb=2048 -print_final_stats=1 -artifact_prefix=.build-fuzz/artifacts/
+	scripts/build-fuzzer $(FUZZ_TARGETS)
+	FUZZ_SECONDS=$(FUZZ_SECONDS) FUZZ_RUNS=$(FUZZ_RUNS) scripts/run-fuzzers $(FUZZ_TARGETS)
 
 # A few hundred hostile files through classify: every file reported, no crash.
 hostile: assets build

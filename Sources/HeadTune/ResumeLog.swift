@@ -54,7 +54,7 @@ public struct ResumeLog {
         }
     }
 
-    private mutating func keepJSONLines(_ data: Data) -> Data {
+    mutating func keepJSONLines(_ data: Data) -> Data {
         var kept = Data()
         var start = data.startIndex
         while let newline = data[start...].firstIndex(of: UInt8(ascii: "\n")) {
@@ -75,7 +75,7 @@ public struct ResumeLog {
 
     /// RFC 4180 rows (quoted fields may hold commas, quotes and newlines); a record is its rows of
     /// one path, finished when none of them carries an error.
-    private mutating func keepCSVRows(_ data: Data, source: String) throws -> Data {
+    mutating func keepCSVRows(_ data: Data, source: String) throws -> Data {
         var kept = Data()
         var rows: [(fields: [String], text: Data)] = []
         var fields: [String] = [], field = [UInt8](), quoted = false, rowStart = data.startIndex
@@ -117,7 +117,10 @@ public struct ResumeLog {
             while j < rows.count, rows[j].fields.first == rows[i].fields.first, rows[j].fields.count > 1,
                   rows[j].fields[1] == String(j - i + 1) { j += 1 }
             let record = rows[i..<j]
-            if record.allSatisfy({ $0.fields.count == columns && $0.fields[columns - 1].isEmpty && !$0.fields[1].isEmpty }) {
+            // Starting at rank 1: a lone rank-2 row (not something classify writes) would otherwise count as a
+            // record, and join the previous one of its path when an error record between them is dropped.
+            if record.allSatisfy({ $0.fields.count == columns && $0.fields[columns - 1].isEmpty && !$0.fields[1].isEmpty }),
+               rows[i].fields[1] == "1" {
                 finished[rows[i].fields[0], default: 0] += 1
                 records += 1
                 for row in record { kept.append(row.text) }

@@ -39,6 +39,10 @@ public struct WordPieceTokenizer: Sendable {
     public let classID: Int32
     public let separatorID: Int32
     public let paddingID: Int32
+    /// The most Unicode scalars a vocabulary entry has in canonical decomposition (NFD): no longer
+    /// candidate can equal one (String equality is canonical equivalence, and decomposing never
+    /// shortens), so the greedy match starts there instead of at the word's end.
+    let longestTokenScalars: Int
 
     public var vocabularySize: Int { tokens.count }
 
@@ -63,6 +67,7 @@ public struct WordPieceTokenizer: Sendable {
         // First occurrence wins, as in tokenizers' vocab loading... duplicates would be a broken file.
         for (id, token) in tokens.enumerated() where vocabulary[token] == nil { vocabulary[token] = Int32(id) }
         self.vocabulary = vocabulary
+        longestTokenScalars = tokens.lazy.map { $0.decomposedStringWithCanonicalMapping.unicodeScalars.count }.max() ?? 0
         func id(_ token: String) throws(ModelsError) -> Int32 {
             guard let id = vocabulary[token] else { throw .invalidVocabulary(file: sourceName, reason: "no \(token) token") }
             return id
@@ -114,7 +119,10 @@ public struct WordPieceTokenizer: Sendable {
             }
         }
         var result = cleaned
-        if configuration.stripAccents ?? configuration.lowercase {
+        // Below U+00C0 no scalar has a canonical decomposition or is a nonspacing mark: the text is
+        // its own NFD with nothing to strip, and Foundation's NFD pass is skipped (most of the time
+        // of a short English text).
+        if configuration.stripAccents ?? configuration.lowercase, !cleaned.allSatisfy({ $0.value < 0xC0 }) {
             result = String.UnicodeScalarView()
             for scalar in String(cleaned).decomposedStringWithCanonicalMapping.unicodeScalars
             where scalar.properties.generalCategory != .nonspacingMark {
@@ -124,7 +132,14 @@ public struct WordPieceTokenizer: Sendable {
         if configuration.lowercase {
             // Per scalar, without context (no final-sigma rule), as Rust's char::to_lowercase.
             var lowered = String.UnicodeScalarView()
-            for scalar in result { lowered.append(contentsOf: scalar.properties.lowercaseMapping.unicodeScalars) }
+            for scalar in result {
+                // ASCII directly: lowercaseMapping builds a String per scalar (most of the tokenizer's time).
+                if scalar.isASCII {
+                    lowered.append(scalar.value >= 0x41 && scalar.value <= 0x5A ? Unicode.Scalar(UInt8(scalar.value + 0x20)) : scalar)
+                } else {
+                    lowered.append(contentsOf: scalar.properties.lowercaseMapping.unicodeScalars)
+                }
+            }
             result = lowered
         }
         return result
@@ -195,16 +210,25 @@ public struct WordPieceTokenizer: Sendable {
 
     /// Greedy longest-match-first; a word with any unmatchable rest, or too long, is one `[UNK]`.
     func wordPieces(_ word: String.UnicodeScalarView) -> [Int32] {
-        let scalars = Array(word)
-        if scalars.count > configuration.maxCharactersPerWord { return [unknownID] }
+        let scalarCount = word.count
+        if scalarCount > configuration.maxCharactersPerWord { return [unknownID] }
+        // The word's UTF-8 and where each scalar starts in it: a candidate is one slice, decoded at
+        // once (appending scalar by scalar was most of the tokenizer's time).
+        let utf8 = Array(String(word).utf8)
+        var offsets = [0]
+        offsets.reserveCapacity(scalarCount + 1)
+        for scalar in word { offsets.append(offsets[offsets.count - 1] + UTF8.width(scalar)) }
         var pieces: [Int32] = []
         var start = 0
-        while start < scalars.count {
-            var end = scalars.count
+        let prefixScalars = configuration.continuingPrefix.unicodeScalars.count
+        while start < scalarCount {
+            // Longer candidates cannot be in the vocabulary: without this bound a 100-scalar word
+            // built 5,050 candidate strings.
+            var end = min(scalarCount, start + max(0, longestTokenScalars - (start > 0 ? prefixScalars : 0)))
             var match: Int32?
             while end > start {
-                var candidate = start > 0 ? configuration.continuingPrefix : ""
-                candidate.unicodeScalars.append(contentsOf: scalars[start..<end])
+                let piece = String(decoding: utf8[offsets[start]..<offsets[end]], as: UTF8.self)
+                let candidate = start > 0 ? configuration.continuingPrefix + piece : piece
                 if let id = vocabulary[candidate] {
                     match = id
                     break

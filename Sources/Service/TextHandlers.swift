@@ -23,10 +23,7 @@ struct TextHandlers: Sendable {
             throw ServiceError.unsupportedMediaType(given: request.headers[.contentType], accepted: ["application/json"])
         }
         let body = try await collectBody(request, limit: limits.maxBodyBytes)
-        guard let texts = try? JSONDecoder().decode([String].self, from: Data(buffer: body)) else {
-            throw ServiceError.badRequest("the body must be a JSON array of strings, e.g. [\"a cat\", \"a dog\"]")
-        }
-        guard !texts.isEmpty else { throw ServiceError.badRequest("the array of texts is empty") }
+        let texts = try TextRequestBody.texts(Data(buffer: body))
         let embeddings = try await encode(texts, encoder: text.encoder, models: models)
         let results: [JSONValue] = zip(texts, embeddings).map { t, e in
             .object([("text", .string(t)), ("embedding", .array(e.map { .float($0) }))])

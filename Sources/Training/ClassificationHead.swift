@@ -34,14 +34,19 @@ public struct HeadArchitecture: Codable, Sendable, Equatable {
         public var isDecayed: Bool { shape.count == 2 }
     }
 
-    public var tensors: [Tensor] {
-        let shapes: [(String, [Int])] = switch kind {
+    /// The tensors' names and shapes, computed without multiplying (sizes read from a file are checked
+    /// against its tensors before any count is taken).
+    public var tensorShapes: [(name: String, shape: [Int])] {
+        switch kind {
         case .linear: [("weight", [classes, inputs]), ("bias", [classes])]
         case .mlp: [("hidden.weight", [hidden, inputs]), ("hidden.bias", [hidden]),
                     ("output.weight", [classes, hidden]), ("output.bias", [classes])]
         }
+    }
+
+    public var tensors: [Tensor] {
         var offset = 0
-        return shapes.map { name, shape in
+        return tensorShapes.map { name, shape in
             defer { offset += shape.reduce(1, *) }
             return Tensor(name: name, shape: shape, offset: offset)
         }

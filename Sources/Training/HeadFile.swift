@@ -231,6 +231,11 @@ public struct HeadFile: Sendable {
         do { file = try SafeTensors(contentsOf: URL(fileURLWithPath: path)) } catch {
             throw TrainingError.invalidHeadFile(path: path, reason: (error as? LocalizedError)?.errorDescription ?? "\(error)")
         }
+        return try read(file, path: path)
+    }
+
+    /// Reads and checks a head file already opened as safetensors (from disk or from memory).
+    public static func read(_ file: SafeTensors, path: String) throws -> HeadFile {
         guard let json = file.metadata[metadataKey] else {
             throw TrainingError.invalidHeadFile(path: path, reason: "a safetensors file without headtune metadata (not written by `headtune train`)")
         }
@@ -247,8 +252,7 @@ public struct HeadFile: Sendable {
                                                 + "features for a head with \(architecture.classes) outputs and \(architecture.inputs) inputs")
         }
         do {
-            var parameters = [Float](repeating: 0, count: architecture.parameterCount)
-            let expected = Set(architecture.tensors.map { "head.\($0.name)" } + ["standardization.mean", "standardization.inverse_std"]
+            let expected = Set(architecture.tensorShapes.map { "head.\($0.name)" } + ["standardization.mean", "standardization.inverse_std"]
                                + (metadata.outOfDistribution == nil ? [] : ["ood.bank"])
                                + classModelTensors(metadata.outOfDistribution)
                                + (metadata.tail?.tensors.map { "tail.\($0)" } ?? []))
@@ -256,6 +260,13 @@ public struct HeadFile: Sendable {
             guard unexpected.isEmpty else {
                 throw TrainingError.invalidHeadFile(path: path, reason: "unexpected tensors \(unexpected.sorted().joined(separator: ", "))")
             }
+            // The architecture's sizes are the metadata's word: only once the file holds tensors of those
+            // shapes (bounded by its size) are they multiplied and allocated.
+            for (name, shape) in architecture.tensorShapes {
+                let found = try file.shape(of: "head.\(name)")
+                guard found == shape else { throw WeightsError.shapeMismatch(file: path, key: "head.\(name)", expected: shape, found: found) }
+            }
+            var parameters = [Float](repeating: 0, count: architecture.parameterCount)
             for t in architecture.tensors {
                 let values = try file.tensor("head.\(t.name)", shape: t.shape)
                 parameters.replaceSubrange(t.offset..<(t.offset + t.count), with: values)

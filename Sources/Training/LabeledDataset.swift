@@ -92,7 +92,7 @@ public struct LabeledDataset: Sendable {
         return LabeledDataset(source: path, labels: labels, samples: samples, ignoredFiles: raw.ignored, unknownLabelCounts: unknown)
     }
 
-    private struct RawEntry {
+    struct RawEntry {
         var path: String
         var label: String
         var split: DatasetSplit?
@@ -137,6 +137,11 @@ public struct LabeledDataset: Sendable {
         guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
             throw TrainingError.invalidDataset(path: path, reason: "not a directory and not a readable UTF-8 CSV manifest")
         }
+        return try manifestEntries(text, path: path, imageExtensions: imageExtensions)
+    }
+
+    /// The rows of manifest text read from `path` (image paths resolved against its folder).
+    static func manifestEntries(_ text: String, path: String, imageExtensions: Set<String>) throws -> (entries: [RawEntry], ignored: [String]) {
         let base = (path as NSString).deletingLastPathComponent
         var rows = try CSV.parse(text, path: path)
         guard let header = rows.first?.fields.map({ $0.lowercased().trimmingCharacters(in: .whitespaces) }),

