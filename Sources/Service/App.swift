@@ -10,17 +10,17 @@ public struct ServerConfiguration: Sendable {
     public var models: ModelSpecification
     public var batching: BatchingSettings
     public var limits: RequestLimits
-    /// Connections idle (no request bytes, no response) this long are closed.
-    public var idleTimeout: Duration
+    /// What one connection may hold (head size and time, body pace, keep-alive wait, open connections).
+    public var connections: ConnectionLimits
 
     public init(host: String = "127.0.0.1", port: Int = 8080, models: ModelSpecification = .init(),
-                batching: BatchingSettings = .init(), limits: RequestLimits = .init(), idleTimeout: Duration = .seconds(60)) {
+                batching: BatchingSettings = .init(), limits: RequestLimits = .init(), connections: ConnectionLimits = .init()) {
         self.host = host
         self.port = port
         self.models = models
         self.batching = batching
         self.limits = limits
-        self.idleTimeout = idleTimeout
+        self.connections = connections
     }
 }
 
