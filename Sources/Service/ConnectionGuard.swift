@@ -252,9 +252,16 @@ final class ConnectionGuardHandler: ChannelDuplexHandler, RemovableChannelHandle
 
     func requestEnded() {
         guard phase == .readingBody else { return }
-        phase = .awaitingAnswer
         timer?.cancel()
         timer = nil
+        if outstandingAnswers == 0 {
+            // Answered before its body was read (e.g. 413 from Content-Length): the wait for the next
+            // request begins now.
+            phase = .idle
+            armTimer(in: .init(limits.idleTimeout), reason: .idle)
+        } else {
+            phase = .awaitingAnswer
+        }
     }
 
     func answerBegan() {

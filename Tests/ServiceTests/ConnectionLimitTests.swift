@@ -177,6 +177,26 @@ import Glibc
         }
     }
 
+    @Test func aRequestAnsweredBeforeItsBodyEndsIsIdleOnceTheBodyIsRead() async throws {
+        try await Self.withLiveServer({
+            $0.limits.maxBodyBytes = 1000
+            $0.connections.idleTimeout = .milliseconds(500)
+        }) { port, metrics in
+            let connection = try RawConnection(port: port, receiveTimeout: 5)
+            // 413 from Content-Length, before the body is read; the server reads (drops) the body after.
+            connection.send("POST /v1/classify HTTP/1.1\r\nHost: test\r\nContent-Type: image/png\r\nContent-Length: 2000\r\n\r\n")
+            let answered = try #require(connection.receive())
+            #expect(Self.statusAndCode(answered) == (413, "body_too_large"))
+            connection.send([UInt8](repeating: 0, count: 2000))
+            let started = ContinuousClock.now
+            let (rest, closed) = connection.receiveUntilClosed()
+            let elapsed = ContinuousClock.now - started
+            #expect(closed && rest.isEmpty, "\(rest)")
+            #expect(elapsed >= .milliseconds(400) && elapsed < .seconds(4), "closed after \(elapsed)")
+            #expect(Self.cutCount(metrics, "idle") == 1)
+        }
+    }
+
     @Test func aKeepAliveRequestGetsTheHeaderTimeoutFromItsFirstByte() async throws {
         try await Self.withLiveServer({
             $0.connections.idleTimeout = .seconds(5)
