@@ -1,3 +1,4 @@
+import Dispatch
 import Foundation
 import Hummingbird
 import NIOCore
@@ -12,8 +13,10 @@ import Glibc
 /// or send nothing), so what is measured is the server's own handling. Limits are short so each test
 /// takes a few seconds at most.
 @Suite(.serialized) struct ConnectionLimitTests {
-    /// A TCP connection to 127.0.0.1:port with a receive timeout.
-    final class RawConnection {
+    /// A TCP connection to 127.0.0.1:port with a receive timeout. Receiving blocks, so it runs on a
+    /// dispatch thread: on the cooperative pool it would starve the server's own handlers (two
+    /// threads on two cores, the other suites running beside).
+    final class RawConnection: Sendable {
         let fd: Int32
 
         init(port: Int, receiveTimeout seconds: Int) throws {
@@ -47,21 +50,39 @@ import Glibc
         @discardableResult
         func send(_ text: String) -> Bool { send(Array(text.utf8)) }
 
+        /// Whether the server has sent something or closed (without waiting or consuming it).
+        var hasIncoming: Bool {
+            var byte: UInt8 = 0
+            return recv(fd, &byte, 1, Int32(MSG_PEEK | MSG_DONTWAIT)) >= 0
+        }
+
         /// What arrives before the timeout: bytes, "" on an orderly close, nil when nothing came.
-        func receive() -> String? {
+        func receive() async -> String? {
+            await offThePool { self.receiveNow() }
+        }
+
+        /// Everything until the server closes (or the receive timeout, or a reset), and whether it closed.
+        func receiveUntilClosed() async -> (text: String, closed: Bool) {
+            await offThePool {
+                var text = ""
+                while true {
+                    guard let chunk = self.receiveNow() else { return (text, false) }
+                    if chunk.isEmpty { return (text, true) }
+                    text += chunk
+                }
+            }
+        }
+
+        private func receiveNow() -> String? {
             var buffer = [UInt8](repeating: 0, count: 65536)
             let n = recv(fd, &buffer, buffer.count, 0)
             if n < 0 { return nil }
             return String(decoding: buffer.prefix(n), as: UTF8.self)
         }
 
-        /// Everything until the server closes (or the receive timeout, or a reset), and whether it closed.
-        func receiveUntilClosed() -> (text: String, closed: Bool) {
-            var text = ""
-            while true {
-                guard let chunk = receive() else { return (text, false) }
-                if chunk.isEmpty { return (text, true) }
-                text += chunk
+        private func offThePool<T: Sendable>(_ body: @escaping @Sendable () -> T) async -> T {
+            await withCheckedContinuation { continuation in
+                DispatchQueue.global().async { continuation.resume(returning: body()) }
             }
         }
     }
@@ -103,10 +124,10 @@ import Glibc
     }
 
     /// `GET /healthz` on a connection of its own, answered 200 (the server keeps serving others).
-    static func healthCheck(port: Int) throws -> String {
+    static func healthCheck(port: Int) async throws -> String {
         let connection = try RawConnection(port: port, receiveTimeout: 5)
         connection.send("GET /healthz HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n")
-        return connection.receiveUntilClosed().text
+        return await connection.receiveUntilClosed().text
     }
 
     /// The status line's code and the JSON error code of a raw response.
@@ -126,7 +147,7 @@ import Glibc
         try await Self.withLiveServer({ $0.connections.headerTimeout = .milliseconds(500) }) { port, metrics in
             let started = ContinuousClock.now
             let silent = try RawConnection(port: port, receiveTimeout: 5)
-            let (response, closed) = silent.receiveUntilClosed()
+            let (response, closed) = await silent.receiveUntilClosed()
             let elapsed = ContinuousClock.now - started
             #expect(closed)
             #expect(Self.statusAndCode(response) == (408, "header_timeout"))
@@ -144,13 +165,13 @@ import Glibc
             var sent = 0
             var served: [String] = []
             // One byte every 50 ms: the head would take over 7 s; the server cuts it at about 1 s.
-            while sent < head.count, slow.send([head[sent]]) {
+            while sent < head.count, !slow.hasIncoming, slow.send([head[sent]]) {
                 sent += 1
-                if sent % 8 == 0 { served.append(try Self.healthCheck(port: port)) }
+                if sent % 8 == 0 { served.append(try await Self.healthCheck(port: port)) }
                 try await Task.sleep(for: .milliseconds(50))
                 if ContinuousClock.now - started > .seconds(4) { break }
             }
-            let (response, closed) = slow.receiveUntilClosed()
+            let (response, closed) = await slow.receiveUntilClosed()
             let elapsed = ContinuousClock.now - started
             #expect(closed)
             #expect(Self.statusAndCode(response) == (408, "header_timeout"))
@@ -165,12 +186,13 @@ import Glibc
         try await Self.withLiveServer({ $0.connections.idleTimeout = .milliseconds(500) }) { port, metrics in
             let connection = try RawConnection(port: port, receiveTimeout: 5)
             connection.send("GET /healthz HTTP/1.1\r\nHost: test\r\n\r\n")
-            let answered = try #require(connection.receive())
+            let answered = try #require(await connection.receive())
             #expect(answered.hasPrefix("HTTP/1.1 200"))
             // Kept alive, then closed without an answer about 0.5 s after the answer (the 10 s header
             // timeout does not apply between requests).
             let started = ContinuousClock.now
-            #expect(connection.receive() == "")
+            let closedNote = await connection.receive()
+            #expect(closedNote == "")
             let elapsed = ContinuousClock.now - started
             #expect(elapsed >= .milliseconds(400) && elapsed < .seconds(4), "closed after \(elapsed)")
             #expect(Self.cutCount(metrics, "idle") == 1)
@@ -181,15 +203,16 @@ import Glibc
         try await Self.withLiveServer({
             $0.limits.maxBodyBytes = 1000
             $0.connections.idleTimeout = .milliseconds(500)
+            $0.connections.minBodyRate = 0  // the client holds its body until the 413: not slowness to cut here
         }) { port, metrics in
             let connection = try RawConnection(port: port, receiveTimeout: 5)
             // 413 from Content-Length, before the body is read; the server reads (drops) the body after.
             connection.send("POST /v1/classify HTTP/1.1\r\nHost: test\r\nContent-Type: image/png\r\nContent-Length: 2000\r\n\r\n")
-            let answered = try #require(connection.receive())
+            let answered = try #require(await connection.receive())
             #expect(Self.statusAndCode(answered) == (413, "body_too_large"))
             connection.send([UInt8](repeating: 0, count: 2000))
             let started = ContinuousClock.now
-            let (rest, closed) = connection.receiveUntilClosed()
+            let (rest, closed) = await connection.receiveUntilClosed()
             let elapsed = ContinuousClock.now - started
             #expect(closed && rest.isEmpty, "\(rest)")
             #expect(elapsed >= .milliseconds(400) && elapsed < .seconds(4), "closed after \(elapsed)")
@@ -204,12 +227,13 @@ import Glibc
         }) { port, _ in
             let connection = try RawConnection(port: port, receiveTimeout: 5)
             connection.send("GET /healthz HTTP/1.1\r\nHost: test\r\n\r\n")
-            #expect(connection.receive()?.hasPrefix("HTTP/1.1 200") == true)
+            let first = await connection.receive()
+            #expect(first?.hasPrefix("HTTP/1.1 200") == true)
             // Idle for longer than the header timeout: still open, since no request has begun.
             try await Task.sleep(for: .milliseconds(1200))
             #expect(connection.send("GET /healthz HTTP/1.1\r\n"))
             let started = ContinuousClock.now
-            let (response, closed) = connection.receiveUntilClosed()
+            let (response, closed) = await connection.receiveUntilClosed()
             let elapsed = ContinuousClock.now - started
             #expect(closed)
             #expect(Self.statusAndCode(response) == (408, "header_timeout"))
@@ -221,16 +245,17 @@ import Glibc
         try await Self.withLiveServer({ $0.connections.maxHeaderBytes = 4096 }) { port, metrics in
             let connection = try RawConnection(port: port, receiveTimeout: 5)
             connection.send("GET /healthz HTTP/1.1\r\nHost: test\r\nX-Padding: \(String(repeating: "a", count: 6000))\r\n\r\n")
-            let (response, closed) = connection.receiveUntilClosed()
+            let (response, closed) = await connection.receiveUntilClosed()
             #expect(closed)
             #expect(Self.statusAndCode(response) == (431, "headers_too_large"))
             #expect(response.contains("the request head is larger than the limit of 4096 bytes"))
             // A long URL counts too.
             let longURL = try RawConnection(port: port, receiveTimeout: 5)
             longURL.send("GET /healthz?\(String(repeating: "q", count: 6000)) HTTP/1.1\r\nHost: test\r\n\r\n")
-            #expect(Self.statusAndCode(longURL.receiveUntilClosed().text) == (431, "headers_too_large"))
+            let longURLAnswer = await longURL.receiveUntilClosed().text
+            #expect(Self.statusAndCode(longURLAnswer) == (431, "headers_too_large"))
             // Within the limit: served.
-            #expect(try Self.healthCheck(port: port).hasPrefix("HTTP/1.1 200"))
+            #expect(try await Self.healthCheck(port: port).hasPrefix("HTTP/1.1 200"))
             #expect(Self.cutCount(metrics, "headers_too_large") == 2)
         }
     }
@@ -245,11 +270,12 @@ import Glibc
             slow.send("POST /v1/classify HTTP/1.1\r\nHost: test\r\nContent-Type: image/png\r\nContent-Length: 4000\r\n\r\n")
             let started = ContinuousClock.now
             var sent = 0
-            while sent < 4000, slow.send([UInt8](repeating: 7, count: 20)), ContinuousClock.now - started < .seconds(4) {
+            while sent < 4000, !slow.hasIncoming, slow.send([UInt8](repeating: 7, count: 20)),
+                  ContinuousClock.now - started < .seconds(4) {
                 sent += 20
                 try await Task.sleep(for: .milliseconds(100))
             }
-            let (response, closed) = slow.receiveUntilClosed()
+            let (response, closed) = await slow.receiveUntilClosed()
             let elapsed = ContinuousClock.now - started
             #expect(closed)
             #expect(Self.statusAndCode(response) == (408, "body_too_slow"))
@@ -265,7 +291,7 @@ import Glibc
                 paced.send([UInt8](repeating: 7, count: 1000))
                 try await Task.sleep(for: .milliseconds(100))
             }
-            let answer = try #require(paced.receive())
+            let answer = try #require(await paced.receive())
             #expect(Self.statusAndCode(answer).status == 422, "\(answer)")
             #expect(Self.cutCount(metrics, "body_too_slow") == 1)
         }
@@ -276,7 +302,7 @@ import Glibc
             var held = try (0..<3).map { _ in try RawConnection(port: port, receiveTimeout: 5) }
             try await Task.sleep(for: .milliseconds(200))  // accepted and counted
             let refused = try RawConnection(port: port, receiveTimeout: 5)
-            let (response, closed) = refused.receiveUntilClosed()
+            let (response, closed) = await refused.receiveUntilClosed()
             #expect(closed)
             #expect(Self.statusAndCode(response) == (503, "too_many_connections"))
             #expect(response.contains("Retry-After: 1"))
@@ -284,11 +310,23 @@ import Glibc
             #expect(metrics.exposition().contains("headtune_open_connections 3"))
             // A held connection is still served, and once it is closed a new one gets in.
             held[0].send("GET /healthz HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n")
-            #expect(held[0].receiveUntilClosed().text.hasPrefix("HTTP/1.1 200"))
+            let heldAnswer = await held[0].receiveUntilClosed().text
+            #expect(heldAnswer.hasPrefix("HTTP/1.1 200"))
             held.removeFirst()  // closes it: the server waits for the client's close after `Connection: close`
             try await Task.sleep(for: .milliseconds(200))
-            let admitted = try Self.healthCheck(port: port)
+            let admitted = try await Self.healthCheck(port: port)
             #expect(admitted.hasPrefix("HTTP/1.1 200"), "\(admitted)")
         }
+    }
+}
+
+@Suite struct DescriptorLimitTests {
+    @Test func theSoftLimitIsRaisedToFitTheConnectionCapUpToTheHardLimit() {
+        // Enough already: unchanged.
+        #expect(InferenceServer.descriptorLimit(soft: 20000, hard: 20000, maxConnections: 1024) == (20000, nil))
+        // The usual 1024 soft limit under a high hard one: raised to the cap and the reserve.
+        #expect(InferenceServer.descriptorLimit(soft: 1024, hard: 1_048_576, maxConnections: 1024) == (1088, nil))
+        // A hard limit below what is needed: raised to it, and the shortfall said.
+        #expect(InferenceServer.descriptorLimit(soft: 256, hard: 1024, maxConnections: 1024) == (1024, 64))
     }
 }
