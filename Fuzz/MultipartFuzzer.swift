@@ -26,6 +26,20 @@ public func headtuneFuzzMultipart(_ data: UnsafePointer<UInt8>, _ size: Int) -> 
         guard case ServiceError.badRequest(let reason) = error, reason.hasPrefix("multipart ") else { fatalError("error \(error)") }
         return 0
     }
+    // The service's limits, small enough for inputs to reach them: a body that parses refuses them
+    // exactly when it has more parts, or a part's header block is longer, than they allow.
+    let maxParts = 1 + size % 4, maxHeaderBytes = 16 + size % 64
+    do {
+        let limited = try MultipartParser.parse(body, boundary: boundary, maxParts: maxParts, maxHeaderBytes: maxHeaderBytes)
+        require(limited.count == parts.count, "limits changed the parts: \(limited.count) of \(parts.count)")
+        require(parts.count <= maxParts, "\(parts.count) parts passed a limit of \(maxParts)")
+    } catch ServiceError.tooManyParts(let limit) {
+        require(limit == maxParts && parts.count > maxParts, "too many parts for \(parts.count) under a limit of \(limit)")
+    } catch ServiceError.partHeadersTooLarge(let part, let limit) {
+        require(limit == maxHeaderBytes && part >= 1 && part <= parts.count, "part \(part) of \(parts.count) refused for its headers")
+    } catch {
+        fatalError("a body that parses was refused under limits: \(error)")
+    }
     require(parts.reduce(0) { $0 + $1.body.count } <= body.count, "parts hold more bytes than the body")
     let delimiter = Array("--\(boundary)".utf8)
     for part in parts {

@@ -15,6 +15,8 @@ struct Serve: AsyncParsableCommand {
             Errors are JSON: {"error": {"code": ..., "message": ...}}. Concurrent requests are batched \
             (--max-batch, --max-delay-ms); a full queue answers 503 with Retry-After. SIGTERM stops \
             accepting connections, answers the requests in flight and exits 0. One log line per request on stderr. \
+            Slow and idle clients are cut (--header-timeout, --max-header-bytes, --min-body-rate, --idle-timeout) \
+            and open connections are capped (--max-connections); /metrics counts cuts by reason. \
             In a multipart request, a part that is not a decodable image gets an error record; the others are classified.
 
             Examples:
@@ -53,8 +55,32 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Longest a request may wait for the queue and the network, in seconds (then 503 'timeout').")
     var requestTimeout = 30.0
 
-    @Option(help: "Seconds a connection may stay idle (no request bytes, no response) before it is closed.")
-    var idleTimeout = 60.0
+    @Option(help: "Most parts (files and fields) in one multipart body (413 beyond).")
+    var maxParts = RequestLimits().maxParts
+
+    @Option(help: "Largest header block of one multipart part, in bytes (400 beyond).")
+    var maxPartHeaderBytes = RequestLimits().maxPartHeaderBytes
+
+    @Option(help: "Largest request head (target and header fields), in bytes (431 and close beyond).")
+    var maxHeaderBytes = ConnectionLimits().maxHeaderBytes
+
+    @Option(help: ArgumentHelp("Seconds from a connection's opening (or a keep-alive request's first byte) to the end of "
+                               + "its request head (408 and close beyond).", valueName: "seconds"))
+    var headerTimeout = ConnectionLimits().headerTimeout / .seconds(1)
+
+    @Option(help: ArgumentHelp("Slowest request body, in bytes per second while the server waits for it, after "
+                               + "--body-rate-grace (408 and close below; 0: no minimum).", valueName: "bytes/s"))
+    var minBodyRate = ConnectionLimits().minBodyRate
+
+    @Option(help: ArgumentHelp("Seconds of waiting for a body before --min-body-rate applies.", valueName: "seconds"))
+    var bodyRateGrace = ConnectionLimits().bodyRateGrace / .seconds(1)
+
+    @Option(help: ArgumentHelp("Seconds a keep-alive connection may wait for its next request before it is closed "
+                               + "(keep it above the idle timeout of a load balancer in front).", valueName: "seconds"))
+    var idleTimeout = ConnectionLimits().idleTimeout / .seconds(1)
+
+    @Option(help: "Most connections open at once; one more is answered 503 with Retry-After and closed.")
+    var maxConnections = ConnectionLimits().maxConnections
 
     @Option(help: "Threads for inference.")
     var threads = ProcessInfo.processInfo.activeProcessorCount
@@ -94,6 +120,13 @@ struct Serve: AsyncParsableCommand {
         guard requestTimeout > 0 else { throw ValidationError("--request-timeout must be positive") }
         guard threads >= 1 else { throw ValidationError("--threads must be at least 1") }
         guard idleTimeout > 0 else { throw ValidationError("--idle-timeout must be positive") }
+        guard headerTimeout > 0 else { throw ValidationError("--header-timeout must be positive") }
+        guard bodyRateGrace > 0 else { throw ValidationError("--body-rate-grace must be positive") }
+        guard minBodyRate >= 0 else { throw ValidationError("--min-body-rate must be 0 or more") }
+        guard maxHeaderBytes >= 1024 else { throw ValidationError("--max-header-bytes must be at least 1024") }
+        guard maxConnections >= 1 else { throw ValidationError("--max-connections must be at least 1") }
+        guard maxParts >= 1 else { throw ValidationError("--max-parts must be at least 1") }
+        guard maxPartHeaderBytes >= 64 else { throw ValidationError("--max-part-header-bytes must be at least 64") }
         guard maxPixels >= 1 else { throw ValidationError("--max-pixels must be positive") }
         guard decodeMemory.bytes >= 1 << 20 else { throw ValidationError("--decode-memory must be at least 1m") }
         guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("unknown --log-level \(logLevel)") }
@@ -119,8 +152,11 @@ struct Serve: AsyncParsableCommand {
             batching: BatchingSettings(maxBatch: maxBatch, maxDelay: .microseconds(Int64(maxDelayMs * 1000)),
                                        queueCapacity: queueCapacity, threads: threads),
             limits: RequestLimits(maxBodyBytes: maxBodyBytes, maxImagesPerRequest: maxImages,
-                                  timeout: .milliseconds(Int64(requestTimeout * 1000))),
-            idleTimeout: .milliseconds(Int64(idleTimeout * 1000)))
+                                  timeout: .milliseconds(Int64(requestTimeout * 1000)),
+                                  maxParts: maxParts, maxPartHeaderBytes: maxPartHeaderBytes),
+            connections: ConnectionLimits(maxHeaderBytes: maxHeaderBytes, headerTimeout: .milliseconds(Int64(headerTimeout * 1000)),
+                                          minBodyRate: minBodyRate, bodyRateGrace: .milliseconds(Int64(bodyRateGrace * 1000)),
+                                          idleTimeout: .milliseconds(Int64(idleTimeout * 1000)), maxConnections: maxConnections))
         try await InferenceServer.run(configuration, logger: logger)
     }
 }

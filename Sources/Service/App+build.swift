@@ -11,14 +11,15 @@ public func buildApplication(_ configuration: ServerConfiguration, logger: Logge
     return buildApplication(configuration, host: host, metrics: metrics, logger: logger)
 }
 
-func buildApplication(_ configuration: ServerConfiguration, host: ModelHost, metrics: ServiceMetrics,
-                      logger: Logger) -> some ApplicationProtocol {
+/// - onServerRunning: called with the listening channel (the tests read the port the kernel picked).
+func buildApplication(_ configuration: ServerConfiguration, host: ModelHost, metrics: ServiceMetrics, logger: Logger,
+                      onServerRunning: @escaping @Sendable (any Channel) async -> Void = { _ in }) -> some ApplicationProtocol {
     let router = buildRouter(host: host, metrics: metrics, limits: configuration.limits)
-    let idle = TimeAmount.nanoseconds(Int64(configuration.idleTimeout / .nanoseconds(1)))
-    return Application(router: router, server: .http1(configuration: .init(idleTimeout: idle)),
+    let census = ConnectionCensus(limit: configuration.connections.maxConnections, metrics: metrics)
+    return Application(router: router, server: .guardedHTTP1(limits: configuration.connections, census: census),
                        configuration: .init(address: .hostname(configuration.host, port: configuration.port),
                                             serverName: "headtune"),
-                       services: [host], logger: logger)
+                       services: [host], onServerRunning: onServerRunning, logger: logger)
 }
 
 /// Routes (see each handler for its request and response documents; all are described in

@@ -10,17 +10,17 @@ public struct ServerConfiguration: Sendable {
     public var models: ModelSpecification
     public var batching: BatchingSettings
     public var limits: RequestLimits
-    /// Connections idle (no request bytes, no response) this long are closed.
-    public var idleTimeout: Duration
+    /// What one connection may hold (head size and time, body pace, keep-alive wait, open connections).
+    public var connections: ConnectionLimits
 
     public init(host: String = "127.0.0.1", port: Int = 8080, models: ModelSpecification = .init(),
-                batching: BatchingSettings = .init(), limits: RequestLimits = .init(), idleTimeout: Duration = .seconds(60)) {
+                batching: BatchingSettings = .init(), limits: RequestLimits = .init(), connections: ConnectionLimits = .init()) {
         self.host = host
         self.port = port
         self.models = models
         self.batching = batching
         self.limits = limits
-        self.idleTimeout = idleTimeout
+        self.connections = connections
     }
 }
 
@@ -30,12 +30,42 @@ public enum InferenceServer {
     public static func run(_ configuration: ServerConfiguration, logger: Logger) async throws {
         // Before any loading, so a taken port is the first and only thing said (not "ready", then a bind error).
         try checkListenable(host: configuration.host, port: configuration.port)
+        fitDescriptorLimit(maxConnections: configuration.connections.maxConnections, logger: logger)
         let app = buildApplication(configuration, logger: logger)
         do {
             try await app.runService(gracefulShutdownSignals: [.sigterm, .sigint])
         } catch let error as IOError where error.errnoCode == EADDRINUSE {
             // Taken between the check and the bind.
             throw ServiceError.cannotListen(host: configuration.host, port: configuration.port, reason: "\(error)", portInUse: true)
+        }
+    }
+
+    /// Descriptors the server holds besides its connections (weights, logs, the listening socket,
+    /// event loops), with room: 15 are open at rest.
+    static let reservedDescriptors = 64
+
+    /// The soft open-file limit `--max-connections` needs (raised up to the hard limit), and how many
+    /// descriptors short even the hard limit leaves it (nil: none).
+    static func descriptorLimit(soft: UInt64, hard: UInt64, maxConnections: Int) -> (soft: UInt64, shortBy: UInt64?) {
+        let needed = UInt64(maxConnections + reservedDescriptors)
+        guard soft < needed else { return (soft, nil) }
+        return (min(needed, hard), needed > hard ? needed - hard : nil)
+    }
+
+    /// Raises the soft open-file limit so `maxConnections` fit (the default soft limit is often 1024,
+    /// the hard one far higher), warning when the hard limit is too low: accepting would then fail
+    /// before the connection cap is reached.
+    static func fitDescriptorLimit(maxConnections: Int, logger: Logger) {
+        var limit = rlimit()
+        guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0 else { return }
+        let (soft, shortBy) = descriptorLimit(soft: UInt64(limit.rlim_cur), hard: UInt64(limit.rlim_max), maxConnections: maxConnections)
+        if soft != UInt64(limit.rlim_cur) {
+            limit.rlim_cur = rlim_t(soft)
+            _ = setrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
+        }
+        if let shortBy {
+            let advice = "raise it (ulimit -n) or lower --max-connections"
+            logger.warning("the open-file limit is \(limit.rlim_max), \(shortBy) short of what --max-connections \(maxConnections) needs; \(advice)")
         }
     }
 

@@ -16,11 +16,19 @@ public struct RequestLimits: Sendable, Equatable {
     public var maxImagesPerRequest: Int
     /// Longest a request may wait for the queue and the network (503 `timeout` beyond).
     public var timeout: Duration
+    /// Most parts in one multipart body, files and fields together (413 beyond). The default leaves room
+    /// for the 32 images and the 256 texts (`/v1/match`) one request may carry.
+    public var maxParts: Int
+    /// Largest header block of one multipart part in bytes (400 beyond).
+    public var maxPartHeaderBytes: Int
 
-    public init(maxBodyBytes: Int = 20 * 1024 * 1024, maxImagesPerRequest: Int = 32, timeout: Duration = .seconds(30)) {
+    public init(maxBodyBytes: Int = 20 * 1024 * 1024, maxImagesPerRequest: Int = 32, timeout: Duration = .seconds(30),
+                maxParts: Int = 320, maxPartHeaderBytes: Int = 8 * 1024) {
         self.maxBodyBytes = maxBodyBytes
         self.maxImagesPerRequest = maxImagesPerRequest
         self.timeout = timeout
+        self.maxParts = maxParts
+        self.maxPartHeaderBytes = maxPartHeaderBytes
     }
 }
 
@@ -55,7 +63,8 @@ func readImages(_ request: Request, limits: RequestLimits) async throws -> (imag
             throw ServiceError.badRequest("multipart/form-data without a boundary parameter")
         }
         let body = try await collectBody(request, limit: limits.maxBodyBytes)
-        let parts = try MultipartParser.parse(Array(buffer: body), boundary: boundary)
+        let parts = try MultipartParser.parse(Array(buffer: body), boundary: boundary, maxParts: limits.maxParts,
+                                              maxHeaderBytes: limits.maxPartHeaderBytes)
         var images: [UploadedImage] = []
         var fields: [String: [String]] = [:]
         for (index, part) in parts.enumerated() {

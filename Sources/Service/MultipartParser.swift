@@ -33,7 +33,9 @@ struct MediaTypeHeader {
 }
 
 /// A minimal RFC 7578 multipart/form-data reader: parts with their Content-Disposition name and
-/// filename and their Content-Type. Malformed framing is a 400 naming what is wrong.
+/// filename and their Content-Type. Malformed framing is a 400 naming what is wrong. The part count
+/// and each part's header block are bounded, so a body of many tiny parts, or one whose headers never
+/// end, is refused without scanning or copying further.
 enum MultipartParser {
     struct Part {
         var name: String?
@@ -42,7 +44,7 @@ enum MultipartParser {
         var body: [UInt8]
     }
 
-    static func parse(_ body: [UInt8], boundary: String) throws -> [Part] {
+    static func parse(_ body: [UInt8], boundary: String, maxParts: Int = .max, maxHeaderBytes: Int = .max) throws -> [Part] {
         let delimiter = Array("--\(boundary)".utf8)
         guard var position = find(delimiter, in: body, from: 0) else {
             throw ServiceError.badRequest("multipart body does not contain its boundary '\(boundary)'")
@@ -55,7 +57,11 @@ enum MultipartParser {
             if body.count >= position + 2, body[position] == UInt8(ascii: "-"), body[position + 1] == UInt8(ascii: "-") {
                 return parts
             }
-            guard let headersEnd = find(Array("\r\n\r\n".utf8), in: body, from: position) else {
+            guard parts.count < maxParts else { throw ServiceError.tooManyParts(limit: maxParts) }
+            // The headers' end is looked for only as far as the limit allows (+ its 4 bytes).
+            let searchEnd = maxHeaderBytes >= body.count - position ? body.count : min(body.count, position + maxHeaderBytes + 4)
+            guard let headersEnd = find(Array("\r\n\r\n".utf8), in: body, from: position, before: searchEnd) else {
+                if searchEnd < body.count { throw ServiceError.partHeadersTooLarge(part: parts.count + 1, limit: maxHeaderBytes) }
                 throw ServiceError.badRequest("multipart part \(parts.count + 1) has no end of headers")
             }
             guard let next = find(separator, in: body, from: headersEnd + 4) else {
@@ -78,12 +84,13 @@ enum MultipartParser {
         }
     }
 
-    /// First index of `needle` in `haystack` at or after `start`.
-    static func find(_ needle: [UInt8], in haystack: [UInt8], from start: Int) -> Int? {
-        guard !needle.isEmpty, haystack.count >= needle.count, start <= haystack.count - needle.count else { return nil }
+    /// First index of `needle` in `haystack` at or after `start`, wholly before `end` (default: the end).
+    static func find(_ needle: [UInt8], in haystack: [UInt8], from start: Int, before end: Int? = nil) -> Int? {
+        let end = min(end ?? haystack.count, haystack.count)
+        guard !needle.isEmpty, end >= needle.count, start <= end - needle.count else { return nil }
         let first = needle[0]
         var i = start
-        let last = haystack.count - needle.count
+        let last = end - needle.count
         return haystack.withUnsafeBufferPointer { h in
             needle.withUnsafeBufferPointer { n in
                 while i <= last {

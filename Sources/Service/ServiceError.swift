@@ -13,6 +13,18 @@ public enum ServiceError: Error, LocalizedError, Equatable, Sendable {
     case tooManyImages(count: Int, limit: Int)
     /// 413: more texts in one request than allowed.
     case tooManyTexts(count: Int, limit: Int)
+    /// 413: more parts in one multipart body than allowed.
+    case tooManyParts(limit: Int)
+    /// 400: a multipart part's header block (its Content-Disposition, Content-Type, ...) is over the limit (bytes).
+    case partHeadersTooLarge(part: Int, limit: Int)
+    /// 408, written by the connection guard: the request head was not complete within the header timeout.
+    case headerTimeout(seconds: Double)
+    /// 431, written by the connection guard: the request head (target and header fields) is over the limit (bytes).
+    case headersTooLarge(limit: Int)
+    /// 408, written by the connection guard: the body arrives slower than the minimum rate (bytes per second).
+    case bodyTooSlow(bytesPerSecond: Int, minimum: Int)
+    /// 503, written by the connection guard: as many connections are open as allowed.
+    case tooManyConnections(limit: Int)
     /// 415: not image/jpeg, image/png or multipart/form-data (or application/json for text routes).
     case unsupportedMediaType(given: String?, accepted: [String])
     /// 400: malformed request (query parameter, multipart framing, JSON body).
@@ -49,13 +61,17 @@ public enum ServiceError: Error, LocalizedError, Equatable, Sendable {
 
     public var status: HTTPResponse.Status {
         switch self {
-        case .bodyTooLarge, .tooManyImages, .tooManyTexts: .contentTooLarge
+        case .bodyTooLarge, .tooManyImages, .tooManyTexts, .tooManyParts: .contentTooLarge
+        case .partHeadersTooLarge: .badRequest
+        case .headerTimeout, .bodyTooSlow: .requestTimeout
+        case .headersTooLarge: .requestHeaderFieldsTooLarge
         case .unsupportedMediaType: .unsupportedMediaType
         case .badRequest: .badRequest
         case .undecodableImage: .unprocessableContent
         case .unknownHead, .unknownModelVersion, .textEncoderUnavailable, .notFound: .notFound
         case .methodNotAllowed: .methodNotAllowed
-        case .notReady, .queueFull, .timeout, .decodeMemoryBusy, .largeDecodesBusy, .shuttingDown: .serviceUnavailable
+        case .notReady, .queueFull, .timeout, .decodeMemoryBusy, .largeDecodesBusy, .shuttingDown, .tooManyConnections:
+            .serviceUnavailable
         case .internal, .cannotListen: .internalServerError
         }
     }
@@ -66,6 +82,12 @@ public enum ServiceError: Error, LocalizedError, Equatable, Sendable {
         case .bodyTooLarge: "body_too_large"
         case .tooManyImages: "too_many_images"
         case .tooManyTexts: "too_many_texts"
+        case .tooManyParts: "too_many_parts"
+        case .partHeadersTooLarge: "part_headers_too_large"
+        case .headerTimeout: "header_timeout"
+        case .headersTooLarge: "headers_too_large"
+        case .bodyTooSlow: "body_too_slow"
+        case .tooManyConnections: "too_many_connections"
         case .unsupportedMediaType: "unsupported_media_type"
         case .badRequest: "bad_request"
         case .undecodableImage: "undecodable_image"
@@ -88,7 +110,7 @@ public enum ServiceError: Error, LocalizedError, Equatable, Sendable {
     /// Seconds a client should wait before retrying (the `Retry-After` header), for the 503s.
     public var retryAfterSeconds: Int? {
         switch self {
-        case .notReady, .queueFull, .timeout, .decodeMemoryBusy, .largeDecodesBusy, .shuttingDown: 1
+        case .notReady, .queueFull, .timeout, .decodeMemoryBusy, .largeDecodesBusy, .shuttingDown, .tooManyConnections: 1
         default: nil
         }
     }
@@ -98,6 +120,13 @@ public enum ServiceError: Error, LocalizedError, Equatable, Sendable {
         case .bodyTooLarge(let limit): "request body is larger than the limit of \(limit) bytes"
         case .tooManyImages(let count, let limit): "\(count) images in one request; the limit is \(limit)"
         case .tooManyTexts(let count, let limit): "\(count) texts in one request; the limit is \(limit)"
+        case .tooManyParts(let limit): "the multipart body has more than \(limit) parts"
+        case .partHeadersTooLarge(let part, let limit): "multipart part \(part) has headers larger than the limit of \(limit) bytes"
+        case .headerTimeout(let seconds): "the request head was not complete within \(seconds.formatted()) s"
+        case .headersTooLarge(let limit): "the request head is larger than the limit of \(limit) bytes"
+        case .bodyTooSlow(let rate, let minimum):
+            "the request body arrives at \(rate) bytes/s, below the minimum of \(minimum) bytes/s"
+        case .tooManyConnections(let limit): "the server has as many connections open as it allows (\(limit)); retry later"
         case .unsupportedMediaType(let given, let accepted):
             "content type \(given.map { "'\($0)'" } ?? "(none)") is not supported; send \(accepted.joined(separator: ", "))"
         case .badRequest(let reason): reason

@@ -23,6 +23,10 @@ public final class ServiceMetrics: Sendable {
     let queueDepth: CoreMetrics.Gauge
     /// Requests refused because the queue was full.
     let rejectedRequests: CoreMetrics.Counter
+    /// Connections open now (the connection guard's count, bounded by `--max-connections`).
+    let openConnections: CoreMetrics.Gauge
+    /// Connections the server cut, by reason (every reason has its series from the start, so a rate reads 0, not absent).
+    private let connectionsCut: [ConnectionCut: CoreMetrics.Counter]
     private let requestMetrics = Mutex<[RequestKey: (count: CoreMetrics.Counter, duration: CoreMetrics.Timer)]>([:])
 
     private struct RequestKey: Hashable {
@@ -46,7 +50,13 @@ public final class ServiceMetrics: Sendable {
         batchSize = CoreMetrics.Recorder(label: "headtune_batch_size", aggregate: true, factory: factory)
         queueDepth = CoreMetrics.Gauge(label: "headtune_queue_depth", factory: factory)
         rejectedRequests = CoreMetrics.Counter(label: "headtune_queue_rejected_total", factory: factory)
+        openConnections = CoreMetrics.Gauge(label: "headtune_open_connections", factory: factory)
+        connectionsCut = Dictionary(uniqueKeysWithValues: ConnectionCut.allCases.map { reason in
+            (reason, CoreMetrics.Counter(label: "headtune_connections_cut_total", dimensions: [("reason", reason.rawValue)],
+                                         factory: factory))
+        })
         queueDepth.record(0)
+        openConnections.record(0)
     }
 
     /// Counts one answered request and its latency under its route template (e.g. `/v1/classify`),
@@ -64,6 +74,9 @@ public final class ServiceMetrics: Sendable {
         metrics.count.increment()
         metrics.duration.recordNanoseconds(Int64(nanoseconds))
     }
+
+    /// Counts one connection the connection guard closed.
+    func recordCut(_ reason: ConnectionCut) { connectionsCut[reason]?.increment() }
 
     /// The Prometheus text exposition.
     public func exposition() -> String { registry.emitToString() }

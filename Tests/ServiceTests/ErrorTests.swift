@@ -100,6 +100,27 @@ import TestSupport
         }
     }
 
+    @Test func multipartPartCountAndPartHeadersAreLimited() async throws {
+        let limits = RequestLimits(maxParts: 3, maxPartHeaderBytes: 256)
+        try await Fixture.withServer(try Fixture.configuration(heads: false, limits: limits)) { client, _ in
+            var many = Multipart()
+            for index in 0..<4 { many.parts.append(("image", "\(index).png", "image/png", [0])) }
+            let tooMany = try await client.execute(uri: "/v1/classify", method: .post, headers: [.contentType: many.contentType],
+                                                   body: many.body)
+            #expect(tooMany.status == .contentTooLarge)
+            #expect(tooMany.errorCode == "too_many_parts")
+            #expect(tooMany.errorMessage == "the multipart body has more than 3 parts")
+
+            var long = Multipart()
+            long.parts.append(("image", String(repeating: "n", count: 400) + ".png", "image/png", [0]))
+            let longHeaders = try await client.execute(uri: "/v1/classify", method: .post, headers: [.contentType: long.contentType],
+                                                       body: long.body)
+            #expect(longHeaders.status == .badRequest)
+            #expect(longHeaders.errorCode == "part_headers_too_large")
+            #expect(longHeaders.errorMessage == "multipart part 1 has headers larger than the limit of 256 bytes")
+        }
+    }
+
     @Test func aTakenPortIsReportedBeforeAnyLoading() throws {
         // Hold a listening socket on a port the kernel picks.
         let held = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
@@ -270,6 +291,37 @@ final class Gate: Sendable {
         }
         #expect(throws: ServiceError.badRequest("multipart part 1 has no end of headers")) {
             try MultipartParser.parse(Array("--b\r\nContent-Disposition: form-data".utf8), boundary: "b")
+        }
+    }
+
+    @Test func thePartCountIsBounded() throws {
+        var form = Multipart()
+        for index in 0..<4 { form.parts.append(("image", "\(index).png", "image/png", [UInt8(index)])) }
+        let body = Array(buffer: form.body)
+        #expect(try MultipartParser.parse(body, boundary: form.boundary, maxParts: 4).count == 4)
+        #expect(throws: ServiceError.tooManyParts(limit: 3)) {
+            try MultipartParser.parse(body, boundary: form.boundary, maxParts: 3)
+        }
+    }
+
+    @Test func aPartsHeaderBlockIsBounded() throws {
+        var form = Multipart()
+        form.parts.append(("image", "a.png", "image/png", [1]))
+        form.parts.append(("image", String(repeating: "n", count: 300) + ".png", "image/png", [2]))
+        let body = Array(buffer: form.body)
+        // The second part's headers (about 370 bytes) are over a 200-byte limit; the first's are not.
+        #expect(throws: ServiceError.partHeadersTooLarge(part: 2, limit: 200)) {
+            try MultipartParser.parse(body, boundary: form.boundary, maxHeaderBytes: 200)
+        }
+        #expect(try MultipartParser.parse(body, boundary: form.boundary, maxHeaderBytes: 400).count == 2)
+        // Headers that never end, in a body shorter than the limit, are malformed framing, not too large.
+        #expect(throws: ServiceError.badRequest("multipart part 1 has no end of headers")) {
+            try MultipartParser.parse(Array("--b\r\nContent-Disposition: form-data".utf8), boundary: "b", maxHeaderBytes: 1000)
+        }
+        // Headers that never end, past the limit: refused as too large, whatever follows.
+        let endless = Array("--b\r\nX-Padding: ".utf8) + [UInt8](repeating: UInt8(ascii: "x"), count: 5000)
+        #expect(throws: ServiceError.partHeadersTooLarge(part: 1, limit: 1000)) {
+            try MultipartParser.parse(endless, boundary: "b", maxHeaderBytes: 1000)
         }
     }
 
