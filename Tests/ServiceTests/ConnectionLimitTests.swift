@@ -183,7 +183,6 @@ import Glibc
         try await Self.withLiveServer({ $0.connections.headerTimeout = .seconds(1) }) { port, metrics in
             let slow = try RawConnection(port: port, receiveTimeout: 5)
             let head = Array("GET /healthz HTTP/1.1\r\nHost: test\r\nX-Padding: \(String(repeating: "a", count: 100))\r\n\r\n".utf8)
-            let started = ContinuousClock.now
             // One byte every 50 ms: the head would take over 7 s; the server cuts it at about 1 s.
             async let trickled = slow.trickle(head, every: .milliseconds(50), giveUp: .seconds(8))
             var served: [String] = []
@@ -193,11 +192,13 @@ import Glibc
             }
             let sent = await trickled
             let (response, closed) = await slow.receiveUntilClosed()
-            let elapsed = slow.lastArrival - started
             #expect(closed)
             #expect(Self.statusAndCode(response) == (408, "header_timeout"))
+            // The bytes that went out before the cut time it (one per 50 ms, fewer when this machine
+            // is loaded); the answer's arrival time is not used: it is read only after the health
+            // checks, whose pace depends on the load.
             #expect(sent < head.count, "the whole head got through")
-            #expect(elapsed < .seconds(4), "cut after \(elapsed)")
+            #expect(sent <= 60, "\(sent) bytes (50 ms apart) went out before the 1 s limit cut the head")
             #expect(!served.isEmpty && served.allSatisfy { $0.hasPrefix("HTTP/1.1 200") }, "\(served)")
             #expect(Self.cutCount(metrics, "header_timeout") == 1)
         }
