@@ -37,10 +37,9 @@ public struct ONNXExport: Sendable {
     public static func head(_ predictor: HeadPredictor, headFile: URL) throws -> ONNXExport {
         let head = predictor.head
         let exportable = try exportableModel(predictor.encoder)
-        var graph = ONNXGraph(name: "headtune_head", outputs: [probabilitiesName, featuresName, logitsName])
         let size = predictor.encoder.inputSize
-        let pixels = graph.input(inputName, shape: [.symbolic("N"), .fixed(3), .fixed(size), .fixed(size)],
-                                 documentation: "RGB images, NCHW, preprocessed as the metadata's headtune.preprocessing says")
+        var graph = ONNXGraph(name: "headtune_head", outputs: outputNames)
+        let pixels = declarePixels(&graph, size: size)
         let flip = predictor.views.contains { $0.mirrored }
         precondition(predictor.views.allSatisfy { $0.crop == nil && $0.policy == predictor.policy },
                      "prediction views are the plain view and its mirror")
@@ -100,10 +99,9 @@ public struct ONNXExport: Sendable {
         guard encoder.classCount == labels.count, encoder.classCount > 0 else {
             throw HeadTuneError.exportUnsupported(model: encoder.identifier, reason: "it has no pretrained classifier with \(labels.count) labels")
         }
-        var graph = ONNXGraph(name: "headtune_pretrained_classifier", outputs: [probabilitiesName, featuresName, logitsName])
         let size = encoder.inputSize
-        let pixels = graph.input(inputName, shape: [.symbolic("N"), .fixed(3), .fixed(size), .fixed(size)],
-                                 documentation: "RGB images, NCHW, preprocessed as the metadata's headtune.preprocessing says")
+        var graph = ONNXGraph(name: "headtune_pretrained_classifier", outputs: outputNames)
+        let pixels = declarePixels(&graph, size: size)
         let tensors = exportable.appendONNX(to: &graph, input: pixels, outputs: [.features, .logits])
         let probabilities = graph.node("Softmax", [tensors[.logits]!], attributes: [.int("axis", 1)], output: "classifier.probabilities")
         graph.output(probabilities, as: probabilitiesName, shape: [.symbolic("N"), .fixed(labels.count)],
@@ -115,6 +113,15 @@ public struct ONNXExport: Sendable {
         let metadata = commonMetadata(encoder: encoder, policy: encoder.preprocessor.policy, labels: labels, testTimeFlip: false)
         return finish(graph, documentation: "\(encoder.identifier) pretrained classifier, \(labels.count) classes",
                       metadata: metadata, classes: labels.count, width: encoder.featureCount, size: size)
+    }
+
+    /// The graph outputs every export has, in order.
+    static let outputNames = [probabilitiesName, featuresName, logitsName]
+
+    /// Declares the `pixels` input [N, 3, size, size]; returns its name.
+    static func declarePixels(_ graph: inout ONNXGraph, size: Int) -> String {
+        graph.input(inputName, shape: [.symbolic("N"), .fixed(3), .fixed(size), .fixed(size)],
+                    documentation: "RGB images, NCHW, preprocessed as the metadata's headtune.preprocessing says")
     }
 
     static func exportableModel(_ encoder: ImageEncoder) throws -> any ONNXExportableImageModel {

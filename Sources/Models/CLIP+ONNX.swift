@@ -9,10 +9,7 @@ extension CLIPVisionModel: ONNXExportableImageModel {
         let heads = t.headCount, headWidth = t.headDimension
 
         // Patch embedding: [hidden, p, p, 3] (channels-last patches) -> [hidden, 3, p, p].
-        var patchWeight = [Float](repeating: 0, count: w * 3 * p * p)
-        for o in 0..<w {
-            for tap in 0..<(p * p) { for ch in 0..<3 { patchWeight[(o * 3 + ch) * p * p + tap] = patchEmbedding.weight(output: o, input: tap * 3 + ch) } }
-        }
+        let patchWeight = permuteOHWItoOIHW(rowMajor(patchEmbedding), out: w, in: 3, kernel: p)
         // [N, 3, S, S] -> [N, hidden, S/p, S/p] -> [N, patches, hidden]
         var x = graph.convolution(input, weight: patchWeight, bias: [Float](repeating: 0, count: w), outChannels: w, kernel: p,
                                   stride: p, pads: (0, 0, 0, 0), name: "patch_embedding")

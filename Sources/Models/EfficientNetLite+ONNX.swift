@@ -15,21 +15,14 @@ extension EfficientNetLite: ONNXExportableImageModel {
             return (vertical.before, horizontal.before, vertical.after, horizontal.after)
         }
         func pointwise(_ x: String, _ weights: PointwiseWeights, relu6: Bool, name: String) -> String {
-            var oihw = [Float](repeating: 0, count: weights.outChannels * weights.inChannels)
-            for o in 0..<weights.outChannels {
-                for i in 0..<weights.inChannels { oihw[o * weights.inChannels + i] = weights.weight(output: o, input: i) }
-            }
-            let y = graph.convolution(x, weight: oihw, bias: weights.bias, outChannels: weights.outChannels, kernel: 1, stride: 1,
-                                      pads: (0, 0, 0, 0), name: name)
+            // [out, in] is OIHW for a 1x1 kernel.
+            let y = graph.convolution(x, weight: rowMajor(weights), bias: weights.bias, outChannels: weights.outChannels, kernel: 1,
+                                      stride: 1, pads: (0, 0, 0, 0), name: name)
             return relu6 ? graph.clip(y, low: 0, high: 6, name: "\(name).relu6") : y
         }
 
         // Stem: [out, k, k, in] (im2col's channels-last patches) -> [out, in, k, k].
-        let taps = 9
-        var stemWeight = [Float](repeating: 0, count: stem.outChannels * stem.inChannels)
-        for o in 0..<stem.outChannels {
-            for t in 0..<taps { for i in 0..<3 { stemWeight[(o * 3 + i) * taps + t] = stem.weight(output: o, input: t * 3 + i) } }
-        }
+        let stemWeight = permuteOHWItoOIHW(rowMajor(stem), out: stem.outChannels, in: 3, kernel: 3)
         var x = graph.convolution(input, weight: stemWeight, bias: stem.bias, outChannels: stem.outChannels, kernel: 3, stride: 2,
                                   pads: samePads(plan.stem), name: "stem")
         x = graph.clip(x, low: 0, high: 6, name: "stem.relu6")
@@ -61,9 +54,7 @@ extension EfficientNetLite: ONNXExportableImageModel {
             result[.stages] = graph.concatenate(pooled, axis: 1, name: "stages")
         }
         if outputs.contains(.logits) {
-            var weight = [Float](repeating: 0, count: classCount * featureCount)
-            for o in 0..<classCount { for i in 0..<featureCount { weight[o * featureCount + i] = classifier.weight(output: o, input: i) } }
-            result[.logits] = graph.linear(features, weight: weight, bias: classifier.bias, name: "logits")
+            result[.logits] = graph.linear(features, weight: rowMajor(classifier), bias: classifier.bias, name: "logits")
         }
         return result
     }

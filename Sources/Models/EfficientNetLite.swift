@@ -484,13 +484,7 @@ extension EfficientNetLite: ImageEncoderModel {
     }
 
     /// `_fc.weight` [numClasses, headChannels], as in the checkpoint.
-    public func classifierWeights() -> [Float]? {
-        var weights = [Float](repeating: 0, count: classCount * featureCount)
-        for o in 0..<classCount {
-            for i in 0..<featureCount { weights[o * featureCount + i] = classifier.weight(output: o, input: i) }
-        }
-        return weights
-    }
+    public func classifierWeights() -> [Float]? { rowMajor(classifier) }
 }
 
 /// One workspace, for batches of any size.

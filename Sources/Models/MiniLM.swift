@@ -78,9 +78,10 @@ struct Linear: Sendable {
 
     /// The weight as PyTorch lays it out, [outputs, inputs] (for an exported graph).
     var pytorchWeight: [Float] {
+        if let packed { return rowMajor(packed) }
         var result = [Float](repeating: 0, count: outputs * inputs)
         for o in 0..<outputs {
-            for i in 0..<inputs { result[o * inputs + i] = packed?.weight(output: o, input: i) ?? weight[i * outputs + o] }
+            for i in 0..<inputs { result[o * inputs + i] = weight[i * outputs + o] }
         }
         return result
     }

@@ -12,3 +12,16 @@ func permuteOIHWtoOHWI(_ w: [Float], out: Int, in inChannels: Int, kernel: Int) 
     }
     return result
 }
+
+/// The inverse of `permuteOIHWtoOHWI`: [out, k, k, in] -> [out, in, k, k] (an exported ONNX `Conv`).
+func permuteOHWItoOIHW(_ w: [Float], out: Int, in inChannels: Int, kernel: Int) -> [Float] {
+    var result = [Float](repeating: 0, count: w.count)
+    for o in 0..<out {
+        for i in 0..<inChannels {
+            for t in 0..<(kernel * kernel) {
+                result[(o * inChannels + i) * kernel * kernel + t] = w[(o * kernel * kernel + t) * inChannels + i]
+            }
+        }
+    }
+    return result
+}

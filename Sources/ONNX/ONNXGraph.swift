@@ -102,13 +102,9 @@ public struct ONNXGraph: Sendable {
     /// Makes `tensor` a float32 graph output named `name`, one of the names reserved at `init`
     /// (through an `Identity` node, so the network's own tensor names never collide with it).
     public mutating func output(_ tensor: String, as name: String, shape: [ONNXDimension], documentation: String = "") {
-        var outputName = tensor
-        if tensor != name {
-            precondition(reservedOutputs.remove(name) != nil, "output name \(name) was not reserved in init(name:outputs:)")
-            outputName = name
-            appendNode("Identity", inputs: [tensor], outputs: [outputName])
-        }
-        var info = Self.valueInfo(outputName, shape: shape, elementType: .float)
+        precondition(reservedOutputs.remove(name) != nil, "output name \(name) was not reserved in init(name:outputs:)")
+        appendNode("Identity", inputs: [tensor], outputs: [name])
+        var info = Self.valueInfo(name, shape: shape, elementType: .float)
         info.docString = documentation
         graph.output.append(info)
     }
