@@ -17,14 +17,16 @@ public struct NetworkInputWriter {
         self.policy = policy
     }
 
-    /// Per path, in input order: its row in the array, or why it has none.
-    /// - progress: called after each file
-    public func write(paths: [String], to path: String, progress: (Result<Int, Error>) throws -> Void = { _ in }) throws
-        -> [Result<Int, Error>]
+    /// Per path, in input order: its row in the array, or why it has none. A failure to write the
+    /// array itself (disk full) is thrown, and the previous file at `path` is kept.
+    /// - progress: called after each file with its path and result
+    public func write(paths: [String], to path: String, progress: (String, Result<Int, Error>) throws -> Void = { _, _ in })
+        throws -> [Result<Int, Error>]
     {
         let size = encoder.inputSize, floats = encoder.inputFloats
-        // Room for the largest row count, so the header is rewritten in place with the real one.
-        let headerLength = NumpyArray.float32Header(shape: [max(paths.count, 1) * 10, 3, size, size]).count
+        // The header of the most rows there can be: a smaller count fits it, padded with spaces, so
+        // the header is rewritten in place once the real count is known.
+        let headerLength = NumpyArray.float32Header(shape: [paths.count, 3, size, size]).count
         let writer = try AtomicFile.Writer(path: path)
         var committed = false
         defer { if !committed { writer.discard() } }
@@ -38,16 +40,18 @@ public struct NetworkInputWriter {
                 try hwc.withUnsafeMutableBufferPointer { buffer throws(ImagingError) in
                     try encoder.prepare(.file(path: file), views: [ImageView(policy: policy)], into: buffer.baseAddress!)
                 }
-                // [size, size, 3] -> [3, size, size]
-                for y in 0..<size { for x in 0..<size { for c in 0..<3 { chw[(c * size + y) * size + x] = hwc[(y * size + x) * 3 + c] } } }
-                try chw.withUnsafeBytes { try writer.handle.write(contentsOf: $0) }
                 result = .success(rows)
-                rows += 1
             } catch {
                 result = .failure(error)
             }
+            if case .success = result {
+                // [size, size, 3] -> [3, size, size]
+                for y in 0..<size { for x in 0..<size { for c in 0..<3 { chw[(c * size + y) * size + x] = hwc[(y * size + x) * 3 + c] } } }
+                try chw.withUnsafeBytes { try writer.handle.write(contentsOf: $0) }
+                rows += 1
+            }
             results.append(result)
-            try progress(result)
+            try progress(file, result)
         }
         try writer.handle.seek(toOffset: 0)
         try writer.handle.write(contentsOf: NumpyArray.float32Header(shape: [rows, 3, size, size], length: headerLength))

@@ -35,10 +35,10 @@ struct Preprocess: ParsableCommand {
         let encoder = try encoderOptions.loadEncoder()
         let policy = try head.map { try HeadPredictor.load(path: $0, encoder: encoder).policy } ?? encoder.preprocessor.policy
         let progress = ProgressBar(total: paths.count, force: inputs.progress)
-        var index = 0, failures = 0
-        _ = try NetworkInputWriter(encoder: encoder, policy: policy).write(paths: paths, to: out) { result in
+        var failures = 0
+        _ = try NetworkInputWriter(encoder: encoder, policy: policy).write(paths: paths, to: out) { file, result in
             progress.clearForStdout()
-            let path = JSONValue.string(paths[index])
+            let path = JSONValue.string(file)
             switch result {
             case .success(let row):
                 print(JSONValue.object([("path", path), ("row", .integer(row))]).serialized())
@@ -49,7 +49,6 @@ struct Preprocess: ParsableCommand {
                 progress.clear()
                 printError("headtune: \(message)")
             }
-            index += 1
             progress.advance()
         }
         progress.finish()
