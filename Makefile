@@ -75,7 +75,7 @@ openset: assets build
 # head file, CSV manifest, resume log, WordPiece, multipart, embed-text JSON), one target after the
 # other, each FUZZ_SECONDS long (or FUZZ_RUNS executions, whichever first); FUZZ_TARGETS picks some.
 # New inputs go to .build-fuzz/work/<target>, crashers to .build-fuzz/artifacts/, the figures to
-# .build-fuzz/summary.md. Seeds: Fuzz/corpus/<target> (scripts/make-fuzz-corpus writes all but decode's).
+# .build-fuzz/summary.md. Seeds: Fuzz/corpus/decode, and for the others .build-fuzz/corpus/<target>, written by scripts/make-fuzz-corpus.
 FUZZ_SECONDS ?= 300
 FUZZ_RUNS ?= -1
 FUZZ_TARGETS ?=
