@@ -5,6 +5,9 @@
 //
 // Everything works on Unicode scalars, as the Rust implementation works on `char`s: Swift `Character`s
 // (grapheme clusters) would glue combining marks to their base letter and change the splits.
+// Normalization writes one scalar buffer and words are ranges of it; the longest match walks a
+// word's UTF-8 in a byte trie of the vocabulary (VocabularyTrie), so a text costs a few
+// allocations, not one String per candidate piece.
 
 import Foundation
 
@@ -31,17 +34,24 @@ public struct WordPieceConfiguration: Sendable, Equatable {
 /// Text -> token ids for BERT-family encoders.
 public struct WordPieceTokenizer: Sendable {
     public let configuration: WordPieceConfiguration
-    /// Token -> id, the line number in vocab.txt.
+    /// Token -> id, the line number in vocab.txt. String keys: an entry also matches the texts that are
+    /// canonically equivalent to it (the tokenizer has always matched that way).
     let vocabulary: [String: Int32]
     /// id -> token.
     let tokens: [String]
+    /// The entries by the UTF-8 of their canonical decomposition (NFD), each with the id `vocabulary`
+    /// gives it: for a piece that is its own NFD, the trie finds what `vocabulary` finds.
+    let trie: VocabularyTrie
+    /// Where continuation pieces start in `trie`: the node of the continuing prefix (`##`), nil when
+    /// no entry begins with it.
+    let continuationNode: Int32?
     public let unknownID: Int32
     public let classID: Int32
     public let separatorID: Int32
     public let paddingID: Int32
     /// The most Unicode scalars a vocabulary entry has in canonical decomposition (NFD): no longer
     /// candidate can equal one (String equality is canonical equivalence, and decomposing never
-    /// shortens), so the greedy match starts there instead of at the word's end.
+    /// shortens), so the String-lookup match starts there instead of at the word's end.
     let longestTokenScalars: Int
 
     public var vocabularySize: Int { tokens.count }
@@ -67,7 +77,18 @@ public struct WordPieceTokenizer: Sendable {
         // First occurrence wins, as in tokenizers' vocab loading... duplicates would be a broken file.
         for (id, token) in tokens.enumerated() where vocabulary[token] == nil { vocabulary[token] = Int32(id) }
         self.vocabulary = vocabulary
-        longestTokenScalars = tokens.lazy.map { $0.decomposedStringWithCanonicalMapping.unicodeScalars.count }.max() ?? 0
+        var entries: [(key: [UInt8], id: Int32)] = []
+        entries.reserveCapacity(tokens.count)
+        var longest = 0
+        for token in tokens {
+            let decomposed = token.decomposedStringWithCanonicalMapping
+            longest = max(longest, decomposed.unicodeScalars.count)
+            // Canonically equivalent entries share a key and the id of the first of them.
+            entries.append((Array(decomposed.utf8), vocabulary[token]!))
+        }
+        longestTokenScalars = longest
+        trie = VocabularyTrie(entries: entries)
+        continuationNode = trie.node(after: configuration.continuingPrefix.decomposedStringWithCanonicalMapping.utf8)
         func id(_ token: String) throws(ModelsError) -> Int32 {
             guard let id = vocabulary[token] else { throw .invalidVocabulary(file: sourceName, reason: "no \(token) token") }
             return id
@@ -83,71 +104,132 @@ public struct WordPieceTokenizer: Sendable {
 
     /// `[CLS] pieces... [SEP]`, truncated to `maxLength` tokens in total.
     public func encode(_ text: String) -> [Int32] {
-        var ids: [Int32] = [classID]
         let budget = max(0, configuration.maxLength - 2)
-        outer: for word in preTokenize(normalize(text)) {
-            for id in wordPieces(word) {
-                if ids.count - 1 >= budget { break outer }
-                ids.append(id)
-            }
-        }
+        var ids: [Int32] = []
+        ids.reserveCapacity(min(budget, text.utf8.count) + 2)
+        ids.append(classID)
+        appendPieceIDs(of: text, to: &ids, limit: budget)
         ids.append(separatorID)
         return ids
     }
 
     /// The word pieces of `text` without special tokens or truncation.
     public func tokenize(_ text: String) -> [String] {
-        preTokenize(normalize(text)).flatMap { wordPieces($0).map(token) }
+        var ids: [Int32] = []
+        appendPieceIDs(of: text, to: &ids, limit: .max)
+        return ids.map(token)
+    }
+
+    /// Appends the first `limit` piece ids of `text`: normalize, split into words, match each.
+    func appendPieceIDs(of text: String, to ids: inout [Int32], limit: Int) {
+        let normalized = normalize(text)
+        let first = ids.count
+        // The current word's UTF-8, reused: longer words are [UNK] before they are encoded.
+        var utf8: [UInt8] = []
+        utf8.reserveCapacity(4 * configuration.maxCharactersPerWord)
+        forEachWord(in: normalized.scalars) { word in
+            appendPieces(of: normalized.scalars[word], textIsDecomposed: normalized.isDecomposed, to: &ids, utf8: &utf8)
+            return ids.count - first < limit
+        }
+        if ids.count - first > limit { ids.removeLast(ids.count - first - limit) }
     }
 
     // MARK: - BertNormalizer
 
+    /// Normalized text as Unicode scalars.
+    struct NormalizedText {
+        var scalars: [Unicode.Scalar]
+        /// Every scalar is its own canonical decomposition (NFD leaves the text as it is).
+        var isDecomposed: Bool
+    }
+
     /// Clean text, space out CJK ideographs, strip accents (NFD, drop nonspacing marks), lowercase:
-    /// the order of tokenizers' BertNormalizer.
-    func normalize(_ text: String) -> String.UnicodeScalarView {
-        var cleaned = String.UnicodeScalarView()
+    /// the order of tokenizers' BertNormalizer, in one buffer.
+    func normalize(_ text: String) -> NormalizedText {
+        var scalars: [Unicode.Scalar] = []
+        // Enough for the cleaned text: a scalar takes at least one byte, a spaced-out ideograph
+        // (three scalars) three bytes.
+        scalars.reserveCapacity(text.utf8.count)
+        var allBelowC0 = true
         for scalar in text.unicodeScalars {
             if scalar.value == 0 || scalar.value == 0xFFFD || Self.isControl(scalar) { continue }
             if Self.isWhitespace(scalar) {
-                cleaned.append(" ")
+                scalars.append(" ")
             } else if configuration.splitCJKCharacters && Self.isCJK(scalar) {
-                cleaned.append(" ")
-                cleaned.append(scalar)
-                cleaned.append(" ")
+                scalars.append(" ")
+                scalars.append(scalar)
+                scalars.append(" ")
+                allBelowC0 = false
             } else {
-                cleaned.append(scalar)
+                scalars.append(scalar)
+                if scalar.value >= 0xC0 { allBelowC0 = false }
             }
         }
-        var result = cleaned
         // Below U+00C0 no scalar has a canonical decomposition or is a nonspacing mark: the text is
         // its own NFD with nothing to strip, and Foundation's NFD pass is skipped (most of the time
         // of a short English text).
-        if configuration.stripAccents ?? configuration.lowercase, !cleaned.allSatisfy({ $0.value < 0xC0 }) {
-            result = String.UnicodeScalarView()
-            for scalar in String(cleaned).decomposedStringWithCanonicalMapping.unicodeScalars
-            where scalar.properties.generalCategory != .nonspacingMark {
-                result.append(scalar)
+        var isDecomposed = allBelowC0
+        if configuration.stripAccents ?? configuration.lowercase, !allBelowC0 {
+            let decomposed = Self.string(scalars[...]).decomposedStringWithCanonicalMapping
+            scalars.removeAll(keepingCapacity: true)
+            for scalar in decomposed.unicodeScalars where scalar.properties.generalCategory != .nonspacingMark {
+                scalars.append(scalar)
             }
+            isDecomposed = true
         }
         if configuration.lowercase {
             // Per scalar, without context (no final-sigma rule), as Rust's char::to_lowercase.
-            var lowered = String.UnicodeScalarView()
-            for scalar in result {
-                // ASCII directly: lowercaseMapping builds a String per scalar (most of the tokenizer's time).
+            var index = 0
+            while index < scalars.count {
+                let scalar = scalars[index]
                 if scalar.isASCII {
-                    lowered.append(scalar.value >= 0x41 && scalar.value <= 0x5A ? Unicode.Scalar(UInt8(scalar.value + 0x20)) : scalar)
+                    if scalar.value >= 0x41 && scalar.value <= 0x5A { scalars[index] = Unicode.Scalar(UInt8(scalar.value + 0x20)) }
+                    index += 1
+                    continue
+                }
+                // At most three scalars: a small String, not an allocation.
+                let lowered = scalar.properties.lowercaseMapping.unicodeScalars
+                if lowered.count == 1 {
+                    scalars[index] = lowered[lowered.startIndex]
+                    index += 1
                 } else {
-                    lowered.append(contentsOf: scalar.properties.lowercaseMapping.unicodeScalars)
+                    // U+0130 (I with dot above) -> i + U+0307; rare enough to shift the rest.
+                    scalars.replaceSubrange(index...index, with: lowered)
+                    index += lowered.count
                 }
             }
-            result = lowered
         }
-        return result
+        // Lowercasing keeps a scalar without a canonical decomposition without one (every Unicode
+        // scalar is checked by WordPieceByteMatchTests), and below U+00C0 it stays below U+00C0: only a
+        // text neither decomposed nor below U+00C0 needs Foundation's NFD to tell.
+        if !isDecomposed { isDecomposed = Self.isOwnDecomposition(scalars[...]) }
+        return NormalizedText(scalars: scalars, isDecomposed: isDecomposed)
+    }
+
+    /// Whether NFD leaves `scalars` unchanged; then no scalar in them has a canonical decomposition
+    /// (decomposing one would change the scalars, which reordering cannot undo).
+    static func isOwnDecomposition(_ scalars: ArraySlice<Unicode.Scalar>) -> Bool {
+        if scalars.allSatisfy({ $0.value < 0xC0 }) { return true }
+        return string(scalars).decomposedStringWithCanonicalMapping.unicodeScalars.elementsEqual(scalars)
+    }
+
+    /// `scalars` as a String, written as UTF-8 in one buffer (String.UnicodeScalarView(_:) appends
+    /// scalar by scalar and reallocated about once per scalar of a fuzzed kilobyte).
+    static func string(_ scalars: ArraySlice<Unicode.Scalar>) -> String {
+        let byteCount = scalars.reduce(0) { $0 + UTF8.width($1) }
+        return String(unsafeUninitializedCapacity: byteCount) { buffer in
+            var count = 0
+            for scalar in scalars {
+                UTF8.encode(scalar) { buffer[count] = $0; count += 1 }
+            }
+            return count
+        }
     }
 
     /// BERT treats \t \n \r as whitespace, not control; other C* categories are control.
     static func isControl(_ s: Unicode.Scalar) -> Bool {
-        if s == "\t" || s == "\n" || s == "\r" { return false }
+        // ASCII's C* scalars are its Cc: 0-31 and 127.
+        if s.isASCII { return (s.value < 0x20 && s != "\t" && s != "\n" && s != "\r") || s.value == 0x7F }
         switch s.properties.generalCategory {
         case .control, .format, .unassigned, .privateUse, .surrogate: return true
         default: return false
@@ -156,7 +238,9 @@ public struct WordPieceTokenizer: Sendable {
 
     /// Unicode White_Space, as Rust's char::is_whitespace.
     static func isWhitespace(_ s: Unicode.Scalar) -> Bool {
-        s == " " || s == "\t" || s == "\n" || s == "\r" || s.properties.isWhitespace
+        // ASCII's White_Space: \t \n \u{B} \u{C} \r and the space.
+        if s.isASCII { return s == " " || (s.value >= 0x09 && s.value <= 0x0D) }
+        return s.properties.isWhitespace
     }
 
     /// The CJK Unified Ideographs blocks BERT spaces out (not Hangul, Hiragana or Katakana).
@@ -170,26 +254,18 @@ public struct WordPieceTokenizer: Sendable {
 
     // MARK: - BertPreTokenizer
 
-    /// Splits on whitespace (dropped) and punctuation (kept as one-scalar words).
-    func preTokenize(_ text: String.UnicodeScalarView) -> [String.UnicodeScalarView] {
-        var words: [String.UnicodeScalarView] = []
-        var current = String.UnicodeScalarView()
-        func flush() {
-            if !current.isEmpty { words.append(current) }
-            current = String.UnicodeScalarView()
+    /// Calls `body` with the range of each word of `text`, in order, until it returns false: runs
+    /// split on whitespace (dropped) and punctuation (kept as one-scalar words).
+    func forEachWord(in text: [Unicode.Scalar], _ body: (Range<Int>) -> Bool) {
+        var start = 0
+        for (index, scalar) in text.enumerated() {
+            let isWhitespace = Self.isWhitespace(scalar)
+            guard isWhitespace || Self.isPunctuation(scalar) else { continue }
+            if start < index && !body(start..<index) { return }
+            if !isWhitespace && !body(index..<index + 1) { return }
+            start = index + 1
         }
-        for scalar in text {
-            if Self.isWhitespace(scalar) {
-                flush()
-            } else if Self.isPunctuation(scalar) {
-                flush()
-                words.append(String.UnicodeScalarView([scalar]))
-            } else {
-                current.append(scalar)
-            }
-        }
-        flush()
-        return words
+        if start < text.count { _ = body(start..<text.count) }
     }
 
     /// BERT's punctuation: all non-alphanumeric printable ASCII (so `$`, `+`, `^`, `` ` `` count, which
@@ -197,6 +273,8 @@ public struct WordPieceTokenizer: Sendable {
     static func isPunctuation(_ s: Unicode.Scalar) -> Bool {
         switch s.value {
         case 33...47, 58...64, 91...96, 123...126: return true
+        // Every ASCII P* scalar is in the ranges above.
+        case 0..<128: return false
         default: break
         }
         switch s.properties.generalCategory {
@@ -208,16 +286,66 @@ public struct WordPieceTokenizer: Sendable {
 
     // MARK: - WordPiece
 
-    /// Greedy longest-match-first; a word with any unmatchable rest, or too long, is one `[UNK]`.
-    func wordPieces(_ word: String.UnicodeScalarView) -> [Int32] {
+    /// Appends the pieces of `word`, or one `[UNK]` when it is too long or any rest of it matches no
+    /// entry. Greedy longest-match-first.
+    func appendPieces(of word: ArraySlice<Unicode.Scalar>, textIsDecomposed: Bool, to ids: inout [Int32], utf8: inout [UInt8]) {
+        if word.count > configuration.maxCharactersPerWord {
+            ids.append(unknownID)
+        } else if Self.piecesAreOwnDecomposition(word, textIsDecomposed: textIsDecomposed) {
+            appendPiecesByBytes(of: word, to: &ids, utf8: &utf8)
+        } else {
+            ids.append(contentsOf: wordPiecesByStringLookup(word))
+        }
+    }
+
+    /// Whether every piece `word` can be cut into, with or without the continuing prefix before it,
+    /// is its own NFD, so that comparing its bytes with the trie's keys finds the entries String
+    /// equality finds: no scalar has a decomposition, and none has a combining class (a mark at the
+    /// start of a piece would be reordered with the prefix's end).
+    static func piecesAreOwnDecomposition(_ word: ArraySlice<Unicode.Scalar>, textIsDecomposed: Bool) -> Bool {
+        // Below U+0300 every combining class is 0.
+        guard word.allSatisfy({ $0.value < 0x300 || $0.properties.canonicalCombiningClass == .notReordered }) else { return false }
+        return textIsDecomposed || isOwnDecomposition(word)
+    }
+
+    /// The greedy match on the word's UTF-8 in the trie; `utf8` is scratch space.
+    func appendPiecesByBytes(of word: ArraySlice<Unicode.Scalar>, to ids: inout [Int32], utf8: inout [UInt8]) {
+        utf8.removeAll(keepingCapacity: true)
+        for scalar in word { UTF8.encode(scalar) { utf8.append($0) } }
+        let first = ids.count
+        let matched = utf8.withUnsafeBufferPointer { bytes in
+            var start = 0
+            var node: Int32? = VocabularyTrie.root
+            while start < bytes.count {
+                // A key is whole UTF-8, so a match that starts on a scalar also ends on one.
+                guard let from = node, let match = trie.longestMatch(in: bytes, from: start, under: from) else { return false }
+                ids.append(match.id)
+                start = match.end
+                node = continuationNode
+            }
+            return true
+        }
+        if !matched {
+            ids.removeSubrange(first...)
+            ids.append(unknownID)
+        }
+    }
+
+    /// The greedy match with a String per candidate, looked up in `vocabulary` (so canonically
+    /// equivalent spellings match): for words whose pieces are not their own NFD.
+    func wordPiecesByStringLookup(_ word: ArraySlice<Unicode.Scalar>) -> [Int32] {
         let scalarCount = word.count
         if scalarCount > configuration.maxCharactersPerWord { return [unknownID] }
         // The word's UTF-8 and where each scalar starts in it: a candidate is one slice, decoded at
         // once (appending scalar by scalar was most of the tokenizer's time).
-        let utf8 = Array(String(word).utf8)
+        var utf8: [UInt8] = []
+        utf8.reserveCapacity(4 * scalarCount)
         var offsets = [0]
         offsets.reserveCapacity(scalarCount + 1)
-        for scalar in word { offsets.append(offsets[offsets.count - 1] + UTF8.width(scalar)) }
+        for scalar in word {
+            UTF8.encode(scalar) { utf8.append($0) }
+            offsets.append(utf8.count)
+        }
         var pieces: [Int32] = []
         var start = 0
         let prefixScalars = configuration.continuingPrefix.unicodeScalars.count
