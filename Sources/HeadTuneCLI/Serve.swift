@@ -99,7 +99,7 @@ struct Serve: AsyncParsableCommand {
 
     @Option(help: ArgumentHelp("Memory the requests' concurrent decodes may hold together (e.g. 256m, 1g); a request whose share "
                                + "does not free up within --request-timeout is answered 503 with Retry-After.", valueName: "bytes"))
-    var decodeMemory = MemorySize(bytes: DecodeBudget.defaultCapacity)
+    var decodeMemory = MemorySize(bytes: MemoryBudget.defaultDecodeCapacity)
 
     @Flag(inversion: .prefixedNo, help: "Load the text encoder when its weights are there (/v1/embed/text, /v1/zero-shot, /v1/match).")
     var textEncoder = true
