@@ -49,6 +49,11 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Largest request body in bytes (413 beyond).")
     var maxBodyBytes = 20 * 1024 * 1024
 
+    @Option(help: ArgumentHelp("Memory the request bodies in flight may hold together (e.g. 256m, 1g); a request whose body "
+                               + "does not fit within --request-timeout is answered 503 with Retry-After before it is read, "
+                               + "one that could never fit 413.", valueName: "bytes"))
+    var bodyMemory = MemorySize(bytes: RequestLimits.defaultBodyMemory)
+
     @Option(help: "Most images in one multipart request (413 beyond).")
     var maxImages = 32
 
@@ -129,6 +134,7 @@ struct Serve: AsyncParsableCommand {
         guard maxPartHeaderBytes >= 64 else { throw ValidationError("--max-part-header-bytes must be at least 64") }
         guard maxPixels >= 1 else { throw ValidationError("--max-pixels must be positive") }
         guard decodeMemory.bytes >= 1 << 20 else { throw ValidationError("--decode-memory must be at least 1m") }
+        guard bodyMemory.bytes >= 1 << 20 else { throw ValidationError("--body-memory must be at least 1m") }
         guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("unknown --log-level \(logLevel)") }
         let names = heads.map { ModelSpecification.parseHead($0).name }
         for name in names where name == ModelSpecification.imagenetHead || names.filter({ $0 == name }).count > 1 {
@@ -153,7 +159,7 @@ struct Serve: AsyncParsableCommand {
                                        queueCapacity: queueCapacity, threads: threads),
             limits: RequestLimits(maxBodyBytes: maxBodyBytes, maxImagesPerRequest: maxImages,
                                   timeout: .milliseconds(Int64(requestTimeout * 1000)),
-                                  maxParts: maxParts, maxPartHeaderBytes: maxPartHeaderBytes),
+                                  maxParts: maxParts, maxPartHeaderBytes: maxPartHeaderBytes, bodyMemory: bodyMemory.bytes),
             connections: ConnectionLimits(maxHeaderBytes: maxHeaderBytes, headerTimeout: .milliseconds(Int64(headerTimeout * 1000)),
                                           minBodyRate: minBodyRate, bodyRateGrace: .milliseconds(Int64(bodyRateGrace * 1000)),
                                           idleTimeout: .milliseconds(Int64(idleTimeout * 1000)), maxConnections: maxConnections))
