@@ -18,15 +18,14 @@ import http.client
 import json
 import os
 import select
-import shlex
 import socket
 import sys
 import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from serve_harness import (DEFAULT_BINARY, Sampler, Server, error_code, good_loop, latency_summary,  # noqa: E402
-                           raw_connection, request, sample_images, status_of)
+from serve_harness import (Sampler, add_good_and_server_arguments, error_code, good_loop, latency_summary,  # noqa: E402
+                           raw_connection, start_warm_server, status_of)
 from measure_bombs import rss_kib  # noqa: E402
 
 CHUNK = 64 * 1024
@@ -112,19 +111,12 @@ def main():
     parser.add_argument("--uploads", type=int, default=200)
     parser.add_argument("--body-bytes", type=int, default=20_000_000)
     parser.add_argument("--rate", type=float, default=1_000_000, help="bytes per second per upload")
-    parser.add_argument("--good-clients", type=int, default=4)
-    parser.add_argument("--good-pause", type=float, default=0.1)
     parser.add_argument("--give-up", type=float, default=180)
-    parser.add_argument("--serve-args", default="")
-    parser.add_argument("--binary", default=DEFAULT_BINARY)
+    add_good_and_server_arguments(parser)
     args = parser.parse_args()
 
-    server = Server(args.binary, shlex.split(args.serve_args))
+    server, images = start_warm_server(args)
     try:
-        server.wait_ready()
-        images = sample_images()
-        for name, body, content_type in images:  # warm-up
-            request(server.port, "POST", "/v1/classify", body, {"Content-Type": content_type})
         rest_rss_mb = round(rss_kib(server.pid) / 1024, 1)
         sampler = Sampler(server.pid, interval=0.02)
         sampler.start()
