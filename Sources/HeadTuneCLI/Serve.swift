@@ -16,7 +16,8 @@ struct Serve: AsyncParsableCommand {
             (--max-batch, --max-delay-ms); a full queue answers 503 with Retry-After. SIGTERM stops \
             accepting connections, answers the requests in flight and exits 0. One log line per request on stderr. \
             Slow and idle clients are cut (--header-timeout, --max-header-bytes, --min-body-rate, --idle-timeout) \
-            and open connections are capped (--max-connections); /metrics counts cuts by reason. \
+            and open connections are capped (--max-connections); /metrics counts cuts by reason. Request bodies \
+            in flight share --body-memory: a body that does not fit in time is answered 503 with Retry-After unread. \
             In a multipart request, a part that is not a decodable image gets an error record; the others are classified.
 
             Examples:
