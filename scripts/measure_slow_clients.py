@@ -15,14 +15,13 @@ Prints JSON on stdout. Standard library only.
 import argparse
 import json
 import os
-import shlex
 import sys
 import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from serve_harness import (DEFAULT_BINARY, Sampler, Server, good_loop, hold_idle, latency_summary,  # noqa: E402
-                           open_descriptors, request, sample_images, trickle)
+from serve_harness import (Sampler, add_good_and_server_arguments, good_loop, hold_idle, latency_summary,  # noqa: E402
+                           open_descriptors, request, start_warm_server, trickle)
 
 
 def fresh_connection_loop(port, stop, results, images, pause):
@@ -56,19 +55,12 @@ def run_good(port, images, clients, pause, seconds, during=None):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--idle", type=int, default=1000)
-    parser.add_argument("--good-clients", type=int, default=4)
-    parser.add_argument("--good-pause", type=float, default=0.1)
     parser.add_argument("--seconds", type=float, default=20)
-    parser.add_argument("--serve-args", default="")
-    parser.add_argument("--binary", default=DEFAULT_BINARY)
+    add_good_and_server_arguments(parser)
     args = parser.parse_args()
 
-    server = Server(args.binary, shlex.split(args.serve_args))
+    server, images = start_warm_server(args)
     try:
-        server.wait_ready()
-        images = sample_images()
-        for name, body, content_type in images:  # warm-up
-            request(server.port, "POST", "/v1/classify", body, {"Content-Type": content_type})
         settled_fds = open_descriptors(server.pid)
         print(f"baseline: {args.seconds:g} s of good clients alone", file=sys.stderr)
         baseline = run_good(server.port, images, args.good_clients, args.good_pause, args.seconds)

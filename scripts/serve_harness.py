@@ -268,6 +268,29 @@ def sample_images(names=("chelsea.png", "rocket.jpg", "coffee.png", "astronaut.p
     return images
 
 
+def add_good_and_server_arguments(parser, good_clients=4, good_pause=0.1):
+    """--good-clients, --good-pause, --serve-args and --binary, as the measurements share them."""
+    parser.add_argument("--good-clients", type=int, default=good_clients)
+    parser.add_argument("--good-pause", type=float, default=good_pause)
+    parser.add_argument("--serve-args", default="")
+    parser.add_argument("--binary", default=DEFAULT_BINARY)
+
+
+def start_warm_server(args):
+    """(server, sample images): --binary serving with --serve-args, ready, each sample classified once.
+    The caller kills the server (`kill()` in a `finally`)."""
+    server = Server(args.binary, shlex.split(args.serve_args))
+    try:
+        server.wait_ready()
+        images = sample_images()
+        for name, body, content_type in images:  # warm-up
+            request(server.port, "POST", "/v1/classify", body, {"Content-Type": content_type})
+    except BaseException:
+        server.kill()
+        raise
+    return server, images
+
+
 def latency_summary(results):
     latencies = [seconds * 1000 for status, seconds in results if status == 200]
     return {"requests": len(results), "ok": len(latencies),

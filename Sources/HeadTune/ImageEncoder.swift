@@ -24,14 +24,14 @@ public final class ImageEncoder: Sendable {
     public let pairedTextModel: String?
     /// Shared by every decode `prepare` runs (a batch run's decode threads): each waits for its
     /// estimated peak to fit. nil: no budget (the service reserves from its own, asynchronously).
-    public let decodeBudget: DecodeBudget?
+    public let decodeBudget: MemoryBudget?
     let model: any ImageEncoderModel
     /// What distinguishes this network from the checkpoint's own (a frozen prefix, a tuned tail), in
     /// its cache identity; nil for the checkpoint's network.
     let variant: String?
 
     init(model: any ImageEncoderModel, identifier: String, weightsSHA256: String, maxPixels: Int, pairedTextModel: String? = nil,
-         variant: String? = nil, decodeBudget: DecodeBudget? = nil) {
+         variant: String? = nil, decodeBudget: MemoryBudget? = nil) {
         self.model = model
         self.decodeBudget = decodeBudget
         self.variant = variant
@@ -47,7 +47,7 @@ public final class ImageEncoder: Sendable {
     /// - weightsDirectory: nil searches the usual places (HEADTUNE_WEIGHTS, ./weights, ...)
     /// - decodeBudget: shared by the decodes of every batch run with this encoder (nil: unbounded)
     public static func load(model: String? = nil, weightsDirectory: URL? = nil,
-                            maxPixels: Int = DecodeOptions().maxPixels, decodeBudget: DecodeBudget? = nil) throws -> ImageEncoder {
+                            maxPixels: Int = DecodeOptions().maxPixels, decodeBudget: MemoryBudget? = nil) throws -> ImageEncoder {
         try BLAS.load()
         let loaded = try ModelRegistry.imageEncoder(model, weightsDirectory: weightsDirectory)
         return ImageEncoder(model: loaded.model, identifier: loaded.identifier, weightsSHA256: loaded.weightsSHA256,

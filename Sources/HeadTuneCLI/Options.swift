@@ -25,7 +25,7 @@ struct EncoderOptions: ParsableArguments {
 
     @Option(help: ArgumentHelp("Memory the concurrent decodes may hold together (e.g. 256m, 1g); a decode waits for its share.",
                                valueName: "bytes"))
-    var decodeMemory = MemorySize(bytes: DecodeBudget.defaultCapacity)
+    var decodeMemory = MemorySize(bytes: MemoryBudget.defaultDecodeCapacity)
 
     func validate() throws {
         guard batchSize >= 1 && batchSize <= 1024 else { throw ValidationError("--batch-size must be in 1...1024") }
@@ -38,7 +38,7 @@ struct EncoderOptions: ParsableArguments {
 
     func loadEncoder() throws -> ImageEncoder {
         try ImageEncoder.load(model: model, weightsDirectory: weightsDirectory, maxPixels: maxPixels,
-                              decodeBudget: DecodeBudget(capacity: decodeMemory.bytes))
+                              decodeBudget: MemoryBudget(capacity: decodeMemory.bytes))
     }
 
     /// The text encoder that goes with `encoder` (a CLIP folder's own text tower, else all-MiniLM-L6-v2).

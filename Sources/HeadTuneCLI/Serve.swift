@@ -16,7 +16,8 @@ struct Serve: AsyncParsableCommand {
             (--max-batch, --max-delay-ms); a full queue answers 503 with Retry-After. SIGTERM stops \
             accepting connections, answers the requests in flight and exits 0. One log line per request on stderr. \
             Slow and idle clients are cut (--header-timeout, --max-header-bytes, --min-body-rate, --idle-timeout) \
-            and open connections are capped (--max-connections); /metrics counts cuts by reason. \
+            and open connections are capped (--max-connections); /metrics counts cuts by reason. Request bodies \
+            in flight share --body-memory: a body that does not fit in time is answered 503 with Retry-After unread. \
             In a multipart request, a part that is not a decodable image gets an error record; the others are classified.
 
             Examples:
@@ -48,6 +49,11 @@ struct Serve: AsyncParsableCommand {
 
     @Option(help: "Largest request body in bytes (413 beyond).")
     var maxBodyBytes = 20 * 1024 * 1024
+
+    @Option(help: ArgumentHelp("Memory the request bodies in flight may hold together (e.g. 256m, 1g); a request whose body "
+                               + "does not fit within --request-timeout is answered 503 with Retry-After before it is read, "
+                               + "one that could never fit 413.", valueName: "bytes"))
+    var bodyMemory = MemorySize(bytes: RequestLimits.defaultBodyMemory)
 
     @Option(help: "Most images in one multipart request (413 beyond).")
     var maxImages = 32
@@ -99,7 +105,7 @@ struct Serve: AsyncParsableCommand {
 
     @Option(help: ArgumentHelp("Memory the requests' concurrent decodes may hold together (e.g. 256m, 1g); a request whose share "
                                + "does not free up within --request-timeout is answered 503 with Retry-After.", valueName: "bytes"))
-    var decodeMemory = MemorySize(bytes: DecodeBudget.defaultCapacity)
+    var decodeMemory = MemorySize(bytes: MemoryBudget.defaultDecodeCapacity)
 
     @Flag(inversion: .prefixedNo, help: "Load the text encoder when its weights are there (/v1/embed/text, /v1/zero-shot, /v1/match).")
     var textEncoder = true
@@ -129,6 +135,7 @@ struct Serve: AsyncParsableCommand {
         guard maxPartHeaderBytes >= 64 else { throw ValidationError("--max-part-header-bytes must be at least 64") }
         guard maxPixels >= 1 else { throw ValidationError("--max-pixels must be positive") }
         guard decodeMemory.bytes >= 1 << 20 else { throw ValidationError("--decode-memory must be at least 1m") }
+        guard bodyMemory.bytes >= 1 << 20 else { throw ValidationError("--body-memory must be at least 1m") }
         guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("unknown --log-level \(logLevel)") }
         let names = heads.map { ModelSpecification.parseHead($0).name }
         for name in names where name == ModelSpecification.imagenetHead || names.filter({ $0 == name }).count > 1 {
@@ -153,7 +160,7 @@ struct Serve: AsyncParsableCommand {
                                        queueCapacity: queueCapacity, threads: threads),
             limits: RequestLimits(maxBodyBytes: maxBodyBytes, maxImagesPerRequest: maxImages,
                                   timeout: .milliseconds(Int64(requestTimeout * 1000)),
-                                  maxParts: maxParts, maxPartHeaderBytes: maxPartHeaderBytes),
+                                  maxParts: maxParts, maxPartHeaderBytes: maxPartHeaderBytes, bodyMemory: bodyMemory.bytes),
             connections: ConnectionLimits(maxHeaderBytes: maxHeaderBytes, headerTimeout: .milliseconds(Int64(headerTimeout * 1000)),
                                           minBodyRate: minBodyRate, bodyRateGrace: .milliseconds(Int64(bodyRateGrace * 1000)),
                                           idleTimeout: .milliseconds(Int64(idleTimeout * 1000)), maxConnections: maxConnections))

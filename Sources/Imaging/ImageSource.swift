@@ -54,7 +54,7 @@ extension Preprocessor {
     /// `prepare` under a decode budget: reserves `decodeCost` first (blocking the calling thread
     /// while the budget is spent), so decodes running at once never hold more than the budget
     /// together. The file is read once.
-    public func prepare(_ source: ImageSource, views: [ImageView], maxPixels: Int, budget: DecodeBudget?,
+    public func prepare(_ source: ImageSource, views: [ImageView], maxPixels: Int, budget: MemoryBudget?,
                         into destination: UnsafeMutablePointer<Float>) throws(ImagingError) {
         guard let budget else { return try prepare(source, views: views, maxPixels: maxPixels, into: destination) }
         let loaded = try source.loaded()

@@ -10,13 +10,16 @@ import Training
 struct ClassifyHandler: Sendable {
     let host: ModelHost
     let limits: RequestLimits
+    /// Where the request body is read, under the shared body budget.
+    let bodies: RequestBodies
 
     func handle(_ request: Request, context: some RequestContext) async throws -> Response {
         let models = try host.ready()
         // Without ?head=, the ImageNet classifier, or the first head when the encoder has none (CLIP).
         let head = try models.head(named: request.uri.queryParameters.get("head") ?? models.heads.first?.name ?? ModelSpecification.imagenetHead)
         let topK = try request.queryInt("top_k", default: 5, range: 1...100_000)
-        let (images, _) = try await readImages(request, limits: limits)
+        let (images, _, held) = try await readImages(request, bodies: bodies)
+        defer { held.release() }
         let encoder = models.encoder(for: head)
         let encoded = try await runEncoderPerImage(on: images, views: head.views(on: encoder), outputs: head.requiredOutputs(on: encoder),
                                                    models: models, limits: limits, head: head)

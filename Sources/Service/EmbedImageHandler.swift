@@ -7,10 +7,13 @@ import Hummingbird
 struct EmbedImageHandler: Sendable {
     let host: ModelHost
     let limits: RequestLimits
+    /// Where the request body is read, under the shared body budget.
+    let bodies: RequestBodies
 
     func handle(_ request: Request, context: some RequestContext) async throws -> Response {
         let models = try host.ready()
-        let (images, _) = try await readImages(request, limits: limits)
+        let (images, _, held) = try await readImages(request, bodies: bodies)
+        defer { held.release() }
         let encoder = models.encoder
         let encoded = try await runEncoder(on: images, views: [encoder.plainView], outputs: [encoder.embeddingOutput],
                                            models: models, limits: limits)

@@ -36,7 +36,7 @@ func runEncoderPerImage(on images: [UploadedImage], views: [ImageView], outputs:
         }
     }
     guard failures.count < images.count else { return images.indices.map { .failure(failures[$0]!) } }
-    let reservation: DecodeBudget.Reservation
+    let reservation: MemoryBudget.Reservation
     do {
         reservation = try await models.decodeBudget.reserve(cost, timeout: limits.timeout)
     } catch {
@@ -47,7 +47,7 @@ func runEncoderPerImage(on images: [UploadedImage], views: [ImageView], outputs:
     // decode: such requests decode one at a time, on a thread of their own, so the cooperative pool
     // stays free for small decodes and for the requests around them.
     let large = largestSource > largeDecodePixels
-    var lane: DecodeBudget.Reservation?
+    var lane: MemoryBudget.Reservation?
     if large {
         do {
             lane = try await models.largeDecodeLane.reserve(1, timeout: deadline - .now)

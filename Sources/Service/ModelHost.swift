@@ -17,7 +17,7 @@ public struct ModelSpecification: Sendable {
     public var heads: [(name: String, path: String)]
     /// Refuse images whose header declares more pixels than this.
     public var maxPixels: Int
-    /// Bytes all concurrent decodes may hold together (`DecodeBudget`); a request that cannot get
+    /// Bytes all concurrent decodes may hold together (`MemoryBudget`); a request that cannot get
     /// its share within its timeout is answered 503 with Retry-After.
     public var decodeMemory: Int
     /// Load the text encoder (and the image-text alignment: the given file, or the default one, fitted on
@@ -31,7 +31,7 @@ public struct ModelSpecification: Sendable {
     public var preloadedTextEncoder: TextEncoder?
 
     public init(model: String? = nil, weightsDirectory: URL? = nil, heads: [(name: String, path: String)] = [],
-                maxPixels: Int = DecodeOptions().maxPixels, decodeMemory: Int = DecodeBudget.defaultCapacity,
+                maxPixels: Int = DecodeOptions().maxPixels, decodeMemory: Int = MemoryBudget.defaultDecodeCapacity,
                 textEncoder: Bool = true, alignmentPath: String? = nil) {
         self.model = model
         self.decodeMemory = decodeMemory
@@ -85,9 +85,9 @@ struct LoadedModels: Sendable {
     /// Why `text` is missing.
     var textProblem: String?
     /// Shared by every request's decodes.
-    var decodeBudget: DecodeBudget
+    var decodeBudget: MemoryBudget
     /// One slot: requests with an image over `largeDecodePixels` decode one at a time.
-    var largeDecodeLane = DecodeBudget(capacity: 1)
+    var largeDecodeLane = MemoryBudget(capacity: 1)
 
     func head(named name: String) throws -> LoadedHead {
         guard let head = heads.first(where: { $0.name == name }) else {
@@ -188,7 +188,7 @@ public final class ModelHost: Service, Sendable {
         }
         let worker = InferenceWorker(encoder: encoder, settings: batching, metrics: metrics)
         return LoadedModels(encoder: encoder, worker: worker, heads: heads, text: text, textProblem: textProblem,
-                            decodeBudget: DecodeBudget(capacity: max(1, specification.decodeMemory)))
+                            decodeBudget: MemoryBudget(capacity: max(1, specification.decodeMemory)))
     }
 
     /// The text encoder when its weights are there (else the reason), with the text space loaded by the

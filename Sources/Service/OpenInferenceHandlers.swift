@@ -14,8 +14,8 @@ enum OpenInferenceRoutes {
     /// Whether `path` belongs to these routes (its errors then use the protocol's document).
     static func serves(path: String) -> Bool { path == "/v2" || path.hasPrefix("/v2/") }
 
-    static func add(to router: Router<BasicRequestContext>, host: ModelHost, limits: RequestLimits) {
-        let handlers = OpenInferenceHandlers(host: host, limits: limits)
+    static func add(to router: Router<BasicRequestContext>, host: ModelHost, bodies: RequestBodies) {
+        let handlers = OpenInferenceHandlers(host: host, limits: bodies.limits, bodies: bodies)
         router.get("/v2/health/live", use: handlers.live)
         router.get("/v2/health/ready", use: handlers.ready)
         router.get("/v2", use: handlers.serverMetadata)
@@ -76,6 +76,8 @@ struct InferenceModel {
 struct OpenInferenceHandlers: Sendable {
     let host: ModelHost
     let limits: RequestLimits
+    /// Where the request body is read, under the shared body budget.
+    let bodies: RequestBodies
 
     func live(_ request: Request, context: some RequestContext) async throws -> Response {
         jsonResponse(.object([("live", .bool(true))]))
@@ -107,8 +109,11 @@ struct OpenInferenceHandlers: Sendable {
     func infer(_ request: Request, context: some RequestContext) async throws -> Response {
         let models = try host.ready()
         let model = try model(context, models)
-        let body = try await collectBody(request, limit: limits.maxBodyBytes)
-        let document = try InferenceRequestDocument.parse(Array(buffer: body),
+        // Twice the body: the bytes (binary tensors are slices of them), and the JSON header's copy with
+        // the tensors made from it. (A large tensor sent as JSON numbers costs Foundation's parse more.)
+        let body = try await bodies.read(request, copies: 2)
+        defer { body.release() }
+        let document = try InferenceRequestDocument.parse(body.bytes,
                                                           headerLength: request.headers[InferenceTensors.headerLengthField])
         let requested = try requestedOutputs(document, model: model)
         guard document.inputs.count == 1, let input = document.inputs.first else {

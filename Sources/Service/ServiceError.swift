@@ -50,6 +50,9 @@ public enum ServiceError: Error, LocalizedError, Equatable, Sendable {
     /// 503: the decodes under way hold the decode-memory budget and this request's share did not
     /// free up within its time limit.
     case decodeMemoryBusy(bytes: Int, capacity: Int, seconds: Double)
+    /// 503: the request bodies being read or held fill the body-memory budget and this request's
+    /// share did not free up within its time limit (its body was not read).
+    case bodyMemoryBusy(bytes: Int, capacity: Int, seconds: Double)
     /// 503: another large image (over `largeDecodePixels`) was being decoded for the whole time limit.
     case largeDecodesBusy(pixels: Int, seconds: Double)
     /// 503: the server is shutting down.
@@ -70,7 +73,8 @@ public enum ServiceError: Error, LocalizedError, Equatable, Sendable {
         case .undecodableImage: .unprocessableContent
         case .unknownHead, .unknownModelVersion, .textEncoderUnavailable, .notFound: .notFound
         case .methodNotAllowed: .methodNotAllowed
-        case .notReady, .queueFull, .timeout, .decodeMemoryBusy, .largeDecodesBusy, .shuttingDown, .tooManyConnections:
+        case .notReady, .queueFull, .timeout, .decodeMemoryBusy, .bodyMemoryBusy, .largeDecodesBusy, .shuttingDown,
+             .tooManyConnections:
             .serviceUnavailable
         case .internal, .cannotListen: .internalServerError
         }
@@ -100,6 +104,7 @@ public enum ServiceError: Error, LocalizedError, Equatable, Sendable {
         case .queueFull: "queue_full"
         case .timeout: "timeout"
         case .decodeMemoryBusy: "decode_memory_busy"
+        case .bodyMemoryBusy: "body_memory_busy"
         case .largeDecodesBusy: "large_decodes_busy"
         case .shuttingDown: "shutting_down"
         case .internal: "internal"
@@ -110,7 +115,8 @@ public enum ServiceError: Error, LocalizedError, Equatable, Sendable {
     /// Seconds a client should wait before retrying (the `Retry-After` header), for the 503s.
     public var retryAfterSeconds: Int? {
         switch self {
-        case .notReady, .queueFull, .timeout, .decodeMemoryBusy, .largeDecodesBusy, .shuttingDown, .tooManyConnections: 1
+        case .notReady, .queueFull, .timeout, .decodeMemoryBusy, .bodyMemoryBusy, .largeDecodesBusy, .shuttingDown,
+             .tooManyConnections: 1
         default: nil
         }
     }
@@ -143,6 +149,9 @@ public enum ServiceError: Error, LocalizedError, Equatable, Sendable {
         case .timeout(let seconds): "the request was not answered within \(seconds.formatted()) s"
         case .decodeMemoryBusy(let bytes, let capacity, let seconds):
             "the image decodes under way hold the decode memory (\(capacity) bytes); this request's \(bytes) bytes "
+                + "did not free up within \(seconds.formatted()) s; retry later"
+        case .bodyMemoryBusy(let bytes, let capacity, let seconds):
+            "the request bodies in flight hold the body memory (\(capacity) bytes); this request's \(bytes) bytes "
                 + "did not free up within \(seconds.formatted()) s; retry later"
         case .largeDecodesBusy(let pixels, let seconds):
             "the image declares \(pixels) pixels; large images decode one at a time and the one before it "

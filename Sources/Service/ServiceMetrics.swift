@@ -2,6 +2,7 @@ import CoreMetrics
 import Dispatch
 import Foundation
 import Hummingbird
+import Imaging
 import Logging
 import Prometheus
 import Synchronization
@@ -27,6 +28,12 @@ public final class ServiceMetrics: Sendable {
     let openConnections: CoreMetrics.Gauge
     /// Connections the server cut, by reason (every reason has its series from the start, so a rate reads 0, not absent).
     private let connectionsCut: [ConnectionCut: CoreMetrics.Counter]
+    /// Each memory budget's capacity, bytes in use and holders waiting, as of the last scrape.
+    private let budgetGauges: [MemoryBudgetName: (capacity: CoreMetrics.Gauge, inUse: CoreMetrics.Gauge, waiting: CoreMetrics.Gauge)]
+    /// Each budget's reservations that had to wait, and waits that ran out (503s), since the start.
+    private let budgetCounters: [MemoryBudgetName: (waits: CoreMetrics.Counter, timeouts: CoreMetrics.Counter)]
+    /// The budgets' own counts at the last scrape (the counters advance by the difference).
+    private let budgetCountsSeen = Mutex<[MemoryBudgetName: (waits: Int, timeouts: Int)]>([:])
     private let requestMetrics = Mutex<[RequestKey: (count: CoreMetrics.Counter, duration: CoreMetrics.Timer)]>([:])
 
     private struct RequestKey: Hashable {
@@ -55,8 +62,34 @@ public final class ServiceMetrics: Sendable {
             (reason, CoreMetrics.Counter(label: "headtune_connections_cut_total", dimensions: [("reason", reason.rawValue)],
                                          factory: factory))
         })
+        budgetGauges = Dictionary(uniqueKeysWithValues: MemoryBudgetName.allCases.map { name in
+            let dimensions = [("budget", name.rawValue)]
+            return (name, (CoreMetrics.Gauge(label: "headtune_memory_budget_capacity_bytes", dimensions: dimensions, factory: factory),
+                           CoreMetrics.Gauge(label: "headtune_memory_budget_in_use_bytes", dimensions: dimensions, factory: factory),
+                           CoreMetrics.Gauge(label: "headtune_memory_budget_waiting", dimensions: dimensions, factory: factory)))
+        })
+        budgetCounters = Dictionary(uniqueKeysWithValues: MemoryBudgetName.allCases.map { name in
+            let dimensions = [("budget", name.rawValue)]
+            return (name, (CoreMetrics.Counter(label: "headtune_memory_budget_waits_total", dimensions: dimensions, factory: factory),
+                           CoreMetrics.Counter(label: "headtune_memory_budget_timeouts_total", dimensions: dimensions, factory: factory)))
+        })
         queueDepth.record(0)
         openConnections.record(0)
+    }
+
+    /// Records a budget's state (called when `/metrics` is scraped, so the figures are the budget's own
+    /// at that moment rather than updates racing each other).
+    func recordBudget(_ name: MemoryBudgetName, _ budget: MemoryBudget) {
+        guard let gauges = budgetGauges[name], let counters = budgetCounters[name] else { return }
+        gauges.capacity.record(budget.capacity)
+        gauges.inUse.record(budget.inUse)
+        gauges.waiting.record(budget.waiting)
+        budgetCountsSeen.withLock { seen in
+            let now = (waits: budget.waits, timeouts: budget.timeouts), before = seen[name] ?? (0, 0)
+            if now.waits > before.waits { counters.waits.increment(by: Int64(now.waits - before.waits)) }
+            if now.timeouts > before.timeouts { counters.timeouts.increment(by: Int64(now.timeouts - before.timeouts)) }
+            seen[name] = now
+        }
     }
 
     /// Counts one answered request and its latency under its route template (e.g. `/v1/classify`),
@@ -80,6 +113,14 @@ public final class ServiceMetrics: Sendable {
 
     /// The Prometheus text exposition.
     public func exposition() -> String { registry.emitToString() }
+}
+
+/// The memory budgets `/metrics` reports (the `budget` label).
+enum MemoryBudgetName: String, CaseIterable, Sendable {
+    /// Request bodies being read or held (`--body-memory`).
+    case body
+    /// Image decodes (`--decode-memory`).
+    case decode
 }
 
 /// Outermost middleware: turns every error into the JSON error document, counts the request by route

@@ -1,11 +1,13 @@
 import HeadTune
 import Hummingbird
+import Imaging
 
 /// `GET /healthz` (the process answers), `GET /readyz` (weights and heads loaded), `GET /metrics`
 /// (Prometheus text) and `GET /v1/heads` (the loaded classifiers with labels and validation metrics).
 struct StatusHandlers: Sendable {
     let host: ModelHost
     let metrics: ServiceMetrics
+    let bodyBudget: MemoryBudget
 
     func health(_ request: Request, context: some RequestContext) async throws -> Response {
         jsonResponse(.object([("status", .string("ok"))]))
@@ -21,7 +23,9 @@ struct StatusHandlers: Sendable {
     }
 
     func metrics(_ request: Request, context: some RequestContext) async throws -> Response {
-        Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
+        metrics.recordBudget(.body, bodyBudget)
+        if let models = try? host.ready() { metrics.recordBudget(.decode, models.decodeBudget) }
+        return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
                  body: .init(byteBuffer: ByteBuffer(string: metrics.exposition())))
     }
 

@@ -13,6 +13,8 @@ import Hummingbird
 struct TextHandlers: Sendable {
     let host: ModelHost
     let limits: RequestLimits
+    /// Where the request body is read, under the shared body budget.
+    let bodies: RequestBodies
     /// Most texts in one request.
     static let maxTexts = 256
 
@@ -22,8 +24,10 @@ struct TextHandlers: Sendable {
         guard MediaTypeHeader(request.headers[.contentType])?.type == "application/json" else {
             throw ServiceError.unsupportedMediaType(given: request.headers[.contentType], accepted: ["application/json"])
         }
-        let body = try await collectBody(request, limit: limits.maxBodyBytes)
-        let texts = try TextRequestBody.texts(Data(buffer: body))
+        // Twice the body: the bytes, and the Data the JSON decoder reads (then the texts, no larger).
+        let body = try await bodies.read(request, copies: 2)
+        defer { body.release() }
+        let texts = try TextRequestBody.texts(Data(body.bytes))
         let embeddings = try await encode(texts, encoder: text.encoder, models: models)
         let results: [JSONValue] = zip(texts, embeddings).map { t, e in
             .object([("text", .string(t)), ("embedding", .array(e.map { .float($0) }))])
@@ -36,7 +40,8 @@ struct TextHandlers: Sendable {
         let space = try textSpace(models)
         let topK = try request.queryInt("top_k", default: 5, range: 1...100_000)
         let temperature = try request.queryFloat("temperature", range: Float.leastNonzeroMagnitude...1e6) ?? space.defaultTemperature
-        let (images, fields) = try await readImages(request, limits: limits)
+        let (images, fields, held) = try await readImages(request, bodies: bodies)
+        defer { held.release() }
         let labels = request.queryList("labels", splitCommas: true)
             + (fields["labels"] ?? []).flatMap { $0.split(whereSeparator: { $0 == "," || $0.isNewline }) }
                 .map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
@@ -57,7 +62,8 @@ struct TextHandlers: Sendable {
     func match(_ request: Request, context: some RequestContext) async throws -> Response {
         let models = try host.ready()
         let space = try textSpace(models)
-        let (images, fields) = try await readImages(request, limits: limits)
+        let (images, fields, held) = try await readImages(request, bodies: bodies)
+        defer { held.release() }
         let texts = request.queryList("text", splitCommas: false) + (fields["text"] ?? [])
         guard !texts.isEmpty else { throw ServiceError.badRequest("give the texts: ?text=...&text=... or multipart fields 'text'") }
         let embeddings = try await encode(texts, encoder: space.text, models: models)

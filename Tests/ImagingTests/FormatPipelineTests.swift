@@ -14,7 +14,7 @@ struct FormatPipelineTests {
         let preprocessor = Preprocessor(.tensorFlowEval())
         let views = [ImageView(policy: .centerCrop), ImageView(policy: .centerCrop, mirrored: true)]
         let floats = preprocessor.size * preprocessor.size * 3 * views.count
-        let budget = DecodeBudget(capacity: 64 << 20)
+        let budget = MemoryBudget(capacity: 64 << 20)
         var fromFile = [Float](repeating: .nan, count: floats), fromPNG = [Float](repeating: .nan, count: floats)
         try fromFile.withUnsafeMutableBufferPointer { out in
             try preprocessor.prepare(.bytes(bytes, name: file), views: views, maxPixels: 1 << 20, budget: budget, into: out.baseAddress!)

@@ -1,6 +1,7 @@
 import Dispatch
 import Foundation
 import Hummingbird
+import Imaging
 import NIOCore
 import ServiceLifecycle
 import Synchronization
@@ -112,7 +113,8 @@ import Glibc
     /// Runs `test` against a live server on a port the kernel picks, once its models are loaded. (Not
     /// HummingbirdTesting's live framework: its client holds a connection open, which the guard would
     /// count and cut beside the test's own.)
-    static func withLiveServer(_ configure: (inout ServerConfiguration) -> Void,
+    /// - bodyBudget: the request bodies' budget (nil: the server makes its own), for tests that watch it
+    static func withLiveServer(_ configure: (inout ServerConfiguration) -> Void, bodyBudget: MemoryBudget? = nil,
                                _ test: @escaping @Sendable (Int, ServiceMetrics) async throws -> Void) async throws {
         var configuration = try Fixture.configuration(heads: false)
         configure(&configuration)
@@ -121,7 +123,7 @@ import Glibc
         let host = ModelHost(specification: configuration.models, batching: configuration.batching, metrics: metrics,
                              logger: Fixture.logger)
         let (ports, portContinuation) = AsyncStream<Int>.makeStream()
-        let app = buildApplication(configuration, host: host, metrics: metrics, logger: Fixture.logger) { channel in
+        let app = buildApplication(configuration, host: host, metrics: metrics, logger: Fixture.logger, bodyBudget: bodyBudget) { channel in
             portContinuation.yield(channel.localAddress?.port ?? 0)
         }
         let services = ServiceGroup(configuration: .init(services: [app], logger: Fixture.logger))

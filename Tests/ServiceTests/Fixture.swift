@@ -136,12 +136,13 @@ enum Fixture {
     }
 
     /// Runs `test` against a server on the router test framework once its models are loaded.
+    /// - bodyBudget: the request bodies' budget (nil: the server makes its own), for tests that watch it
     static func withServer<Value: Sendable>(
-        _ configuration: ServerConfiguration, metrics: ServiceMetrics = ServiceMetrics(),
+        _ configuration: ServerConfiguration, metrics: ServiceMetrics = ServiceMetrics(), bodyBudget: MemoryBudget? = nil,
         _ test: @escaping @Sendable (any TestClientProtocol, ModelHost) async throws -> Value
     ) async throws -> Value {
         let host = ModelHost(specification: configuration.models, batching: configuration.batching, metrics: metrics, logger: logger)
-        let app = buildApplication(configuration, host: host, metrics: metrics, logger: logger)
+        let app = buildApplication(configuration, host: host, metrics: metrics, logger: logger, bodyBudget: bodyBudget)
         return try await app.test(.router) { client in
             let started = ContinuousClock.now
             while !host.isReady {

@@ -5,12 +5,12 @@ import Testing
 import TestSupport
 @testable import Imaging
 
-/// The memory budget concurrent decodes share, and the header-only estimates they reserve.
-@Suite("Decode budget")
-struct DecodeBudgetTests {
+/// The memory budget concurrent decodes and request bodies share, and the header-only estimates decodes reserve.
+@Suite("Memory budget")
+struct MemoryBudgetTests {
     @Test("a reservation that does not fit waits for a release; arrival order is kept")
     func waitsForRelease() async throws {
-        let budget = DecodeBudget(capacity: 100)
+        let budget = MemoryBudget(capacity: 100)
         let first = try await budget.reserve(70, timeout: nil)
         // Each returns the instant it was granted.
         async let second: ContinuousClock.Instant = {
@@ -36,9 +36,9 @@ struct DecodeBudgetTests {
 
     @Test("a wait past its timeout throws, and the waiters behind it go on")
     func timeoutThrows() async throws {
-        let budget = DecodeBudget(capacity: 100)
+        let budget = MemoryBudget(capacity: 100)
         let held = try await budget.reserve(90, timeout: nil)
-        await #expect(throws: DecodeBudget.Timeout(bytes: 50, capacity: 100)) {
+        await #expect(throws: MemoryBudget.Timeout(bytes: 50, capacity: 100)) {
             _ = try await budget.reserve(50, timeout: .milliseconds(50))
         }
         #expect(budget.waiting == 0 && budget.inUse == 90)
@@ -54,9 +54,44 @@ struct DecodeBudgetTests {
         #expect(budget.inUse == 0)
     }
 
+    @Test("first fit: a waiter that fits goes ahead of an earlier one that does not; arrival order does not")
+    func firstFitOvertakes() async throws {
+        for order in [MemoryBudget.Order.firstFit, .arrival] {
+            let budget = MemoryBudget(capacity: 100, order: order)
+            let held = try await budget.reserve(70, timeout: nil)
+            async let large: Void = { _ = try? await budget.reserve(60, timeout: .milliseconds(300)) }()
+            try await Task.sleep(for: .milliseconds(30))
+            let small = try? await budget.reserve(20, timeout: .milliseconds(100))
+            if order == .firstFit {
+                #expect(small?.bytes == 20 && budget.waiting == 1)
+            } else {
+                #expect(small == nil)
+            }
+            small?.release()
+            await large
+            held.release()
+            #expect(budget.inUse == 0 && budget.waits == (order == .firstFit ? 1 : 2))
+        }
+    }
+
+    @Test("shrinking a reservation gives back the difference at once and serves waiters; release gives back the rest")
+    func shrinkGivesBack() async throws {
+        let budget = MemoryBudget(capacity: 100, order: .firstFit)
+        var held = try await budget.reserve(100, timeout: nil)
+        async let waiter = budget.reserve(40, timeout: .seconds(30))
+        try await Task.sleep(for: .milliseconds(30))
+        #expect(budget.waiting == 1)
+        held.shrink(to: 60)
+        let granted = try await waiter
+        #expect(held.bytes == 60 && budget.inUse == 100)
+        held.release()
+        granted.release()
+        #expect(budget.inUse == 0 && budget.peakInUse == 100)
+    }
+
     @Test("a reservation larger than the budget is cut to it and runs alone")
     func oversizedRunsAlone() async throws {
-        let budget = DecodeBudget(capacity: 100)
+        let budget = MemoryBudget(capacity: 100)
         let huge = try await budget.reserve(1_000, timeout: .seconds(1))
         #expect(huge.bytes == 100 && budget.inUse == 100)
         huge.release()
@@ -64,7 +99,7 @@ struct DecodeBudgetTests {
 
     @Test("blocking reservations from many threads never hold more than the budget together")
     func blockingNeverExceeds() {
-        let budget = DecodeBudget(capacity: 1_000)
+        let budget = MemoryBudget(capacity: 1_000)
         let current = Atomic<Int>(0), worst = Atomic<Int>(0)
         DispatchQueue.concurrentPerform(iterations: 64) { i in
             let bytes = 100 + (i * 37) % 400
