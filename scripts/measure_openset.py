@@ -35,7 +35,7 @@ from measure_ood import auroc, images  # the same AUROC (ties count half) and im
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHARED = os.path.join(ROOT, '..', 'shared', 'datasets')
-SCORES = ['knn', 'class-knn', 'mahalanobis', 'msp', 'energy']
+SCORES = ['knn', 'class-knn', 'mahalanobis', 'relative-mahalanobis', 'msp', 'energy']
 FALSE_ALARM = 0.05
 
 
@@ -238,7 +238,8 @@ def report(results):
     print('| score | cars49 unseen AUROC | imagenette unseen AUROC | far-OOD AUROC | cars49 caught | photos caught (BUSI) | false alarms |')
     print('|---|---:|---:|---:|---:|---:|---:|')
     shown = SCORES + ['max(knn,msp)', 'mean(knn,msp)', 'max(knn,energy)', 'max(mahalanobis,msp)', 'max(knn,mahalanobis,msp)',
-                      'mean(knn,mahalanobis,msp)', 'max(class-knn,msp)', 'mean(class-knn,msp)']
+                      'mean(knn,mahalanobis,msp)', 'max(class-knn,msp)', 'mean(class-knn,msp)', 'mean(mahalanobis,msp)',
+                      'max(relative-mahalanobis,msp)', 'mean(relative-mahalanobis,msp)', 'mean(knn,relative-mahalanobis,msp)']
     if best and best[0] not in shown:
         shown.append(best[0])
     for r in rows:

@@ -141,7 +141,8 @@ public enum HeadTraining {
         var configuration = request.configuration
         if configuration.resolvedOptimizer == .lbfgs { configuration.l2 = result.l2 }
         let report = validationReport(result, rows: rows, paths: validationIndices.map { usable[$0].sample.path }, labels: labels)
-        let detector = outOfDistributionDetector(result, rows: rows, trainImages: trainIndices.count, options: request.outOfDistribution)
+        let detector = outOfDistributionDetector(result, rows: rows, trainImages: trainIndices.count,
+                                                 options: outOfDistributionOptions(request, encoder: encoder))
         let metadata = headMetadata(request, encoder: encoder, labels: labels, featureCount: featureCount, result: result,
                                     configuration: configuration, statistics: statistics,
                                     images: (trainIndices.count, validationIndices.count, rows.train.rows), report: report, now: now)
@@ -299,6 +300,17 @@ public enum HeadTraining {
         result.standardization.apply(to: &standardized)
         return ClassificationReport(probabilities: result.head.probabilities(standardized), truth: rows.validationLabels,
                                     paths: paths, labels: labels)
+    }
+
+    /// The request's detector options, with the relative Mahalanobis score on the stage features when
+    /// the head reads them: on unseen classes of the same domain (unseen car models) the stage
+    /// averages separate better than the pooled head features (BENCHMARKS.md, near-OOD).
+    static func outOfDistributionOptions(_ request: HeadTrainingRequest, encoder: ImageEncoder) -> OutOfDistributionDetector.Options {
+        var options = request.outOfDistribution
+        if request.featureSet == .headAndStages, let headFeatures = encoder.featureCount(for: .head) {
+            options.relativeMahalanobis?.firstColumn = headFeatures
+        }
+        return options
     }
 
     /// Step 7: the out-of-distribution detector: one row per training image (not its augmented views,

@@ -54,14 +54,17 @@ public struct OutOfDistributionReport: Codable, Sendable, Equatable {
         }
     }
 
+    /// The longest score name and its default mark: "relative-mahalanobis *".
+    static let nameWidth = 22
+
     /// The table `evaluate` prints after the classification report.
     public func text() -> String {
         var lines = ["", "Out-of-distribution flag: \(inDistributionImages) evaluation images against \(outOfDistributionImages) in \(directory)",
                      String(format: "  thresholds set for %.1f%% false alarms on the head's validation images", calibratedFalseAlarmRate * 100),
-                     "  score         threshold   AUROC  false alarms  caught"]
+                     "  " + "score".padding(toLength: Self.nameWidth + 1, withPad: " ", startingAt: 0) + "threshold   AUROC  false alarms  caught"]
         for row in rows {
             lines.append(String(format: "  %@ %9.4f  %6.4f  %11.1f%%  %5.1f%%", (row.score + (row.isDefault ? " *" : ""))
-                                    .padding(toLength: 13, withPad: " ", startingAt: 0), row.threshold, row.auroc,
+                                    .padding(toLength: Self.nameWidth, withPad: " ", startingAt: 0), row.threshold, row.auroc,
                                 row.falseAlarmRate * 100, row.catchRate * 100))
         }
         lines.append("  * the score behind \"unknown\" and \"ood_score\"")

@@ -164,7 +164,7 @@ extension HeadTraining {
         configuration.l2 = result.l2
         let report = validationReport(result, rows: featureRows, paths: validationIndices.map { usable[$0].sample.path }, labels: labels)
         let detector = outOfDistributionDetector(result, rows: featureRows, trainImages: trainFeatures.rows,
-                                                options: request.outOfDistribution)
+                                                options: outOfDistributionOptions(request, encoder: encoder))
         let metadata = headMetadata(request, encoder: encoder, labels: labels, featureCount: outputWidth, result: result,
                                     configuration: configuration, statistics: statistics,
                                     images: (trainIndices.count, validationIndices.count, rows.train.rows), report: report, now: now)

@@ -46,7 +46,7 @@ struct Classify: ParsableCommand {
     @Flag(help: "Add the classifier's raw outputs before softmax/sigmoid to each record (jsonl).")
     var logits = false
 
-    @Flag(help: "Add every out-of-distribution score of the head's detector (\"ood_scores\": knn, class-knn, mahalanobis, msp, energy, combined) to each record (jsonl).")
+    @Flag(help: "Add every out-of-distribution score of the head's detector (\"ood_scores\": knn, class-knn, mahalanobis, relative-mahalanobis, msp, energy, combined) to each record (jsonl).")
     var oodScores = false
 
     @Flag(help: "Stop at the first input that fails (default: report it and go on).")

@@ -82,7 +82,7 @@ struct Train: ParsableCommand {
     @Option(help: "Peak learning rate of the unfrozen blocks (default: 1e-4, or 1e-3 with --lora-rank).") var tailLearningRate: Float?
     @Option(help: "Peak learning rate of the head while fine-tuning.") var fineTuneHeadLearningRate = TrainingConfiguration().fineTuneHeadLearningRate
 
-    @Option(help: ArgumentHelp("Out-of-distribution score behind \"unknown\" and \"ood_score\": knn, class-knn, mahalanobis, msp, energy or combined.",
+    @Option(help: ArgumentHelp("Out-of-distribution score behind \"unknown\" and \"ood_score\": knn, class-knn, mahalanobis, relative-mahalanobis, msp, energy or combined.",
                                discussion: "The head stores every score's calibration; `headtune evaluate --ood DIR` compares them."))
     var oodScore = OutOfDistributionDetector.defaultMethod
     @Option(help: "Share of in-distribution (validation) images the out-of-distribution threshold flags.")

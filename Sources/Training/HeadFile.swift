@@ -107,10 +107,12 @@ public struct HeadFile: Sendable {
     /// 2 adds the optional out-of-distribution detector (`ood.bank`); 3 adds feature sets other than
     /// `head` (`backbone.features`); 4 adds a tuned tail of the encoder (`tail`); 5 adds the detector's
     /// class-aware scores and their calibration (`outOfDistribution.components`, `ood.bank_labels`,
-    /// `ood.class_means`, `ood.basis`, `ood.variances`). The highest version this build reads: older
+    /// `ood.class_means`, `ood.basis`, `ood.variances`); 6 adds the relative Mahalanobis score
+    /// (`outOfDistribution.relativeMahalanobis`; its model is derived from the bank, so no new
+    /// tensors). The highest version this build reads: older
     /// builds refuse a head with a tail instead of running it on features of the untuned encoder, and a
     /// head whose threshold belongs to another score than their k-NN distance.
-    public static let formatVersion = 5
+    public static let formatVersion = 6
 
     /// The last blocks of the encoder as trained with this head (`headtune train --unfreeze K`).
     public struct TunedTail: Sendable, Equatable {
@@ -185,7 +187,8 @@ public struct HeadFile: Sendable {
         // only format 2, while one on other features is refused there rather than fed 1280 values, and
         // one with a tuned tail by builds that would run it on the untuned encoder.
         let featureVersion = metadata.backbone.featureSet == .head ? min(metadata.formatVersion, 2) : 3
-        self.metadata.formatVersion = outOfDistribution?.settings.components != nil ? 5 : tail != nil ? 4 : featureVersion
+        let detectorVersion = outOfDistribution?.settings.relativeMahalanobis != nil ? 6 : outOfDistribution?.settings.components != nil ? 5 : 0
+        self.metadata.formatVersion = max(detectorVersion, tail != nil ? 4 : featureVersion)
     }
 
     /// The file contents.
@@ -276,6 +279,13 @@ public struct HeadFile: Sendable {
             let detector = try metadata.outOfDistribution.map { settings in
                 guard settings.components == nil || OutOfDistributionScore(rawValue: settings.method) != nil, settings.k >= 1 else {
                     throw TrainingError.invalidHeadFile(path: path, reason: "out-of-distribution method \(settings.method) with k = \(settings.k)")
+                }
+                if let relative = settings.relativeMahalanobis {
+                    guard settings.components != nil, relative.firstColumn >= 0, relative.firstColumn < architecture.inputs,
+                          relative.rank >= 0, relative.shrinkage >= 0, relative.shrinkage <= 1 else {
+                        throw TrainingError.invalidHeadFile(path: path, reason: "relative Mahalanobis settings first column \(relative.firstColumn), "
+                                                            + "rank \(relative.rank), shrinkage \(relative.shrinkage) for \(architecture.inputs) features")
+                    }
                 }
                 let shape = [settings.bankImages, architecture.inputs]
                 let bank = FeatureMatrix(rows: settings.bankImages, columns: architecture.inputs,

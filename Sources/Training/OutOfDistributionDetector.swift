@@ -15,6 +15,11 @@ public enum OutOfDistributionScore: String, CaseIterable, Codable, Sendable {
     /// Squared Mahalanobis distance to the nearest class mean under one shared covariance (Lee et al.
     /// 2018), shrunk towards the identity and kept to its leading directions plus an isotropic rest.
     case mahalanobis
+    /// The nearest class's squared Mahalanobis distance minus the distance to one Gaussian fitted to
+    /// all training images, on the encoder's stage features where the head has them (Ren et al. 2021,
+    /// "A Simple Fix to Mahalanobis Distance for Improving Near-OOD Detection"): directions in which
+    /// every image varies, known class or not, stop counting, and what is left tells a new class apart.
+    case relativeMahalanobis = "relative-mahalanobis"
     /// Maximum softmax probability (Hendrycks & Gimpel 2017), as -log(max p): 0 for a certain head.
     case msp
     /// Energy, -T·logsumexp(logits / T) (Liu et al. 2020).
@@ -23,7 +28,7 @@ public enum OutOfDistributionScore: String, CaseIterable, Codable, Sendable {
     case combined
 
     /// The scores a combination can use.
-    public static let components: [OutOfDistributionScore] = [.knn, .classKNN, .mahalanobis, .msp, .energy]
+    public static let components: [OutOfDistributionScore] = [.knn, .classKNN, .mahalanobis, .relativeMahalanobis, .msp, .energy]
 }
 
 /// Flags images that look like none of a head's training images. Features are the head's
@@ -72,8 +77,38 @@ public struct OutOfDistributionDetector: Sendable, Equatable {
         public var mahalanobisRank: Int? = nil
         public var mahalanobisShrinkage: Float? = nil
         public var residualVariance: Float? = nil
+        /// Format 6: the relative Mahalanobis score's settings (absent: a detector without that score).
+        public var relativeMahalanobis: RelativeMahalanobisSettings? = nil
 
         public var score: OutOfDistributionScore { OutOfDistributionScore(rawValue: method) ?? .knn }
+    }
+
+    /// Which features the relative Mahalanobis score reads and how its two Gaussians are fitted.
+    public struct RelativeMahalanobisSettings: Codable, Sendable, Equatable {
+        /// The first feature column it reads (the stage features of `head+stages`; 0: all of them); the
+        /// columns from here to the end are L2-normalized on their own.
+        public var firstColumn: Int
+        /// Leading directions kept of each covariance (the rest share one variance).
+        public var rank: Int
+        /// Shrinkage of both covariances towards the identity.
+        public var shrinkage: Float
+
+        public init(firstColumn: Int, rank: Int, shrinkage: Float) {
+            self.firstColumn = firstColumn
+            self.rank = rank
+            self.shrinkage = shrinkage
+        }
+    }
+
+    /// The two Gaussians behind the relative Mahalanobis score, on the unit-length columns
+    /// `firstColumn...` of the bank. Not stored in the head file: `fit` and the reader both derive
+    /// them from the stored bank and labels with the same seeded code, so they cannot disagree with it.
+    public struct RelativeMahalanobisModel: Sendable, Equatable {
+        public var classes: ClassModel
+        public var classResidualVariance: Float
+        /// One class: the mean and covariance of all bank rows.
+        public var background: ClassModel
+        public var backgroundResidualVariance: Float
     }
 
     /// What the class-conditional scores need beside the bank (format 5).
@@ -105,6 +140,9 @@ public struct OutOfDistributionDetector: Sendable, Equatable {
         public var combination = OutOfDistributionDetector.defaultCombination
         public var mahalanobisRank = 64
         public var mahalanobisShrinkage: Float = 0.1
+        /// The relative Mahalanobis score's first column (`RelativeMahalanobisSettings.firstColumn`),
+        /// rank and shrinkage; nil: a detector without that score.
+        public var relativeMahalanobis: RelativeMahalanobisSettings? = RelativeMahalanobisSettings(firstColumn: 0, rank: 128, shrinkage: 0.5)
         public var seed: UInt64 = 0
 
         public init() {}
@@ -114,11 +152,13 @@ public struct OutOfDistributionDetector: Sendable, Equatable {
     /// [bankImages, features] unit-length standardized features of training images.
     public var bank: FeatureMatrix
     public var classModel: ClassModel?
+    /// Derived from the bank when `settings.relativeMahalanobis` is set.
+    public private(set) var relativeModel: RelativeMahalanobisModel?
 
     public static let defaultK = 5
     public static let defaultPercentile = 95.0
     public static let defaultMethod = OutOfDistributionScore.combined
-    public static let defaultCombine: [OutOfDistributionScore] = [.mahalanobis, .msp]
+    public static let defaultCombine: [OutOfDistributionScore] = [.relativeMahalanobis, .msp]
     public static let defaultCombination = "mean"
     public static let combinations = ["max", "mean"]
     /// Caps the bank (and the head file: 4096 x 2064 floats = 34 MB); larger training sets keep an
@@ -129,11 +169,17 @@ public struct OutOfDistributionDetector: Sendable, Equatable {
         self.settings = settings
         self.bank = bank
         self.classModel = classModel
+        if let relative = settings.relativeMahalanobis, let classModel, classModel.bankLabels.count == bank.rows {
+            relativeModel = Self.fitRelativeModel(bank: bank, labels: classModel.bankLabels, classes: classModel.means.rows,
+                                                  settings: relative)
+        }
     }
 
-    /// The scores this detector computes: k-NN alone for heads from before format 5.
+    /// The scores this detector computes: k-NN alone for heads from before format 5, no relative
+    /// Mahalanobis for those from before format 6.
     public var availableScores: [OutOfDistributionScore] {
-        settings.components == nil ? [.knn] : OutOfDistributionScore.allCases
+        guard settings.components != nil else { return [.knn] }
+        return OutOfDistributionScore.allCases.filter { $0 != .relativeMahalanobis || relativeModel != nil }
     }
 
     /// The threshold of one score (nil when this detector lacks it).
@@ -195,6 +241,9 @@ public struct OutOfDistributionDetector: Sendable, Equatable {
         settings.mahalanobisRank = classModel.model.basis.rows
         settings.mahalanobisShrinkage = options.mahalanobisShrinkage
         settings.residualVariance = classModel.residualVariance
+        settings.relativeMahalanobis = options.relativeMahalanobis.map { r in
+            RelativeMahalanobisSettings(firstColumn: r.firstColumn < bank.columns ? r.firstColumn : 0, rank: r.rank, shrinkage: r.shrinkage)
+        }
         settings.components = []
         var detector = OutOfDistributionDetector(settings: settings, bank: bank, classModel: classModel.model)
         let table: [OutOfDistributionScore: [Float]]
@@ -212,7 +261,7 @@ public struct OutOfDistributionDetector: Sendable, Equatable {
             table = detector.componentScores(rows, logits: trainLogits, leaveOneOut: true)
         }
         detector.settings.calibrationImages = table[.knn]!.count
-        detector.settings.components = OutOfDistributionScore.components.map { score in
+        detector.settings.components = OutOfDistributionScore.components.filter { table[$0] != nil }.map { score in
             let values = table[score]!
             let median = percentileValue(values, 50), threshold = percentileValue(values, percentile)
             return Calibration(score: score, median: median, scale: max(threshold - median, 1e-6 * max(abs(median), 1)),
@@ -273,8 +322,10 @@ public struct OutOfDistributionDetector: Sendable, Equatable {
             msp.append(log1p(z.indices.reduce(Float(0)) { $1 == topIndex ? $0 : $0 + exp(z[$1] - top) }))
             energy.append(-top - temperature * log(z.reduce(Float(0)) { $0 + exp(($1 - top) / temperature) }))
         }
-        return [.knn: distances.global, .classKNN: distances.ofClass, .mahalanobis: mahalanobis(queries),
-                .msp: msp, .energy: energy]
+        var table: [OutOfDistributionScore: [Float]] = [.knn: distances.global, .classKNN: distances.ofClass,
+                                                        .mahalanobis: mahalanobis(queries), .msp: msp, .energy: energy]
+        if let relative = relativeMahalanobis(queries) { table[.relativeMahalanobis] = relative }
+        return table
     }
 
     /// Each component on the scale of its calibration ((score - median) / (threshold - median): 0 at
@@ -297,7 +348,34 @@ public struct OutOfDistributionDetector: Sendable, Equatable {
     /// the residual variance.
     func mahalanobis(_ queries: FeatureMatrix) -> [Float] {
         guard let model = classModel, queries.rows > 0 else { return [] }
-        let residual = max(settings.residualVariance ?? 1, 1e-12)
+        return Self.nearestSquaredMahalanobis(queries, model: model, residualVariance: settings.residualVariance ?? 1)
+    }
+
+    /// Per unit-length row, the nearest class's squared Mahalanobis distance minus the background's,
+    /// on the relative model's columns (nil for a detector without the score).
+    func relativeMahalanobis(_ queries: FeatureMatrix) -> [Float]? {
+        guard let model = relativeModel, let first = settings.relativeMahalanobis?.firstColumn else { return nil }
+        guard queries.rows > 0 else { return [] }
+        let columns = Self.unitColumns(queries, from: first)
+        let nearest = Self.nearestSquaredMahalanobis(columns, model: model.classes, residualVariance: model.classResidualVariance)
+        let background = Self.nearestSquaredMahalanobis(columns, model: model.background, residualVariance: model.backgroundResidualVariance)
+        return zip(nearest, background).map { $0 - $1 }
+    }
+
+    /// Columns `first...` of every row, each row L2-normalized on its own.
+    static func unitColumns(_ matrix: FeatureMatrix, from first: Int) -> FeatureMatrix {
+        guard first > 0 else { return matrix }
+        let width = matrix.columns - first
+        var values = [Float]()
+        values.reserveCapacity(matrix.rows * width)
+        for r in 0..<matrix.rows { values += matrix.values[(r * matrix.columns + first)..<((r + 1) * matrix.columns)] }
+        var result = FeatureMatrix(rows: matrix.rows, columns: width, values: values)
+        normalize(&result)
+        return result
+    }
+
+    static func nearestSquaredMahalanobis(_ queries: FeatureMatrix, model: ClassModel, residualVariance: Float) -> [Float] {
+        let residual = max(residualVariance, 1e-12)
         let present = (0..<model.means.rows).filter { c in model.bankLabels.contains(c) }
         let dots = multiply(queries, model.means, transposeB: true)          // [rows, classes] x.m
         let queryProjections = multiply(queries, model.basis, transposeB: true)  // [rows, rank] V x
@@ -395,6 +473,23 @@ public struct OutOfDistributionDetector: Sendable, Equatable {
 // MARK: - The class model behind the Mahalanobis score
 
 extension OutOfDistributionDetector {
+    /// The relative Mahalanobis score's class Gaussians and background Gaussian, both fitted as
+    /// `fitClassModel` fits the Mahalanobis score's, on the bank's columns `settings.firstColumn...`.
+    /// The seed of the subspace iteration is fixed (not the training seed, which the head does not keep),
+    /// so that reading a head rebuilds exactly the model `fit` calibrated.
+    static func fitRelativeModel(bank: FeatureMatrix, labels: [Int], classes: Int, settings: RelativeMahalanobisSettings)
+        -> RelativeMahalanobisModel
+    {
+        let seed: UInt64 = 0
+        let columns = unitColumns(bank, from: settings.firstColumn)
+        let perClass = fitClassModel(bank: columns, labels: labels, classes: classes, rank: settings.rank,
+                                     shrinkage: settings.shrinkage, seed: seed)
+        let background = fitClassModel(bank: columns, labels: [Int](repeating: 0, count: columns.rows), classes: 1,
+                                       rank: settings.rank, shrinkage: settings.shrinkage, seed: seed)
+        return RelativeMahalanobisModel(classes: perClass.model, classResidualVariance: perClass.residualVariance,
+                                        background: background.model, backgroundResidualVariance: background.residualVariance)
+    }
+
     /// Class means of the unit-length bank rows and the shared within-class covariance
     /// S = (1/n) sum (x - m_label)(x - m_label)^T, shrunk as (1 - a) S + a (tr S / d) I (Ledoit & Wolf's
     /// target; with a few hundred images in 2,064 dimensions S alone is singular). Its `rank` leading

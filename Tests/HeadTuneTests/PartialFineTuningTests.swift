@@ -70,12 +70,13 @@ import Training
         #expect(adapters.settings.loraRank == 2 && adapters.tensors.contains { $0.name == "head.lora_a" })
         #expect(!adapters.tensors.contains { $0.name.hasSuffix("depthwise.weight") })
 
-        // The file round-trips, says format 5 (a tail, and the class-aware out-of-distribution detector:
-        // builds that read up to 3 refuse the tail, up to 4 the detector), and predicts with the tail.
+        // The file round-trips, says format 6 (a tail, and the class-aware out-of-distribution detector
+        // with its relative Mahalanobis score: builds that read up to 3 refuse the tail, up to 5 the
+        // detector), and predicts with the tail.
         let path = root + "/tuned.head"
         try first.headFile.write(to: path)
         let read = try HeadFile.read(path: path)
-        #expect(read.metadata.formatVersion == 5 && read.tail == first.headFile.tail)
+        #expect(read.metadata.formatVersion == 6 && read.tail == first.headFile.tail)
         #expect(read.outOfDistribution == first.headFile.outOfDistribution && read.outOfDistribution?.settings.components != nil)
         let predictor = try HeadPredictor.load(path: path, encoder: encoder)
         #expect(predictor.encoder.cacheIdentity != encoder.cacheIdentity)

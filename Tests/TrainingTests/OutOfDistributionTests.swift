@@ -51,7 +51,7 @@ import Testing
         let detector = try #require(OutOfDistributionDetector.fit(
             train: train, trainLabels: labels, trainLogits: scene.logits(train), classes: 2,
             validation: validation, validationLogits: scene.logits(validation)))
-        #expect(detector.settings.method == "combined" && detector.settings.combine == [.mahalanobis, .msp]
+        #expect(detector.settings.method == "combined" && detector.settings.combine == [.relativeMahalanobis, .msp]
                 && detector.settings.combination == "mean")
         #expect(detector.settings.calibration == "validation" && detector.settings.calibrationImages == 1000)
         #expect(detector.availableScores == OutOfDistributionScore.allCases)
@@ -159,6 +159,67 @@ import Testing
         }
     }
 
+    /// The textbook squared Mahalanobis distance to the nearest of `means` under (1-a) S + a tr(S)/d I,
+    /// S the covariance of `rows` around their own class mean (labels), in Double.
+    func textbookNearestMahalanobis(_ query: [Double], rows: [[Double]], labels: [Int], classes: Int, shrinkage a: Double) -> Double {
+        let d = query.count
+        var means = [[Double]](repeating: [Double](repeating: 0, count: d), count: classes)
+        for (r, row) in rows.enumerated() {
+            let count = Double(labels.filter { $0 == labels[r] }.count)
+            for j in 0..<d { means[labels[r]][j] += row[j] / count }
+        }
+        var covariance = [Double](repeating: 0, count: d * d)
+        for (r, row) in rows.enumerated() {
+            for i in 0..<d { for j in 0..<d {
+                covariance[i * d + j] += (row[i] - means[labels[r]][i]) * (row[j] - means[labels[r]][j]) / Double(rows.count)
+            } }
+        }
+        let trace = (0..<d).reduce(0.0) { $0 + covariance[$1 * d + $1] }
+        for i in 0..<(d * d) { covariance[i] *= 1 - a }
+        for i in 0..<d { covariance[i * d + i] += a * trace / Double(d) }
+        return Set(labels).map { c -> Double in
+            let v = (0..<d).map { query[$0] - means[c][$0] }
+            var system = covariance, solution = v
+            precondition(choleskySolve(&system, &solution, n: d, columns: 1))
+            return zip(v, solution).reduce(0) { $0 + $1.0 * $1.1 }
+        }.min()!
+    }
+
+    @Test func relativeMahalanobisIsTheNearestClassDistanceMinusTheBackgroundsOnItsOwnColumns() throws {
+        // 3 + 5 features; the score reads the last 5 (first column 3), each row's 5 re-normalized on
+        // their own, at full rank: it must equal the textbook class distance minus the textbook distance
+        // to one Gaussian of all rows.
+        let (raw, labels) = gaussianBlobs(perClass: [20, 25, 18], dimension: 8, separation: 2, seed: 15)
+        let (queries, _) = gaussianBlobs(perClass: [2, 2, 2], dimension: 8, separation: 3, seed: 16)
+        var bank = raw, q = queries
+        OutOfDistributionDetector.normalize(&bank)
+        OutOfDistributionDetector.normalize(&q)
+        let fitted = OutOfDistributionDetector.fitClassModel(bank: bank, labels: labels, classes: 3, rank: 8, shrinkage: 0.1, seed: 1)
+        var settings = OutOfDistributionDetector.Settings(k: 1, percentile: 95, threshold: 0, calibration: "", calibrationImages: 0,
+                                                          bankImages: bank.rows)
+        settings.relativeMahalanobis = .init(firstColumn: 3, rank: 5, shrinkage: 0.3)
+        let detector = OutOfDistributionDetector(settings: settings, bank: bank, classModel: fitted.model)
+        #expect(detector.relativeModel?.classes.basis.rows == 5 && detector.relativeModel?.background.basis.rows == 5)
+        let fast = try #require(detector.relativeMahalanobis(q))
+
+        func unitTail(_ m: FeatureMatrix, _ r: Int) -> [Double] {
+            let tail = m.row(r).dropFirst(3).map(Double.init)
+            let norm = tail.reduce(0) { $0 + $1 * $1 }.squareRoot()
+            return tail.map { $0 / norm }
+        }
+        let rows = (0..<bank.rows).map { unitTail(bank, $0) }
+        for r in 0..<q.rows {
+            let x = unitTail(q, r)
+            let expected = textbookNearestMahalanobis(x, rows: rows, labels: labels, classes: 3, shrinkage: 0.3)
+                - textbookNearestMahalanobis(x, rows: rows, labels: labels.map { _ in 0 }, classes: 1, shrinkage: 0.3)
+            #expect(abs(Double(fast[r]) - expected) < 1e-3 * max(abs(expected), 1), "row \(r): \(fast[r]) against \(expected)")
+        }
+        // Truncated to 2 leading directions it is no longer the full formula, but still finite and different.
+        settings.relativeMahalanobis = .init(firstColumn: 3, rank: 2, shrinkage: 0.3)
+        let truncated = try #require(OutOfDistributionDetector(settings: settings, bank: bank, classModel: fitted.model).relativeMahalanobis(q))
+        #expect(truncated.allSatisfy(\.isFinite) && truncated != fast)
+    }
+
     @Test func subspaceIterationFindsTheLeadingEigenvalues() throws {
         let (raw, labels) = gaussianBlobs(perClass: [60, 60], dimension: 10, separation: 1, seed: 8)
         // Stretch two directions so the leading variances stand out.
@@ -211,13 +272,41 @@ import Testing
         return directory + "/" + name
     }
 
-    @Test func theFullDetectorRoundTripsAsFormat5() throws {
+    @Test func theFullDetectorRoundTripsAsFormat6AndRebuildsTheRelativeModelExactly() throws {
         var scene = Scene()
         let (train, labels) = scene.known(30)
         let (validation, _) = scene.known(10)
+        var options = OutOfDistributionDetector.Options()
+        options.relativeMahalanobis?.firstColumn = 40
         let detector = try #require(OutOfDistributionDetector.fit(
             train: train, trainLabels: labels, trainLogits: scene.logits(train), classes: 2,
-            validation: validation, validationLogits: scene.logits(validation)))
+            validation: validation, validationLogits: scene.logits(validation), options: options))
+        #expect(detector.availableScores == OutOfDistributionScore.allCases && detector.settings.relativeMahalanobis?.firstColumn == 40)
+        #expect(detector.settings.components?.map(\.score) == OutOfDistributionScore.components + [.combined])
+        let file = headFile(detector: detector, features: 64, classes: 2)
+        #expect(file.metadata.formatVersion == 6)
+        let path = try temporaryPath("full.head")
+        try file.write(to: path)
+        // The relative model is not in the file: the reader derives it from the bank, the same as fit did.
+        let loaded = try HeadFile.read(path: path)
+        #expect(loaded.outOfDistribution == detector && loaded.metadata == file.metadata)
+        let scores = try #require(loaded.outOfDistribution?.scores(validation, logits: scene.logits(validation)))
+        #expect(scores == detector.scores(validation, logits: scene.logits(validation)))
+        #expect(scores[.relativeMahalanobis]?.count == 20)
+    }
+
+    @Test func aFormat5DetectorHasNoRelativeScoreAndStaysFormat5() throws {
+        var scene = Scene()
+        let (train, labels) = scene.known(30)
+        let (validation, _) = scene.known(10)
+        var options = OutOfDistributionDetector.Options()
+        options.relativeMahalanobis = nil
+        options.combine = [.mahalanobis, .msp]
+        let detector = try #require(OutOfDistributionDetector.fit(
+            train: train, trainLabels: labels, trainLogits: scene.logits(train), classes: 2,
+            validation: validation, validationLogits: scene.logits(validation), options: options))
+        #expect(detector.relativeModel == nil && !detector.availableScores.contains(.relativeMahalanobis))
+        #expect(detector.scores(validation, logits: scene.logits(validation))[.relativeMahalanobis] == nil)
         let file = headFile(detector: detector, features: 64, classes: 2)
         #expect(file.metadata.formatVersion == 5)
         let path = try temporaryPath("full.head")
@@ -246,6 +335,22 @@ import Testing
         let scores = try #require(loaded.scores(validation, logits: [])[.knn])
         #expect(scores.count == 20 && loaded.threshold(of: .msp) == nil && loaded.threshold(of: .knn) == loaded.settings.threshold)
         #expect(scores.filter(loaded.isUnknown).count == 1, "95th percentile of 20 validation rows: 1 above")
+    }
+
+    @Test func relativeSettingsOutsideTheFeaturesAreRefusedWithThePath() throws {
+        var scene = Scene()
+        let (train, labels) = scene.known(10)
+        var detector = try #require(OutOfDistributionDetector.fit(
+            train: train, trainLabels: labels, trainLogits: scene.logits(train), classes: 2, validation: nil, validationLogits: []))
+        detector.settings.relativeMahalanobis?.firstColumn = 64
+        let path = try temporaryPath("bad-relative.head")
+        try headFile(detector: detector, features: 64, classes: 2).write(to: path)
+        #expect {
+            try HeadFile.read(path: path)
+        } throws: { error in
+            let message = (error as? LocalizedError)?.errorDescription ?? ""
+            return message.hasPrefix(path) && message.contains("relative Mahalanobis settings first column 64")
+        }
     }
 
     @Test func badClassLabelsInTheFileAreRefusedWithThePath() throws {
