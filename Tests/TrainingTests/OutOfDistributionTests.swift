@@ -136,30 +136,14 @@ import Testing
         let detector = OutOfDistributionDetector(settings: settings, bank: bank, classModel: fitted.model)
         let fast = detector.mahalanobis(q)
 
-        let d = 6, n = bank.rows
-        var means = [[Double]](repeating: [Double](repeating: 0, count: d), count: 2)
-        for r in 0..<n { for j in 0..<d { means[labels[r]][j] += Double(bank.values[r * d + j]) / Double(labels.filter { $0 == labels[r] }.count) } }
-        var covariance = [Double](repeating: 0, count: d * d)
-        for r in 0..<n {
-            for i in 0..<d { for j in 0..<d {
-                covariance[i * d + j] += (Double(bank.values[r * d + i]) - means[labels[r]][i]) * (Double(bank.values[r * d + j]) - means[labels[r]][j]) / Double(n)
-            } }
-        }
-        let trace = (0..<d).reduce(0.0) { $0 + covariance[$1 * d + $1] }
-        for i in 0..<d { for j in 0..<d { covariance[i * d + j] *= Double(1 - a) } }
-        for i in 0..<d { covariance[i * d + i] += Double(a) * trace / Double(d) }
+        let rows = (0..<bank.rows).map { bank.row($0).map(Double.init) }
         for r in 0..<q.rows {
-            let best = (0..<2).map { c -> Double in
-                let v = (0..<d).map { Double(q.values[r * d + $0]) - means[c][$0] }
-                var system = covariance, solution = v
-                #expect(choleskySolve(&system, &solution, n: d, columns: 1))
-                return zip(v, solution).reduce(0) { $0 + $1.0 * $1.1 }
-            }.min()!
+            let best = textbookNearestMahalanobis(q.row(r).map(Double.init), rows: rows, labels: labels, classes: 2, shrinkage: Double(a))
             #expect(abs(Double(fast[r]) - best) < 1e-3 * max(best, 1), "row \(r): \(fast[r]) against \(best)")
         }
     }
 
-    /// The textbook squared Mahalanobis distance to the nearest of `means` under (1-a) S + a tr(S)/d I,
+    /// The textbook squared Mahalanobis distance to the nearest class mean under (1-a) S + a tr(S)/d I,
     /// S the covariance of `rows` around their own class mean (labels), in Double.
     func textbookNearestMahalanobis(_ query: [Double], rows: [[Double]], labels: [Int], classes: Int, shrinkage a: Double) -> Double {
         let d = query.count
