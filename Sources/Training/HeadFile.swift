@@ -108,8 +108,8 @@ public struct HeadFile: Sendable {
     /// `head` (`backbone.features`); 4 adds a tuned tail of the encoder (`tail`); 5 adds the detector's
     /// class-aware scores and their calibration (`outOfDistribution.components`, `ood.bank_labels`,
     /// `ood.class_means`, `ood.basis`, `ood.variances`); 6 adds the relative Mahalanobis score
-    /// (`outOfDistribution.relativeMahalanobis`; its model is derived from the bank, so no new
-    /// tensors). The highest version this build reads: older
+    /// (`outOfDistribution.relativeMahalanobis`, the `ood.relative.*` tensors). The highest version
+    /// this build reads: older
     /// builds refuse a head with a tail instead of running it on features of the untuned encoder, and a
     /// head whose threshold belongs to another score than their k-NN distance.
     public static let formatVersion = 6
@@ -214,6 +214,15 @@ public struct HeadFile: Sendable {
                 tensors.append(.init(name: "ood.variances", shape: [model.variances.count], values: model.variances))
             }
         }
+        if let relative = outOfDistribution?.relativeModel {
+            for (name, model) in [("class", relative.classes), ("background", relative.background)] {
+                tensors.append(.init(name: "ood.relative.\(name)_means", shape: [model.means.rows, model.means.columns], values: model.means.values))
+                if model.basis.rows > 0 {
+                    tensors.append(.init(name: "ood.relative.\(name)_basis", shape: [model.basis.rows, model.basis.columns], values: model.basis.values))
+                    tensors.append(.init(name: "ood.relative.\(name)_variances", shape: [model.variances.count], values: model.variances))
+                }
+            }
+        }
         for t in tail?.tensors ?? [] { tensors.append(.init(name: "tail.\(t.name)", shape: t.shape, values: t.values)) }
         return SafeTensorsWriter.serialize(tensors, metadata: [Self.metadataKey: json])
     }
@@ -258,6 +267,7 @@ public struct HeadFile: Sendable {
             let expected = Set(architecture.tensorShapes.map { "head.\($0.name)" } + ["standardization.mean", "standardization.inverse_std"]
                                + (metadata.outOfDistribution == nil ? [] : ["ood.bank"])
                                + classModelTensors(metadata.outOfDistribution)
+                               + relativeModelTensors(metadata.outOfDistribution)
                                + (metadata.tail?.tensors.map { "tail.\($0)" } ?? []))
             let unexpected = Set(file.tensorNames).subtracting(expected)
             guard unexpected.isEmpty else {
@@ -282,16 +292,21 @@ public struct HeadFile: Sendable {
                 }
                 if let relative = settings.relativeMahalanobis {
                     guard settings.components != nil, relative.firstColumn >= 0, relative.firstColumn < architecture.inputs,
-                          relative.rank >= 0, relative.shrinkage >= 0, relative.shrinkage <= 1 else {
+                          relative.rank >= 0, relative.shrinkage >= 0, relative.shrinkage <= 1, let fitted = relative.fitted,
+                          (0...relative.rank).contains(fitted.classRank), (0...relative.rank).contains(fitted.backgroundRank) else {
                         throw TrainingError.invalidHeadFile(path: path, reason: "relative Mahalanobis settings first column \(relative.firstColumn), "
-                                                            + "rank \(relative.rank), shrinkage \(relative.shrinkage) for \(architecture.inputs) features")
+                                                            + "rank \(relative.rank), shrinkage \(relative.shrinkage), fitted "
+                                                            + "\(relative.fitted.map { "ranks \($0.classRank), \($0.backgroundRank)" } ?? "missing") "
+                                                            + "for \(architecture.inputs) features")
                     }
                 }
                 let shape = [settings.bankImages, architecture.inputs]
                 let bank = FeatureMatrix(rows: settings.bankImages, columns: architecture.inputs,
                                          values: try file.tensor("ood.bank", shape: shape))
-                return OutOfDistributionDetector(settings: settings, bank: bank,
-                                                 classModel: try readClassModel(file, path: path, settings: settings, architecture: architecture))
+                let classModel = try readClassModel(file, path: path, settings: settings, architecture: architecture)
+                return OutOfDistributionDetector(settings: settings, bank: bank, classModel: classModel,
+                                                 relativeModel: try readRelativeModel(file, settings: settings, architecture: architecture,
+                                                                                      bankLabels: classModel?.bankLabels ?? []))
             }
             let tail = try metadata.tail.map { settings in
                 TunedTail(settings: settings, tensors: try settings.tensors.map { name in
@@ -313,6 +328,33 @@ public struct HeadFile: Sendable {
     static func classModelTensors(_ settings: OutOfDistributionDetector.Settings?) -> [String] {
         guard let settings, settings.components != nil else { return [] }
         return ["ood.bank_labels", "ood.class_means"] + ((settings.mahalanobisRank ?? 0) > 0 ? ["ood.basis", "ood.variances"] : [])
+    }
+
+    /// The relative Mahalanobis score's tensors (format 6): means, and the basis and variances of each
+    /// Gaussian that keeps leading directions.
+    static func relativeModelTensors(_ settings: OutOfDistributionDetector.Settings?) -> [String] {
+        guard let fitted = settings?.relativeMahalanobis?.fitted else { return [] }
+        return [("class", fitted.classRank), ("background", fitted.backgroundRank)].flatMap { name, rank in
+            ["ood.relative.\(name)_means"] + (rank > 0 ? ["ood.relative.\(name)_basis", "ood.relative.\(name)_variances"] : [])
+        }
+    }
+
+    static func readRelativeModel(_ file: SafeTensors, settings: OutOfDistributionDetector.Settings, architecture: HeadArchitecture,
+                                  bankLabels: [Int]) throws -> OutOfDistributionDetector.RelativeMahalanobisModel? {
+        guard let relative = settings.relativeMahalanobis, let fitted = relative.fitted else { return nil }
+        let d = architecture.inputs - relative.firstColumn
+        func gaussians(_ name: String, classes: Int, rank: Int, labels: [Int]) throws -> OutOfDistributionDetector.ClassModel {
+            OutOfDistributionDetector.ClassModel(
+                bankLabels: labels,
+                means: FeatureMatrix(rows: classes, columns: d, values: try file.tensor("ood.relative.\(name)_means", shape: [classes, d])),
+                basis: FeatureMatrix(rows: rank, columns: d, values: rank > 0 ? try file.tensor("ood.relative.\(name)_basis", shape: [rank, d]) : []),
+                variances: rank > 0 ? try file.tensor("ood.relative.\(name)_variances", shape: [rank]) : [])
+        }
+        return .init(classes: try gaussians("class", classes: architecture.classes, rank: fitted.classRank, labels: bankLabels),
+                     classResidualVariance: fitted.classResidualVariance,
+                     background: try gaussians("background", classes: 1, rank: fitted.backgroundRank,
+                                               labels: [Int](repeating: 0, count: bankLabels.count)),
+                     backgroundResidualVariance: fitted.backgroundResidualVariance)
     }
 
     static func readClassModel(_ file: SafeTensors, path: String, settings: OutOfDistributionDetector.Settings,

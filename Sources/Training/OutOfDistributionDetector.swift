@@ -92,6 +92,17 @@ public struct OutOfDistributionDetector: Sendable, Equatable {
         public var rank: Int
         /// Shrinkage of both covariances towards the identity.
         public var shrinkage: Float
+        /// What fitting found (set by `fit`; the head file's `ood.relative.*` tensors have these ranks).
+        public var fitted: Fitted? = nil
+
+        public struct Fitted: Codable, Sendable, Equatable {
+            /// Leading directions kept: at most `rank`, fewer when the bank has fewer images.
+            public var classRank: Int
+            public var backgroundRank: Int
+            /// The variance every other direction gets (after shrinkage).
+            public var classResidualVariance: Float
+            public var backgroundResidualVariance: Float
+        }
 
         public init(firstColumn: Int, rank: Int, shrinkage: Float) {
             self.firstColumn = firstColumn
@@ -101,14 +112,22 @@ public struct OutOfDistributionDetector: Sendable, Equatable {
     }
 
     /// The two Gaussians behind the relative Mahalanobis score, on the unit-length columns
-    /// `firstColumn...` of the bank. Not stored in the head file: `fit` and the reader both derive
-    /// them from the stored bank and labels with the same seeded code, so they cannot disagree with it.
+    /// `firstColumn...` of the bank (stored as the head file's `ood.relative.*` tensors, so reading a
+    /// head fits nothing).
     public struct RelativeMahalanobisModel: Sendable, Equatable {
+        /// Class means and the within-class covariance (`bankLabels`: the bank's labels).
         public var classes: ClassModel
         public var classResidualVariance: Float
-        /// One class: the mean and covariance of all bank rows.
+        /// One class: the mean and covariance of all bank rows (`bankLabels`: all 0).
         public var background: ClassModel
         public var backgroundResidualVariance: Float
+
+        public init(classes: ClassModel, classResidualVariance: Float, background: ClassModel, backgroundResidualVariance: Float) {
+            self.classes = classes
+            self.classResidualVariance = classResidualVariance
+            self.background = background
+            self.backgroundResidualVariance = backgroundResidualVariance
+        }
     }
 
     /// What the class-conditional scores need beside the bank (format 5).
@@ -152,8 +171,8 @@ public struct OutOfDistributionDetector: Sendable, Equatable {
     /// [bankImages, features] unit-length standardized features of training images.
     public var bank: FeatureMatrix
     public var classModel: ClassModel?
-    /// Derived from the bank when `settings.relativeMahalanobis` is set.
-    public private(set) var relativeModel: RelativeMahalanobisModel?
+    /// Format 6: what the relative Mahalanobis score needs (nil: a detector without it).
+    public var relativeModel: RelativeMahalanobisModel?
 
     public static let defaultK = 5
     public static let defaultPercentile = 95.0
@@ -165,14 +184,11 @@ public struct OutOfDistributionDetector: Sendable, Equatable {
     /// evenly spaced subset.
     public static let maximumBank = 4096
 
-    public init(settings: Settings, bank: FeatureMatrix, classModel: ClassModel? = nil) {
+    public init(settings: Settings, bank: FeatureMatrix, classModel: ClassModel? = nil, relativeModel: RelativeMahalanobisModel? = nil) {
         self.settings = settings
         self.bank = bank
         self.classModel = classModel
-        if let relative = settings.relativeMahalanobis, let classModel, classModel.bankLabels.count == bank.rows {
-            relativeModel = Self.fitRelativeModel(bank: bank, labels: classModel.bankLabels, classes: classModel.means.rows,
-                                                  settings: relative)
-        }
+        self.relativeModel = relativeModel
     }
 
     /// The scores this detector computes: k-NN alone for heads from before format 5, no relative
@@ -241,11 +257,19 @@ public struct OutOfDistributionDetector: Sendable, Equatable {
         settings.mahalanobisRank = classModel.model.basis.rows
         settings.mahalanobisShrinkage = options.mahalanobisShrinkage
         settings.residualVariance = classModel.residualVariance
-        settings.relativeMahalanobis = options.relativeMahalanobis.map { r in
-            RelativeMahalanobisSettings(firstColumn: r.firstColumn < bank.columns ? r.firstColumn : 0, rank: r.rank, shrinkage: r.shrinkage)
+        var relativeModel: RelativeMahalanobisModel?
+        if let requested = options.relativeMahalanobis {
+            var relative = RelativeMahalanobisSettings(firstColumn: requested.firstColumn < bank.columns ? requested.firstColumn : 0,
+                                                       rank: requested.rank, shrinkage: requested.shrinkage)
+            let model = fitRelativeModel(bank: bank, labels: labels, classes: classes, settings: relative, seed: options.seed)
+            relative.fitted = .init(classRank: model.classes.basis.rows, backgroundRank: model.background.basis.rows,
+                                    classResidualVariance: model.classResidualVariance,
+                                    backgroundResidualVariance: model.backgroundResidualVariance)
+            settings.relativeMahalanobis = relative
+            relativeModel = model
         }
         settings.components = []
-        var detector = OutOfDistributionDetector(settings: settings, bank: bank, classModel: classModel.model)
+        var detector = OutOfDistributionDetector(settings: settings, bank: bank, classModel: classModel.model, relativeModel: relativeModel)
         let table: [OutOfDistributionScore: [Float]]
         if let validation, validation.rows > 0 {
             detector.settings.calibration = "validation"
@@ -475,12 +499,10 @@ public struct OutOfDistributionDetector: Sendable, Equatable {
 extension OutOfDistributionDetector {
     /// The relative Mahalanobis score's class Gaussians and background Gaussian, both fitted as
     /// `fitClassModel` fits the Mahalanobis score's, on the bank's columns `settings.firstColumn...`.
-    /// The seed of the subspace iteration is fixed (not the training seed, which the head does not keep),
-    /// so that reading a head rebuilds exactly the model `fit` calibrated.
-    static func fitRelativeModel(bank: FeatureMatrix, labels: [Int], classes: Int, settings: RelativeMahalanobisSettings)
-        -> RelativeMahalanobisModel
+    static func fitRelativeModel(bank: FeatureMatrix, labels: [Int], classes: Int, settings: RelativeMahalanobisSettings,
+                                 seed: UInt64) -> RelativeMahalanobisModel
     {
-        let seed: UInt64 = 0
+        let seed = seed ^ 0x5245_4C41
         let columns = unitColumns(bank, from: settings.firstColumn)
         let perClass = fitClassModel(bank: columns, labels: labels, classes: classes, rank: settings.rank,
                                      shrinkage: settings.shrinkage, seed: seed)

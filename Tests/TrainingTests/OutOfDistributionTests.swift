@@ -182,7 +182,13 @@ import Testing
         var settings = OutOfDistributionDetector.Settings(k: 1, percentile: 95, threshold: 0, calibration: "", calibrationImages: 0,
                                                           bankImages: bank.rows)
         settings.relativeMahalanobis = .init(firstColumn: 3, rank: 5, shrinkage: 0.3)
-        let detector = OutOfDistributionDetector(settings: settings, bank: bank, classModel: fitted.model)
+        func fittedDetector(rank: Int) -> OutOfDistributionDetector {
+            settings.relativeMahalanobis?.rank = rank
+            let model = OutOfDistributionDetector.fitRelativeModel(bank: bank, labels: labels, classes: 3,
+                                                                   settings: settings.relativeMahalanobis!, seed: 3)
+            return OutOfDistributionDetector(settings: settings, bank: bank, classModel: fitted.model, relativeModel: model)
+        }
+        let detector = fittedDetector(rank: 5)
         #expect(detector.relativeModel?.classes.basis.rows == 5 && detector.relativeModel?.background.basis.rows == 5)
         let fast = try #require(detector.relativeMahalanobis(q))
 
@@ -199,8 +205,7 @@ import Testing
             #expect(abs(Double(fast[r]) - expected) < 1e-3 * max(abs(expected), 1), "row \(r): \(fast[r]) against \(expected)")
         }
         // Truncated to 2 leading directions it is no longer the full formula, but still finite and different.
-        settings.relativeMahalanobis = .init(firstColumn: 3, rank: 2, shrinkage: 0.3)
-        let truncated = try #require(OutOfDistributionDetector(settings: settings, bank: bank, classModel: fitted.model).relativeMahalanobis(q))
+        let truncated = try #require(fittedDetector(rank: 2).relativeMahalanobis(q))
         #expect(truncated.allSatisfy(\.isFinite) && truncated != fast)
     }
 
@@ -256,7 +261,7 @@ import Testing
         return directory + "/" + name
     }
 
-    @Test func theFullDetectorRoundTripsAsFormat6AndRebuildsTheRelativeModelExactly() throws {
+    @Test func theFullDetectorRoundTripsAsFormat6WithItsRelativeModel() throws {
         var scene = Scene()
         let (train, labels) = scene.known(30)
         let (validation, _) = scene.known(10)
@@ -269,9 +274,10 @@ import Testing
         #expect(detector.settings.components?.map(\.score) == OutOfDistributionScore.components + [.combined])
         let file = headFile(detector: detector, features: 64, classes: 2)
         #expect(file.metadata.formatVersion == 6)
+        let fitted = try #require(detector.settings.relativeMahalanobis?.fitted)
+        #expect(fitted.classRank == 24 && fitted.backgroundRank == 24, "the 24 columns from 40 on bound both ranks below 128")
         let path = try temporaryPath("full.head")
         try file.write(to: path)
-        // The relative model is not in the file: the reader derives it from the bank, the same as fit did.
         let loaded = try HeadFile.read(path: path)
         #expect(loaded.outOfDistribution == detector && loaded.metadata == file.metadata)
         let scores = try #require(loaded.outOfDistribution?.scores(validation, logits: scene.logits(validation)))
@@ -324,16 +330,20 @@ import Testing
     @Test func relativeSettingsOutsideTheFeaturesAreRefusedWithThePath() throws {
         var scene = Scene()
         let (train, labels) = scene.known(10)
-        var detector = try #require(OutOfDistributionDetector.fit(
+        let detector = try #require(OutOfDistributionDetector.fit(
             train: train, trainLabels: labels, trainLogits: scene.logits(train), classes: 2, validation: nil, validationLogits: []))
-        detector.settings.relativeMahalanobis?.firstColumn = 64
-        let path = try temporaryPath("bad-relative.head")
-        try headFile(detector: detector, features: 64, classes: 2).write(to: path)
-        #expect {
-            try HeadFile.read(path: path)
-        } throws: { error in
-            let message = (error as? LocalizedError)?.errorDescription ?? ""
-            return message.hasPrefix(path) && message.contains("relative Mahalanobis settings first column 64")
+        var outside = detector, unfitted = detector
+        outside.settings.relativeMahalanobis?.firstColumn = 64
+        unfitted.settings.relativeMahalanobis?.fitted = nil
+        for (bad, reason) in [(outside, "relative Mahalanobis settings first column 64"), (unfitted, "unexpected tensors ood.relative.")] {
+            let path = try temporaryPath("bad-relative.head")
+            try headFile(detector: bad, features: 64, classes: 2).write(to: path)
+            #expect {
+                try HeadFile.read(path: path)
+            } throws: { error in
+                let message = (error as? LocalizedError)?.errorDescription ?? ""
+                return message.hasPrefix(path) && message.contains(reason)
+            }
         }
     }
 
