@@ -19,13 +19,13 @@ struct MemoryBudgetTests {
             return ContinuousClock.now
         }()
         // The third fits beside the first but arrived after the second: it must not overtake it.
-        try await Task.sleep(for: .milliseconds(50))
+        try await waitUntil { budget.waiting == 1 }
         async let third: ContinuousClock.Instant = {
             let r = try await budget.reserve(20, timeout: .seconds(30))
             defer { r.release() }
             return ContinuousClock.now
         }()
-        try await Task.sleep(for: .milliseconds(50))
+        try await waitUntil { budget.waiting == 2 }
         #expect(budget.waiting == 2 && budget.inUse == 70)
         let released = ContinuousClock.now
         first.release()
@@ -44,7 +44,7 @@ struct MemoryBudgetTests {
         #expect(budget.waiting == 0 && budget.inUse == 90)
         // Head of line times out; the small one behind it fits and is granted at once then.
         async let large: Void = { _ = try? await budget.reserve(80, timeout: .milliseconds(100)) }()
-        try await Task.sleep(for: .milliseconds(20))
+        try await waitUntil { budget.waiting == 1 }
         async let small = budget.reserve(10, timeout: .seconds(30))
         await large
         let granted = try await small
@@ -59,8 +59,10 @@ struct MemoryBudgetTests {
         for order in [MemoryBudget.Order.firstFit, .arrival] {
             let budget = MemoryBudget(capacity: 100, order: order)
             let held = try await budget.reserve(70, timeout: nil)
-            async let large: Void = { _ = try? await budget.reserve(60, timeout: .milliseconds(300)) }()
-            try await Task.sleep(for: .milliseconds(30))
+            // The large one waits long enough for the small one's shorter wait to end first, however
+            // slowly a loaded machine runs the two.
+            async let large: Void = { _ = try? await budget.reserve(60, timeout: .seconds(1)) }()
+            try await waitUntil { budget.waiting == 1 }
             let small = try? await budget.reserve(20, timeout: .milliseconds(100))
             if order == .firstFit {
                 #expect(small?.bytes == 20 && budget.waiting == 1)
@@ -79,8 +81,7 @@ struct MemoryBudgetTests {
         let budget = MemoryBudget(capacity: 100, order: .firstFit)
         var held = try await budget.reserve(100, timeout: nil)
         async let waiter = budget.reserve(40, timeout: .seconds(30))
-        try await Task.sleep(for: .milliseconds(30))
-        #expect(budget.waiting == 1)
+        try await waitUntil { budget.waiting == 1 }
         held.shrink(to: 60)
         let granted = try await waiter
         #expect(held.bytes == 60 && budget.inUse == 100)

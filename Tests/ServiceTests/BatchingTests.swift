@@ -5,6 +5,7 @@ import Hummingbird
 import HummingbirdTesting
 import NIOCore
 import Testing
+import TestSupport
 @testable import Service
 
 /// Dynamic batching: many concurrent clients, all answered with their own image's result, however the
@@ -105,17 +106,5 @@ import Testing
         await #expect(throws: ServiceError.shuttingDown) {
             _ = try await worker.infer(inputs: input, count: 3, timeout: .seconds(1), outputs: [.features])
         }
-    }
-}
-
-/// Polls `condition` until it holds; fails the test after `timeout` instead of hanging.
-func waitUntil(timeout: Duration = .seconds(20), _ condition: () -> Bool) async throws {
-    let start = ContinuousClock.now
-    while !condition() {
-        guard ContinuousClock.now - start < timeout else {
-            Issue.record("condition not met within \(timeout)")
-            throw CancellationError()
-        }
-        try await Task.sleep(for: .milliseconds(2))
     }
 }

@@ -5,6 +5,7 @@ import HummingbirdTesting
 import Imaging
 import NIOCore
 import Testing
+import TestSupport
 @testable import Service
 
 /// The request bodies' shared memory budget (`--body-memory`): a body is reserved before it is read,
