@@ -208,20 +208,11 @@ public struct HeadFile: Sendable {
         if let model = outOfDistribution?.classModel {
             // Labels are small integers: exact as F32, the one dtype these files use.
             tensors.append(.init(name: "ood.bank_labels", shape: [model.bankLabels.count], values: model.bankLabels.map(Float.init)))
-            tensors.append(.init(name: "ood.class_means", shape: [model.means.rows, model.means.columns], values: model.means.values))
-            if model.basis.rows > 0 {
-                tensors.append(.init(name: "ood.basis", shape: [model.basis.rows, model.basis.columns], values: model.basis.values))
-                tensors.append(.init(name: "ood.variances", shape: [model.variances.count], values: model.variances))
-            }
+            tensors += GaussianTensors.mahalanobis.tensors(of: model)
         }
         if let relative = outOfDistribution?.relativeModel {
-            for (name, model) in [("class", relative.classes), ("background", relative.background)] {
-                tensors.append(.init(name: "ood.relative.\(name)_means", shape: [model.means.rows, model.means.columns], values: model.means.values))
-                if model.basis.rows > 0 {
-                    tensors.append(.init(name: "ood.relative.\(name)_basis", shape: [model.basis.rows, model.basis.columns], values: model.basis.values))
-                    tensors.append(.init(name: "ood.relative.\(name)_variances", shape: [model.variances.count], values: model.variances))
-                }
-            }
+            tensors += GaussianTensors.relativeClasses.tensors(of: relative.classes)
+            tensors += GaussianTensors.relativeBackground.tensors(of: relative.background)
         }
         for t in tail?.tensors ?? [] { tensors.append(.init(name: "tail.\(t.name)", shape: t.shape, values: t.values)) }
         return SafeTensorsWriter.serialize(tensors, metadata: [Self.metadataKey: json])
@@ -327,33 +318,25 @@ public struct HeadFile: Sendable {
     /// The class-aware detector's tensors (format 5), beside `ood.bank`.
     static func classModelTensors(_ settings: OutOfDistributionDetector.Settings?) -> [String] {
         guard let settings, settings.components != nil else { return [] }
-        return ["ood.bank_labels", "ood.class_means"] + ((settings.mahalanobisRank ?? 0) > 0 ? ["ood.basis", "ood.variances"] : [])
+        return ["ood.bank_labels"] + GaussianTensors.mahalanobis.names(rank: settings.mahalanobisRank ?? 0)
     }
 
     /// The relative Mahalanobis score's tensors (format 6): means, and the basis and variances of each
     /// Gaussian that keeps leading directions.
     static func relativeModelTensors(_ settings: OutOfDistributionDetector.Settings?) -> [String] {
         guard let fitted = settings?.relativeMahalanobis?.fitted else { return [] }
-        return [("class", fitted.classRank), ("background", fitted.backgroundRank)].flatMap { name, rank in
-            ["ood.relative.\(name)_means"] + (rank > 0 ? ["ood.relative.\(name)_basis", "ood.relative.\(name)_variances"] : [])
-        }
+        return GaussianTensors.relativeClasses.names(rank: fitted.classRank) + GaussianTensors.relativeBackground.names(rank: fitted.backgroundRank)
     }
 
     static func readRelativeModel(_ file: SafeTensors, settings: OutOfDistributionDetector.Settings, architecture: HeadArchitecture,
                                   bankLabels: [Int]) throws -> OutOfDistributionDetector.RelativeMahalanobisModel? {
         guard let relative = settings.relativeMahalanobis, let fitted = relative.fitted else { return nil }
         let d = architecture.inputs - relative.firstColumn
-        func gaussians(_ name: String, classes: Int, rank: Int, labels: [Int]) throws -> OutOfDistributionDetector.ClassModel {
-            OutOfDistributionDetector.ClassModel(
-                bankLabels: labels,
-                means: FeatureMatrix(rows: classes, columns: d, values: try file.tensor("ood.relative.\(name)_means", shape: [classes, d])),
-                basis: FeatureMatrix(rows: rank, columns: d, values: rank > 0 ? try file.tensor("ood.relative.\(name)_basis", shape: [rank, d]) : []),
-                variances: rank > 0 ? try file.tensor("ood.relative.\(name)_variances", shape: [rank]) : [])
-        }
-        return .init(classes: try gaussians("class", classes: architecture.classes, rank: fitted.classRank, labels: bankLabels),
+        return .init(classes: try GaussianTensors.relativeClasses.read(file, classes: architecture.classes, columns: d, rank: fitted.classRank,
+                                                                      labels: bankLabels),
                      classResidualVariance: fitted.classResidualVariance,
-                     background: try gaussians("background", classes: 1, rank: fitted.backgroundRank,
-                                               labels: [Int](repeating: 0, count: bankLabels.count)),
+                     background: try GaussianTensors.relativeBackground.read(file, classes: 1, columns: d, rank: fitted.backgroundRank,
+                                                                            labels: [Int](repeating: 0, count: bankLabels.count)),
                      backgroundResidualVariance: fitted.backgroundResidualVariance)
     }
 
@@ -365,11 +348,37 @@ public struct HeadFile: Sendable {
         if let bad = labels.first(where: { !($0 >= 0 && $0 < Float(classes) && $0 == $0.rounded()) }) {
             throw TrainingError.invalidHeadFile(path: path, reason: "ood.bank_labels holds \(bad), not a class index 0..<\(classes)")
         }
-        return OutOfDistributionDetector.ClassModel(
-            bankLabels: labels.map { Int($0) },
-            means: FeatureMatrix(rows: classes, columns: d, values: try file.tensor("ood.class_means", shape: [classes, d])),
-            basis: FeatureMatrix(rows: rank, columns: d, values: rank > 0 ? try file.tensor("ood.basis", shape: [rank, d]) : []),
-            variances: rank > 0 ? try file.tensor("ood.variances", shape: [rank]) : [])
+        return try GaussianTensors.mahalanobis.read(file, classes: classes, columns: d, rank: rank, labels: labels.map { Int($0) })
+    }
+
+    /// Where one `ClassModel`'s means, and the basis and variances of its leading directions (absent
+    /// at rank 0), are kept: the Mahalanobis score's (format 5), and the relative score's two (format 6).
+    struct GaussianTensors {
+        let means: String, basis: String, variances: String
+
+        static let mahalanobis = GaussianTensors(means: "ood.class_means", basis: "ood.basis", variances: "ood.variances")
+        static let relativeClasses = relative("class")
+        static let relativeBackground = relative("background")
+
+        static func relative(_ part: String) -> GaussianTensors {
+            GaussianTensors(means: "ood.relative.\(part)_means", basis: "ood.relative.\(part)_basis", variances: "ood.relative.\(part)_variances")
+        }
+
+        func names(rank: Int) -> [String] { [means] + (rank > 0 ? [basis, variances] : []) }
+
+        func tensors(of model: OutOfDistributionDetector.ClassModel) -> [SafeTensorsWriter.Tensor] {
+            [.init(name: means, shape: [model.means.rows, model.means.columns], values: model.means.values)]
+                + (model.basis.rows > 0 ? [.init(name: basis, shape: [model.basis.rows, model.basis.columns], values: model.basis.values),
+                                           .init(name: variances, shape: [model.variances.count], values: model.variances)] : [])
+        }
+
+        func read(_ file: SafeTensors, classes: Int, columns d: Int, rank: Int, labels: [Int]) throws -> OutOfDistributionDetector.ClassModel {
+            OutOfDistributionDetector.ClassModel(
+                bankLabels: labels,
+                means: FeatureMatrix(rows: classes, columns: d, values: try file.tensor(means, shape: [classes, d])),
+                basis: FeatureMatrix(rows: rank, columns: d, values: rank > 0 ? try file.tensor(basis, shape: [rank, d]) : []),
+                variances: rank > 0 ? try file.tensor(variances, shape: [rank]) : [])
+        }
     }
 
     /// Refuses to run this head on another backbone's features.
