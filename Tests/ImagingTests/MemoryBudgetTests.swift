@@ -59,9 +59,9 @@ struct MemoryBudgetTests {
         for order in [MemoryBudget.Order.firstFit, .arrival] {
             let budget = MemoryBudget(capacity: 100, order: order)
             let held = try await budget.reserve(70, timeout: nil)
-            // The large one waits long enough for the small one's shorter wait to end first, however
-            // slowly a loaded machine runs the two.
-            async let large: Void = { _ = try? await budget.reserve(60, timeout: .seconds(1)) }()
+            // The large one cannot time out during the test (30 s): it is granted only when `held` is
+            // released below, however slowly a loaded machine runs the steps before.
+            async let large = try? await budget.reserve(60, timeout: .seconds(30))
             try await waitUntil { budget.waiting == 1 }
             let small = try? await budget.reserve(20, timeout: .milliseconds(100))
             if order == .firstFit {
@@ -70,8 +70,10 @@ struct MemoryBudgetTests {
                 #expect(small == nil)
             }
             small?.release()
-            await large
             held.release()
+            let granted = await large
+            #expect(granted?.bytes == 60)
+            granted?.release()
             #expect(budget.inUse == 0 && budget.waits == (order == .firstFit ? 1 : 2))
         }
     }
