@@ -37,7 +37,9 @@ let package = Package(
         // setjmp/longjmp error handling of libjpeg and libpng (and libtiff's handlers) must live in C.
         .target(name: "CImageCodecs", dependencies: ["CJPEG", "CPNG", "CWebP", "CTIFF", "CHEIF"]),
         .target(name: "Imaging", dependencies: ["CImageCodecs"]),
-        .target(name: "Weights"),
+        // SHA-256 with the x86 SHA extensions where the CPU has them (model ids hash whole checkpoints).
+        .target(name: "CSHA256", cSettings: [.unsafeFlags(["-O3"])]),
+        .target(name: "Weights", dependencies: ["CSHA256"]),
         // ONNX's protobuf messages and a graph builder that knows operators, not models.
         .target(name: "ONNX", dependencies: [.product(name: "SwiftProtobuf", package: "swift-protobuf")]),
         .target(name: "Models", dependencies: ["Kernels", "Imaging", "Weights", "ONNX"]),
@@ -66,7 +68,7 @@ let package = Package(
         .target(name: "TestSupport", dependencies: ["Imaging"], path: "Tests/TestSupport"),
         .testTarget(name: "KernelsTests", dependencies: ["Kernels", "CKernels"]),
         .testTarget(name: "ImagingTests", dependencies: ["Imaging", "TestSupport"], resources: [.copy("Resources")]),
-        .testTarget(name: "WeightsTests", dependencies: ["Weights"]),
+        .testTarget(name: "WeightsTests", dependencies: ["Weights", "CSHA256"]),
         .testTarget(name: "ONNXTests", dependencies: ["ONNX", .product(name: "SwiftProtobuf", package: "swift-protobuf")]),
         .testTarget(name: "ModelsTests", dependencies: ["Models", "Weights", "Kernels", "TestSupport"], resources: [.copy("Resources")]),
         .testTarget(name: "TrainingTests", dependencies: ["Training", "Weights", "TestSupport",

@@ -83,6 +83,24 @@ struct SHA256Tests {
     ])
     func vectors(input: String, digest: String) {
         #expect(Array(input.utf8).withUnsafeBytes { SHA256.hex($0) } == digest)
+        #expect(Array(input.utf8).withUnsafeBytes { SHA256.portableHex($0) } == digest)
+    }
+
+    /// The SHA-extension path (where this CPU has it) against the portable one: every length around
+    /// the one- and two-block padding cases, and multi-megabyte buffers.
+    @Test func acceleratedEqualsPortable() {
+        var state: UInt64 = 0x9E37_79B9_7F4A_7C15
+        let bytes = (0..<(3 << 20) + 17).map { _ -> UInt8 in
+            state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
+            return UInt8(truncatingIfNeeded: state >> 56)
+        }
+        bytes.withUnsafeBytes { all in
+            for count in Array(0...300) + [1 << 16, (1 << 20) + 55, all.count] {
+                let part = UnsafeRawBufferPointer(rebasing: all[0..<count])
+                #expect(SHA256.hex(part) == SHA256.portableHex(part), "\(count) bytes")
+            }
+        }
+        print("SHA-256 uses the CPU's SHA extensions: \(SHA256.isAccelerated)")
     }
 }
 
