@@ -22,8 +22,7 @@ public func gelu(_ x: Float) -> Float {
 /// (Hendrycks & Gimpel 2016's sigmoid approximation), which CLIP checkpoints were trained with.
 public func quickGELU(_ x: UnsafeMutablePointer<Float>, rows: Int, columns: Int, threads: Int = 1) {
     parallelFor(rows, threads: threads, minimumChunk: max(1, 16_384 / max(columns, 1))) { range in
-        let start = x + range.lowerBound * columns
-        for i in 0..<(range.count * columns) { start[i] = quickGELU(start[i]) }
+        hk_quick_gelu(x, range.lowerBound * columns, range.upperBound * columns)
     }
 }
 

@@ -4,13 +4,13 @@ import Testing
 
 /// Double-precision multi-head attention over separate q, k, v arrays of [batch, sequence, heads · dim].
 func naiveAttention(q: [Float], k: [Float], v: [Float], batch: Int, sequence: Int, heads: Int, dim: Int,
-                    mask: [UInt8]?, scale: Double) -> [Float] {
+                    mask: [UInt8]?, scale: Double, causal: Bool = false) -> [Float] {
     let width = heads * dim
     var out = [Float](repeating: 0, count: batch * sequence * width)
     for b in 0..<batch {
         for h in 0..<heads {
             for i in 0..<sequence {
-                let keys = (0..<sequence).filter { mask?[b * sequence + $0] != 0 }
+                let keys = (0..<sequence).filter { mask?[b * sequence + $0] != 0 && (!causal || $0 <= i) }
                 var scores: [Double] = keys.map { j in
                     var dot = 0.0
                     for d in 0..<dim {
@@ -77,6 +77,42 @@ func naiveAttention(q: [Float], k: [Float], v: [Float], batch: Int, sequence: In
                                    output: &out, threads: 2)
             }
             #expect(normalizedSquaredError(out, expected) < 1e-12, "mask \(useMask)")
+        }
+    }
+
+    /// Longer sequences than one block of queries (64) or one step of keys (64), head widths with and
+    /// without a tail beyond whole 16-float vectors, causal and masked, 1 and 2 threads.
+    @Test(arguments: [(batch: 2, sequence: 77, heads: 2, dim: 64), (batch: 1, sequence: 130, heads: 3, dim: 20),
+                      (batch: 2, sequence: 50, heads: 4, dim: 48), (batch: 1, sequence: 5, heads: 1, dim: 80)])
+    func longSequencesCausalAndMasked(shape: (batch: Int, sequence: Int, heads: Int, dim: Int)) {
+        var random = SeededValues(seed: UInt64(shape.sequence * 31 + shape.dim))
+        let width = shape.heads * shape.dim, tokens = shape.batch * shape.sequence
+        let q = random.array(tokens * width).map { $0 * 3 }
+        let k = random.array(tokens * width).map { $0 * 3 }
+        let v = random.array(tokens * width)
+        // Item 0 keeps every token; item 1 masks a middle run and the last 7 (padding), so some causal
+        // queries see no key at all.
+        let mask: [UInt8] = (0..<tokens).map { t in
+            let position = t % shape.sequence
+            return t / shape.sequence == 0 || (position >= 3 && position < shape.sequence - 7) ? 1 : 0
+        }
+        let scale = 1 / Double(shape.dim).squareRoot()
+        let packed = Self.fused(q, k, v, tokens: tokens, width: width)
+        for causal in [false, true] {
+            let expected = naiveAttention(q: q, k: k, v: v, batch: shape.batch, sequence: shape.sequence, heads: shape.heads,
+                                          dim: shape.dim, mask: mask, scale: scale, causal: causal)
+            for threads in [1, 2] {
+                var out = [Float](repeating: .nan, count: tokens * width)
+                packed.withUnsafeBufferPointer { p in
+                    multiHeadAttention(query: p.baseAddress!, key: p.baseAddress! + width, value: p.baseAddress! + 2 * width,
+                                       rowStride: 3 * width, batch: shape.batch, sequence: shape.sequence,
+                                       heads: shape.heads, headDimension: shape.dim, keyMask: mask, causal: causal,
+                                       scale: Float(scale), output: &out, threads: threads)
+                }
+                #expect(normalizedSquaredError(out, expected) < 1e-12, "causal \(causal) threads \(threads)")
+                let worst = zip(out, expected).map { abs($0 - $1) }.max()!
+                #expect(worst < 1e-5, "causal \(causal) threads \(threads): max error \(worst)")
+            }
         }
     }
 

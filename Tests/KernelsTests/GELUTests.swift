@@ -28,4 +28,20 @@ import Testing
         let worst = zip(out, expected).map { abs($0 - $1) / max(1, abs($1)) }.max()!
         #expect(worst < 1e-6, "max error \(worst)")
     }
+
+    @Test func quickGELUMatchesSigmoidDefinition() {
+        var random = SeededValues(seed: 12)
+        let rows = 5, columns = 37
+        // [-60, 60]: exp(-1.702 x) overflows a naive float formula below about -52; tails and zero.
+        var x = random.array(rows * columns).map { $0 * 60 }
+        x[0] = 0
+        x[1] = -0.0
+        x[2] = 1e-30
+        let expected = x.map { v -> Float in Float(Double(v) / (1 + exp(-1.702 * Double(v)))) }
+        var out = x
+        quickGELU(&out, rows: rows, columns: columns, threads: 2)
+        let worst = zip(out, expected).map { abs($0 - $1) / max(1, abs($1)) }.max()!
+        #expect(worst < 1e-6, "max error \(worst)")
+        #expect(out.allSatisfy { $0.isFinite })
+    }
 }

@@ -58,6 +58,21 @@ void hk_gemm_bias_activation_panels(const float *a, long row_begin, long row_end
 /// Vectorized erf (Numerical Recipes erfc, fractional error < 1.2e-7) instead of a libm call per value.
 void hk_bias_gelu(float *x, long row_begin, long row_end, long columns, const float *bias);
 
+/// Floats of scratch hk_attention_head needs (keys transposed, four rows of scores, the key mask).
+long hk_attention_scratch_count(long sequence, long head_dim);
+
+/// Scaled dot-product attention of one batch item and one head, queries [query_begin, query_end):
+/// output_i = sum_j softmax_j(scale * query_i . key_j) value_j over keys j with key_mask[j] != 0 (NULL: all)
+/// and, when causal, j <= i; a query with no such key gets zeros. query, key, value: rows of row_stride
+/// floats, head_dim of them used from the pointer on; output rows of output_stride floats.
+/// scratch: hk_attention_scratch_count floats, one per concurrent call.
+void hk_attention_head(const float *query, const float *key, const float *value, long row_stride, long sequence,
+                       long head_dim, const unsigned char *key_mask, int causal, float scale, float *output,
+                       long output_stride, long query_begin, long query_end, float *scratch);
+
+/// x[i] = x[i] * sigmoid(1.702 x[i]) for i in [begin, end): CLIP's quick_gelu, vectorized exp.
+void hk_quick_gelu(float *x, long begin, long end);
+
 /// im2col for a dense convolution over NHWC, output rows [row_begin, row_end) of the flattened
 /// (batch * out_height) index: columns[(row * out_width + ox)] = the kernel x kernel x channels patch
 /// (taps outer, channels inner), zeros where the patch leaves the image.
