@@ -146,11 +146,45 @@ class CommandLine(unittest.TestCase):
 
     def test_every_command_has_examples_in_its_help(self):
         commands = ["classify", "embed", "train", "evaluate", "inspect", "zero-shot", "match", "index", "search", "align",
-                    "export", "preprocess", "serve", "healthcheck", "bench backbone", "bench text", "info", "models"]
+                    "export", "preprocess", "serve", "healthcheck", "bench backbone", "bench text", "info", "models", "quantize"]
         for command in commands:
             shown = self.headtune("help", *command.split())
             self.assertEqual(shown.returncode, 0, command)
             self.assertRegex(shown.stdout, r"Examples?:\n  headtune |Examples?.*:\n  headtune ", command)
+
+    def test_quantize_then_precision_int8(self):
+        calibration = self.work / "calibration"
+        calibration.mkdir(exist_ok=True)
+        for n, sample in enumerate(SAMPLES * 2):
+            shutil.copy(sample, calibration / f"{n:02d}{Path(sample).suffix}")
+        (calibration / "broken.jpg").write_bytes(b"not a jpeg")
+        int8 = self.work / "lite0.int8.safetensors"
+        made = self.headtune("quantize", "--calibration", str(calibration), "--out", str(int8))
+        self.assertEqual(made.returncode, 0, made.stderr)
+        report = json.loads(made.stdout)
+        self.assertEqual((report["images"], report["skipped"], report["method"], len(report["layers"])),
+                         (2 * len(SAMPLES), 1, "mse", 34))
+        self.assertIn(f"{calibration}/broken.jpg: skipped", made.stderr)
+        self.assertIn("use it with --precision int8", made.stderr)
+        classified = self.headtune("classify", "--imagenet", "--format", "jsonl", "--precision", "int8", "--quantized", str(int8),
+                                   *SAMPLES)
+        self.assertEqual(classified.returncode, 0, classified.stderr)
+        self.assertEqual(len(classified.stdout.splitlines()), len(SAMPLES))
+        if "avx512_vnni" not in Path("/proc/cpuinfo").read_text():
+            self.assertIn("no AVX-512 VNNI", classified.stderr)
+        bench = self.headtune("bench", "backbone", "--seconds", "0.2", "--warmup", "0", "--format", "json",
+                              "--precision", "int8", "--quantized", str(int8))
+        self.assertEqual(bench.returncode, 0, bench.stderr)
+        expected = "int8" if "avx512_vnni" in Path("/proc/cpuinfo").read_text() else "fp32"
+        self.assertEqual(json.loads(bench.stdout)["precision"], expected)
+        for args, message in [(["classify", "--imagenet", "--quantized", str(int8), SAMPLES[0]], "--quantized needs --precision int8"),
+                              (["classify", "--imagenet", "--precision", "int8", "--quantized", str(self.work / "none.safetensors"), SAMPLES[0]],
+                               "make them with `headtune quantize --calibration DIR`"),
+                              (["bench", "text", "--precision", "int8"], "the text encoder runs fp32"),
+                              (["quantize", "--calibration", str(calibration), "--images", "3"], "--images must be at least 8")]:
+            refused = self.headtune(*args)
+            self.assertNotEqual(refused.returncode, 0, args)
+            self.assertIn(message, refused.stderr, args)
 
     def test_version(self):
         result = self.headtune("--version")

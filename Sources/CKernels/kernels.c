@@ -1,6 +1,7 @@
 #include "CKernels.h"
 #include "depthwise.h"
 #include "multiversion.h"
+#include "quantize.h"
 
 #include <math.h>
 #include <stddef.h>
@@ -22,6 +23,19 @@ void hk_bias_activation(float *out, long row_begin, long row_end, long columns, 
     }
 }
 
+/* The input rows output row `row` (of the flattened batch * out_height index) reads: rows[ky] is input
+   row oy * stride - pad_top + ky of its image, NULL where that row is padding. */
+static inline __attribute__((always_inline)) void
+input_rows(const float *input, long row, long height, long width, long channels, long kernel, long stride,
+           long pad_top, long out_height, const float *rows[]) {
+    long n = row / out_height, oy = row % out_height;
+    const float *image = input + n * height * width * channels;
+    for (long ky = 0; ky < kernel; ky++) {
+        long iy = oy * stride - pad_top + ky;
+        rows[ky] = iy >= 0 && iy < height ? image + iy * width * channels : NULL;
+    }
+}
+
 MULTIVERSION
 void hk_depthwise_channels(const float *input, long height, long width, long channels, const float *weight,
                            const float *bias, long kernel, long stride, long pad_top, long pad_left, long out_height,
@@ -29,14 +43,29 @@ void hk_depthwise_channels(const float *input, long height, long width, long cha
                            long channel_begin, long channel_end) {
     const float *rows[HK_MAX_KERNEL];
     for (long row = row_begin; row < row_end; row++) {
-        long n = row / out_height, oy = row % out_height;
-        const float *image = input + n * height * width * channels;
-        for (long ky = 0; ky < kernel; ky++) {
-            long iy = oy * stride - pad_top + ky;
-            rows[ky] = iy >= 0 && iy < height ? image + iy * width * channels : NULL;
-        }
+        input_rows(input, row, height, width, channels, kernel, stride, pad_top, out_height, rows);
         hk_depthwise_row(rows, width, channels, channel_begin, channel_end, weight, bias, kernel, stride, pad_left,
                          out_width, relu6, output + row * out_width * channels);
+    }
+}
+
+MULTIVERSION
+void hk_depthwise_channels_u8(const float *input, long height, long width, long channels, const float *weight,
+                              const float *bias, long kernel, long stride, long pad_top, long pad_left, long out_height,
+                              long out_width, int relu6, float *row_scratch, float inv_scale, int zero_point,
+                              uint8_t *output, long row_begin, long row_end, long channel_begin, long channel_end) {
+    const float *rows[HK_MAX_KERNEL];
+    for (long row = row_begin; row < row_end; row++) {
+        input_rows(input, row, height, width, channels, kernel, stride, pad_top, out_height, rows);
+        /* The row in float only in scratch (still in L1), then its uint8 values where the map goes. */
+        hk_depthwise_row(rows, width, channels, channel_begin, channel_end, weight, bias, kernel, stride, pad_left,
+                         out_width, relu6, row_scratch);
+        uint8_t *out = output + row * out_width * channels;
+        for (long ox = 0; ox < out_width; ox++) {
+            const float *x = row_scratch + ox * channels;
+            uint8_t *q = out + ox * channels;
+            for (long c = channel_begin; c < channel_end; c++) q[c] = (uint8_t)quantize_value(x[c], inv_scale, zero_point);
+        }
     }
 }
 

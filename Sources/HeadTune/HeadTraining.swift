@@ -180,7 +180,7 @@ public enum HeadTraining {
         HeadFile.Metadata(
             labels: labels,
             backbone: .init(id: encoder.identifier, weightsSHA256: encoder.weightsSHA256, featureCount: featureCount,
-                            features: request.featureSet),
+                            features: request.featureSet, precision: encoder.precision.rawValue),
             preprocessing: .init(policy: request.policy, inputSize: encoder.inputSize, testTimeFlip: request.testTimeFlip,
                                  augment: request.augment.map(\.rawValue)),
             architecture: result.head.architecture, training: configuration, bestEpoch: result.bestEpoch,

@@ -13,6 +13,8 @@ public enum HeadTuneError: Error, LocalizedError, Equatable {
     case invalidText(reason: String)
     /// Partial fine-tuning asked of an encoder that cannot do it, or with a dataset that cannot feed it.
     case fineTuningUnsupported(reason: String)
+    /// `headtune quantize` cannot make an int8 form of this network, or had too few images.
+    case quantizationFailed(reason: String)
     /// `headtune export` of a network without an ONNX graph writer, or without what was asked.
     case exportUnsupported(model: String, reason: String)
     /// Too few usable image-caption pairs were left to fit a bridge on.
@@ -32,6 +34,7 @@ public enum HeadTuneError: Error, LocalizedError, Equatable {
             return "\(encoder) does not compute \(featureSet) features"
         case .invalidText(let reason): return "text encoder input: \(reason)"
         case .fineTuningUnsupported(let reason): return "partial fine-tuning: \(reason)"
+        case .quantizationFailed(let reason): return "quantize: \(reason)"
         case .exportUnsupported(let model, let reason): return "cannot export \(model) to ONNX: \(reason)"
         case .tooFewPairs(let sources, let images, let captions, let needed):
             return "\(sources.joined(separator: ", ")): \(captions) usable pair(s) of \(images) image(s) left; fitting a bridge "

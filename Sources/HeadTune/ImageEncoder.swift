@@ -26,13 +26,19 @@ public final class ImageEncoder: Sendable {
     /// estimated peak to fit. nil: no budget (the service reserves from its own, asynchronously).
     public let decodeBudget: MemoryBudget?
     let model: any ImageEncoderModel
-    /// What distinguishes this network from the checkpoint's own (a frozen prefix, a tuned tail), in
-    /// its cache identity; nil for the checkpoint's network.
+    /// What distinguishes this network from the checkpoint's own (a frozen prefix, a tuned tail, the
+    /// int8 form), in its cache identity; nil for the checkpoint's network.
     let variant: String?
+    /// The arithmetic of its dense layers (heads record what they were trained with).
+    public let precision: Precision
+    /// What the registry said about meeting the request (int8 asked on a CPU without VNNI), for stderr.
+    public let notes: [String]
 
     init(model: any ImageEncoderModel, identifier: String, weightsSHA256: String, maxPixels: Int, pairedTextModel: String? = nil,
-         variant: String? = nil, decodeBudget: MemoryBudget? = nil) {
+         variant: String? = nil, decodeBudget: MemoryBudget? = nil, precision: Precision = .fp32, notes: [String] = []) {
         self.model = model
+        self.precision = precision
+        self.notes = notes
         self.decodeBudget = decodeBudget
         self.variant = variant
         self.pairedTextModel = pairedTextModel
@@ -46,24 +52,28 @@ public final class ImageEncoder: Sendable {
     /// - model: a bundled model's name (nil: efficientnet-lite0) or a model folder
     /// - weightsDirectory: nil searches the usual places (HEADTUNE_WEIGHTS, ./weights, ...)
     /// - decodeBudget: shared by the decodes of every batch run with this encoder (nil: unbounded)
+    /// - precision, quantizedFile: int8 runs the file `headtune quantize` wrote (default: beside the weights)
     public static func load(model: String? = nil, weightsDirectory: URL? = nil,
-                            maxPixels: Int = DecodeOptions().maxPixels, decodeBudget: MemoryBudget? = nil) throws -> ImageEncoder {
+                            maxPixels: Int = DecodeOptions().maxPixels, decodeBudget: MemoryBudget? = nil,
+                            precision: Precision = .fp32, quantizedFile: URL? = nil) throws -> ImageEncoder {
         try BLAS.load()
-        let loaded = try ModelRegistry.imageEncoder(model, weightsDirectory: weightsDirectory)
+        let loaded = try ModelRegistry.imageEncoder(model, weightsDirectory: weightsDirectory, precision: precision,
+                                                    quantizedFile: quantizedFile)
         return ImageEncoder(model: loaded.model, identifier: loaded.identifier, weightsSHA256: loaded.weightsSHA256,
-                            maxPixels: maxPixels, pairedTextModel: loaded.pairedTextModel, decodeBudget: decodeBudget)
+                            maxPixels: maxPixels, pairedTextModel: loaded.pairedTextModel, variant: loaded.variant,
+                            decodeBudget: decodeBudget, precision: loaded.precision, notes: loaded.notes)
     }
 
     /// The same network with another pixel limit.
     public func withMaxPixels(_ maxPixels: Int) -> ImageEncoder {
         ImageEncoder(model: model, identifier: identifier, weightsSHA256: weightsSHA256, maxPixels: maxPixels,
-                     pairedTextModel: pairedTextModel, variant: variant, decodeBudget: decodeBudget)
+                     pairedTextModel: pairedTextModel, variant: variant, decodeBudget: decodeBudget, precision: precision, notes: notes)
     }
 
     /// The same network claiming other weights (tests of the head/weights check).
     func withWeightsSHA256(_ hash: String) -> ImageEncoder {
         ImageEncoder(model: model, identifier: identifier, weightsSHA256: hash, maxPixels: maxPixels, pairedTextModel: pairedTextModel,
-                     variant: variant, decodeBudget: decodeBudget)
+                     variant: variant, decodeBudget: decodeBudget, precision: precision, notes: notes)
     }
 
     public var preprocessing: PreprocessingSpec { model.preprocessing }
@@ -134,6 +144,10 @@ extension ImageEncoder {
     public var unfreezableBlockCount: Int? { (model as? any PartiallyTrainableImageModel)?.unfreezableBlockCount }
 
     private func partiallyTrainable() throws -> any PartiallyTrainableImageModel {
+        guard precision == .fp32 else {
+            throw HeadTuneError.fineTuningUnsupported(reason: "tuned blocks run in fp32 (the int8 file holds the pretrained weights only); "
+                                                      + "drop --precision int8 for heads trained with --unfreeze")
+        }
         guard let model = model as? any PartiallyTrainableImageModel else {
             throw HeadTuneError.fineTuningUnsupported(reason: "\(identifier) cannot train its last blocks (only EfficientNet-Lite can); "
                                                       + "train without --unfreeze")

@@ -55,9 +55,10 @@ public struct PairedBridge: ImageTextBridge {
 
     /// Changes with any fitted tensor and with the class-name part (indexes record it and re-embed).
     public var identifier: String {
-        let tensors = pairTensors.flatMap(\.values) + alignment.projection + alignment.classEmbeddings
+        // The fp32 values' little-endian bytes, pair tensors first (the tensors' own stored bytes).
         let settings = "\(kind.rawValue) \(featureSet.rawValue) \(combinesConSE) \(conseTop) \(anchors?.neighbours ?? 0) \(anchors?.power ?? 0)"
-        var bytes = tensors.withUnsafeBytes { Array($0) }
+        var bytes = pairTensors.flatMap(\.bytes)
+        bytes += (alignment.projection + alignment.classEmbeddings).withUnsafeBytes { Array($0) }
         bytes += Array(settings.utf8)
         return "bridge@" + String(bytes.withUnsafeBytes { SHA256.hex($0) }.prefix(12))
     }

@@ -29,7 +29,10 @@ struct BenchBackbone: ParsableCommand {
     }
 
     func run() throws {
-        let encoder = try ImageEncoder.load(model: options.model, weightsDirectory: options.weights.map { URL(fileURLWithPath: $0) })
+        let encoder = try ImageEncoder.load(model: options.model, weightsDirectory: options.weights.map { URL(fileURLWithPath: $0) },
+                                            precision: options.precisionOptions.precision,
+                                            quantizedFile: options.precisionOptions.quantizedFile)
+        for note in encoder.notes { printError("headtune: \(note)") }
         let size = encoder.inputSize
         // Deterministic values in [-1, 1], like normalized pixels.
         var state: UInt32 = 12345
@@ -50,8 +53,8 @@ struct BenchBackbone: ParsableCommand {
         let peakMB = ProcessMemory.peakResidentMB()
         switch options.format {
         case .json:
-            print(String(format: "{\"batch\": %d, \"threads\": %d, \"images_per_s\": %.2f, \"ms_per_batch_p50\": %.3f, \"ms_per_batch_p90\": %.3f, \"batches\": %d, \"peak_rss_mb\": %.1f, \"blas_core\": \"%@\"}",
-                         batch, options.threads, imagesPerSecond, p50, p90, runs, peakMB, BLAS.coreName))
+            print(String(format: "{\"batch\": %d, \"threads\": %d, \"images_per_s\": %.2f, \"ms_per_batch_p50\": %.3f, \"ms_per_batch_p90\": %.3f, \"batches\": %d, \"peak_rss_mb\": %.1f, \"blas_core\": \"%@\", \"precision\": \"%@\"}",
+                         batch, options.threads, imagesPerSecond, p50, p90, runs, peakMB, BLAS.coreName, encoder.precision.rawValue))
         case .text:
             print(String(format: "batch %d, %d thread(s): %.1f images/s, %.2f ms/batch p50, %.2f p90 (%d batches), peak RSS %.0f MB, OpenBLAS %@",
                          batch, options.threads, imagesPerSecond, p50, p90, runs, peakMB, BLAS.coreName))

@@ -22,6 +22,9 @@ struct BenchText: ParsableCommand {
 
     func validate() throws {
         guard batch >= 1 else { throw ValidationError("--batch must be >= 1") }
+        guard options.precisionOptions.precision == .fp32 else {
+            throw ValidationError("--precision int8 is for the image network (bench backbone); the text encoder runs fp32")
+        }
     }
 
     /// The benchmark sentences (kept equal to BENCHMARK_SENTENCES in scripts/bench_common.py).

@@ -46,6 +46,7 @@ struct BenchOptions: ParsableArguments {
     @Option(help: "Directory with the converted weights.", completion: .directory) var weights: String?
     @Option(help: "Model: a bundled model's name or a model folder (default efficientnet-lite0 for backbone, all-minilm-l6-v2 for text).",
             completion: .directory) var model: String?
+    @OptionGroup var precisionOptions: PrecisionOptions
 
     func validate() throws {
         guard threads >= 1, seconds > 0, warmup >= 0 else {

@@ -23,7 +23,7 @@ struct HeadTuneCommand: AsyncParsableCommand {
               headtune serve --head photos.head --port 8080
             """,
         version: HeadTuneVersion.current,
-        subcommands: [Classify.self, Embed.self, Train.self, Evaluate.self, Inspect.self, ZeroShot.self, Match.self, Index.self,
+        subcommands: [Classify.self, Embed.self, Train.self, Evaluate.self, Inspect.self, ZeroShot.self, Match.self, Index.self, Quantize.self,
                       Search.self, Align.self, Export.self, Preprocess.self, Serve.self, Healthcheck.self, Bench.self, Info.self,
                       ModelsCommand.self])
 

@@ -23,5 +23,6 @@ struct Info: ParsableCommand {
         let chosen = BLAS.chosenCoreType.isEmpty ? "" : " (OPENBLAS_CORETYPE=\(BLAS.chosenCoreType) set by headtune)"
         print("blas:          OpenBLAS \(BLAS.coreName)\(chosen)")
         print("threads:       \(encoderOptions.threads)")
+        print("precision:     \(encoder.precision.rawValue) (int8 kernels: \(Quantization.int8Available ? "AVX-512 VNNI" : "not on this CPU, no AVX-512 VNNI"))")
     }
 }

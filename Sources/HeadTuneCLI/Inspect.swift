@@ -125,7 +125,7 @@ struct HeadSummary: Encodable {
         var lines = [
             "file:           \(file) (\(bytes) bytes, sha256 \(sha256))",
             "classes:        \(labels.count): \(shownLabels)\(multiLabel ? " (multi-label)" : "")",
-            "encoder:        \(encoder.id) (weights sha256 \(encoder.weightsSHA256.prefix(12)))",
+            "encoder:        \(encoder.id) (weights sha256 \(encoder.weightsSHA256.prefix(12)), trained on \(encoder.precision ?? "fp32") features)",
             "features:       \(featureSet.rawValue) (\(encoder.featureCount) values per image)",
             "preprocessing:  \(preprocessing.policy.rawValue) to \(preprocessing.inputSize)x\(preprocessing.inputSize), test-time flip "
                 + (preprocessing.testTimeFlip ? "on" : "off") + ", augment: " + (preprocessing.augment.isEmpty ? "none" : preprocessing.augment.joined(separator: ", ")),

@@ -23,6 +23,8 @@ struct EncoderOptions: ParsableArguments {
     @Option(help: "Refuse images whose header declares more pixels than this (decompression bombs).")
     var maxPixels: Int = DecodeOptions().maxPixels
 
+    @OptionGroup var precisionOptions: PrecisionOptions
+
     @Option(help: ArgumentHelp("Memory the concurrent decodes may hold together (e.g. 256m, 1g); a decode waits for its share.",
                                valueName: "bytes"))
     var decodeMemory = MemorySize(bytes: MemoryBudget.defaultDecodeCapacity)
@@ -37,14 +39,36 @@ struct EncoderOptions: ParsableArguments {
     var weightsDirectory: URL? { weights.map { URL(fileURLWithPath: $0) } }
 
     func loadEncoder() throws -> ImageEncoder {
-        try ImageEncoder.load(model: model, weightsDirectory: weightsDirectory, maxPixels: maxPixels,
-                              decodeBudget: MemoryBudget(capacity: decodeMemory.bytes))
+        let encoder = try ImageEncoder.load(model: model, weightsDirectory: weightsDirectory, maxPixels: maxPixels,
+                                            decodeBudget: MemoryBudget(capacity: decodeMemory.bytes),
+                                            precision: precisionOptions.precision, quantizedFile: precisionOptions.quantizedFile)
+        for note in encoder.notes { printError("headtune: \(note)") }
+        return encoder
     }
 
     /// The text encoder that goes with `encoder` (a CLIP folder's own text tower, else all-MiniLM-L6-v2).
     func loadTextEncoder(for encoder: ImageEncoder) throws -> TextEncoder {
         try TextEncoder.load(for: encoder, weightsDirectory: weightsDirectory, threads: threads)
     }
+}
+
+extension Precision: ExpressibleByArgument {}
+
+/// `--precision` and `--quantized`, for every command that runs the image network.
+struct PrecisionOptions: ParsableArguments {
+    @Option(help: ArgumentHelp("Arithmetic of the image network's dense layers: fp32, or int8 (AVX-512 VNNI; the file `headtune quantize` writes).",
+                               discussion: "On a CPU without VNNI, int8 says so on stderr and runs fp32."))
+    var precision: Precision = .fp32
+
+    @Option(help: ArgumentHelp("The int8 file for --precision int8.", discussion: "Default: beside the weights, where `headtune quantize` writes it."),
+            completion: .file())
+    var quantized: String?
+
+    func validate() throws {
+        if quantized != nil && precision != .int8 { throw ValidationError("--quantized needs --precision int8") }
+    }
+
+    var quantizedFile: URL? { quantized.map { URL(fileURLWithPath: $0) } }
 }
 
 /// Input paths: files, directories (walked), or `-` for a list of paths on stdin.

@@ -96,6 +96,8 @@ struct Serve: AsyncParsableCommand {
             completion: .directory)
     var model: String?
 
+    @OptionGroup var precisionOptions: PrecisionOptions
+
     @Option(help: ArgumentHelp("Directory with the converted weights.", discussion: "Default: $HEADTUNE_WEIGHTS, then ./weights and its parents."),
             completion: .directory)
     var weights: String?
@@ -155,7 +157,8 @@ struct Serve: AsyncParsableCommand {
             models: ModelSpecification(model: model, weightsDirectory: weights.map { URL(fileURLWithPath: $0) },
                                        heads: heads.map(ModelSpecification.parseHead), maxPixels: maxPixels,
                                        decodeMemory: decodeMemory.bytes,
-                                       textEncoder: textEncoder, alignmentPath: alignment),
+                                       textEncoder: textEncoder, alignmentPath: alignment,
+                                       precision: precisionOptions.precision, quantizedFile: precisionOptions.quantizedFile),
             batching: BatchingSettings(maxBatch: maxBatch, maxDelay: .microseconds(Int64(maxDelayMs * 1000)),
                                        queueCapacity: queueCapacity, threads: threads),
             limits: RequestLimits(maxBodyBytes: maxBodyBytes, maxImagesPerRequest: maxImages,

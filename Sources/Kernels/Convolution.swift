@@ -107,12 +107,20 @@ public func convolution(
     columns: UnsafeMutablePointer<Float>, output: UnsafeMutablePointer<Float>, threads: Int
 ) {
     precondition(weights.inChannels == g.kernel * g.kernel * g.channels)
+    im2col(input: input, geometry: g, columns: columns, threads: threads)
+    pointwiseConvolution(input: columns, rows: g.batch * g.outHeight * g.outWidth, weights: weights,
+                         activation: activation, output: output, threads: threads)
+}
+
+/// The patches of a dense convolution as rows: columns[(n · outHeight + oy) · outWidth + ox] = the
+/// kernel x kernel x channels patch at that output position (taps outer, channels inner), zeros where
+/// it leaves the image. columns: `batch · outHeight · outWidth · kernel² · channels` floats.
+public func im2col(input: UnsafePointer<Float>, geometry g: ConvolutionGeometry, columns: UnsafeMutablePointer<Float>,
+                   threads: Int) {
     parallelFor(g.batch * g.outHeight, threads: threads) { range in
         hk_im2col(input, g.height, g.width, g.channels, g.kernel, g.stride, g.padTop, g.padLeft, g.outHeight,
                   g.outWidth, columns, range.lowerBound, range.upperBound)
     }
-    pointwiseConvolution(input: columns, rows: g.batch * g.outHeight * g.outWidth, weights: weights,
-                         activation: activation, output: output, threads: threads)
 }
 
 /// Mean over the spatial positions: [batch, positions, channels] -> [batch, channels].

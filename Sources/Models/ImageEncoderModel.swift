@@ -1,4 +1,6 @@
+import Foundation
 import Imaging
+import Kernels
 
 /// A named per-image output an image network can compute, [width] floats per image.
 public enum ImageOutputName: String, Sendable, Hashable, CaseIterable, Comparable {
@@ -29,6 +31,33 @@ public protocol ImageEncoderModel: Sendable {
     func classifierWeights() -> [Float]?
     /// Buffers and thread settings for running batches; a session serves one thread at a time.
     func makeSession(threads: Int) -> any ImageEncoderSession
+}
+
+// MARK: - Quantization
+
+/// A network `headtune quantize` can make an int8 form of.
+public protocol QuantizableImageModel: ImageEncoderModel {
+    /// A fresh calibration over this network's fp32 layers.
+    func makeCalibration() -> any ImageModelCalibration
+}
+
+/// Statistics of every quantized layer's input over calibration images, in two passes over the same
+/// images (`observe` all, `beginHistogramPass`, `observe` all again), then the int8 network they give.
+public protocol ImageModelCalibration: AnyObject {
+    /// - input: [count, size, size, 3] preprocessed images
+    func observe(_ input: UnsafePointer<Float>, count: Int, threads: Int)
+    func beginHistogramPass()
+    /// Images seen in the range pass and in the histogram pass.
+    var imagesObserved: [Int] { get }
+    /// Name and chosen input range of each quantized layer under `method`.
+    func layerRanges(method: CalibrationMethod) -> [(name: String, quantization: QuantizationParameters)]
+    /// The int8 network under `method`, carrying `metadata` into the file it writes.
+    func quantizedModel(method: CalibrationMethod, metadata: [String: String]) -> any QuantizedImageModel
+}
+
+/// An int8 network made by calibration: runs like any encoder and writes its own int8 file.
+public protocol QuantizedImageModel: ImageEncoderModel {
+    func fileContents() -> Data
 }
 
 // MARK: - Partial fine-tuning

@@ -14,6 +14,17 @@ public struct LoadedImageModel: Sendable {
     /// The text encoder trained together with this image encoder (a CLIP folder), to ask the
     /// registry for; nil for an image-only network.
     public var pairedTextModel: String? = nil
+    /// The arithmetic the network runs in (int8 when asked for and this CPU has VNNI).
+    public var precision: Precision = .fp32
+    /// What sets this network apart from the checkpoint's own in caches (the int8 file), nil for none.
+    public var variant: String? = nil
+    /// Things the user should hear about how the request was met (int8 asked on a CPU without VNNI).
+    public var notes: [String] = []
+}
+
+/// The arithmetic of an image network's dense layers.
+public enum Precision: String, CaseIterable, Sendable, Codable {
+    case fp32, int8
 }
 
 /// A loaded sentence encoder with its tokenizer.
@@ -66,11 +77,20 @@ public enum ModelRegistry {
 
     /// The image encoder `reference` names: a bundled model's name (nil: the default), or a folder.
     /// - weightsDirectory: where bundled models are; nil searches the usual places (HEADTUNE_WEIGHTS, ./weights, ...)
-    public static func imageEncoder(_ reference: String? = nil, weightsDirectory: URL? = nil) throws -> LoadedImageModel {
+    /// - precision: int8 runs the network `headtune quantize` made from these weights (`quantizedFile`,
+    ///   default `int8File(for:in:)`); on a CPU without AVX-512 VNNI it runs fp32 and says so in `notes`
+    public static func imageEncoder(_ reference: String? = nil, weightsDirectory: URL? = nil, precision: Precision = .fp32,
+                                    quantizedFile: URL? = nil) throws -> LoadedImageModel {
         let name = reference ?? defaultImageModel
         if let entry = bundled.first(where: { $0.name == name }) {
             guard entry.kind == .image else { throw ModelsError.unknownModel(name: name, reason: "\(name) is a text encoder") }
-            return try loadEfficientNetLite0(directory: weightsDirectory ?? WeightsLocator.directory(containing: entry.file))
+            let directory = try weightsDirectory ?? WeightsLocator.directory(containing: entry.file)
+            let fp32 = try loadEfficientNetLite0(directory: directory)
+            guard precision == .int8 else { return fp32 }
+            return try loadInt8(fp32, file: quantizedFile ?? int8File(for: name, in: directory))
+        }
+        guard precision == .fp32 else {
+            throw ModelsError.unknownModel(name: name, reason: "--precision int8 is available for the bundled \(defaultImageModel) only")
         }
         let folder = try modelFolder(name)
         let type = try modelType(of: folder)
@@ -127,7 +147,33 @@ public enum ModelRegistry {
         return type
     }
 
+    /// Where `headtune quantize` writes a bundled model's int8 file by default: beside its weights.
+    public static func int8File(for name: String = defaultImageModel, in directory: URL) -> URL {
+        directory.appendingPathComponent("\(name).int8.safetensors")
+    }
+
     // MARK: - Loaders
+
+    static func loadInt8(_ fp32: LoadedImageModel, file: URL) throws -> LoadedImageModel {
+        guard let base = fp32.model as? EfficientNetLite else {
+            throw ModelsError.unknownModel(name: fp32.identifier, reason: "has no int8 form")
+        }
+        guard FileManager.default.fileExists(atPath: file.path) else {
+            throw ModelsError.unreadableFile(file: file.path, reason: "no int8 weights there; make them with `headtune quantize --calibration DIR` (a folder of images like the ones you will classify), or name another file with --quantized FILE")
+        }
+        let safetensors = try SafeTensors(contentsOf: file)
+        let quantized = try QuantizedEfficientNetLite(base: base, file: safetensors, weightsSHA256: fp32.weightsSHA256)
+        guard QuantizedEfficientNetLite.isSupported else {
+            var result = fp32
+            result.notes.append("this CPU has no AVX-512 VNNI, which the int8 kernels need: running fp32 instead")
+            return result
+        }
+        var result = fp32
+        result.model = quantized
+        result.precision = .int8
+        result.variant = "int8-\(try SHA256.hex(fileAt: file.path).prefix(16))"
+        return result
+    }
 
     static func loadEfficientNetLite0(directory: URL) throws -> LoadedImageModel {
         let file = try SafeTensors(contentsOf: directory.appendingPathComponent("efficientnet-lite0.safetensors"))

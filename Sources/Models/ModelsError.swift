@@ -10,6 +10,8 @@ public enum ModelsError: Error, LocalizedError, Equatable {
     case unreadableFile(file: String, reason: String)
     case invalidVocabulary(file: String, reason: String)
     case invalidConfiguration(file: String, reason: String)
+    /// A file of headtune's own (an int8 file) that is not what it should be: the reason says how.
+    case invalidCheckpoint(file: String, reason: String)
     /// `--model NAME|DIR` named nothing the registry can build.
     case unknownModel(name: String, reason: String)
 
@@ -24,6 +26,8 @@ public enum ModelsError: Error, LocalizedError, Equatable {
             return "\(file): tensor \(key) has shape \(found), expected \(expected)"
         case .unreadableTensor(let file, let key, let reason):
             return "\(file): cannot read tensor \(key): \(reason)"
+        case .invalidCheckpoint(let file, let reason):
+            return "\(file): \(reason)"
         case .invalidInput(let reason):
             return "invalid model input: \(reason)"
         case .unreadableFile(let file, let reason):

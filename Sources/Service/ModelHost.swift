@@ -26,14 +26,19 @@ public struct ModelSpecification: Sendable {
     /// The alignment file, which must exist; nil: image-text-alignment.safetensors in the weights
     /// directory, fitted and written there when missing.
     public var alignmentPath: String?
+    /// The image network's arithmetic (int8: the file `headtune quantize` wrote, `quantizedFile` or beside the weights).
+    public var precision: Precision = .fp32
+    public var quantizedFile: URL?
     /// Already loaded networks to use instead of loading them (tests share one across servers).
     public var preloadedEncoder: ImageEncoder?
     public var preloadedTextEncoder: TextEncoder?
 
     public init(model: String? = nil, weightsDirectory: URL? = nil, heads: [(name: String, path: String)] = [],
                 maxPixels: Int = DecodeOptions().maxPixels, decodeMemory: Int = MemoryBudget.defaultDecodeCapacity,
-                textEncoder: Bool = true, alignmentPath: String? = nil) {
+                textEncoder: Bool = true, alignmentPath: String? = nil, precision: Precision? = nil, quantizedFile: URL? = nil) {
         self.model = model
+        self.precision = precision ?? .fp32
+        self.quantizedFile = quantizedFile
         self.decodeMemory = decodeMemory
         self.weightsDirectory = weightsDirectory
         self.heads = heads
@@ -150,7 +155,7 @@ public final class ModelHost: Service, Sendable {
         for head in models.heads { head.worker?.start() }
         state.withLock { $0 = .ready(models) }
         logger.info("ready", metadata: [
-            "backbone": .string(models.encoder.identifier), "heads": .string(models.heads.map(\.name).joined(separator: ",")),
+            "backbone": .string(models.encoder.identifier), "precision": .string(models.encoder.precision.rawValue), "heads": .string(models.heads.map(\.name).joined(separator: ",")),
             "text_encoder": .string(models.text.map { $0.encoder.identifier } ?? "off (\(models.textProblem ?? "disabled"))"),
             "load_seconds": .string(String(format: "%.2f", (ContinuousClock.now - started) / .seconds(1))),
         ])
@@ -164,7 +169,9 @@ public final class ModelHost: Service, Sendable {
     private func load() throws -> LoadedModels {
         let encoder = try specification.preloadedEncoder
             ?? ImageEncoder.load(model: specification.model, weightsDirectory: specification.weightsDirectory,
-                                 maxPixels: specification.maxPixels)
+                                 maxPixels: specification.maxPixels, precision: specification.precision,
+                                 quantizedFile: specification.quantizedFile)
+        for note in encoder.notes { logger.warning("\(note)") }
         var heads: [LoadedHead] = []
         if encoder.classCount == 1000 {
             let imagenet = try ImageNetLabels.load()

@@ -14,12 +14,16 @@ public struct HeadFile: Sendable {
         public var featureCount: Int
         /// The backbone outputs the head reads; absent in heads from before feature sets (= `head`).
         public var features: FeatureSet?
+        /// The arithmetic of the network the training features came from ("fp32", "int8"); absent in
+        /// heads from before int8 (= fp32). The head runs on either: it records, it does not require.
+        public var precision: String?
 
-        public init(id: String, weightsSHA256: String, featureCount: Int, features: FeatureSet = .head) {
+        public init(id: String, weightsSHA256: String, featureCount: Int, features: FeatureSet = .head, precision: String? = nil) {
             self.id = id
             self.weightsSHA256 = weightsSHA256
             self.featureCount = featureCount
             self.features = features
+            self.precision = precision
         }
 
         public var featureSet: FeatureSet { features ?? .head }

@@ -60,6 +60,14 @@ extension SafeTensors {
         return try floats(name).withUnsafeBufferPointer(body)
     }
 
+    /// An I8 tensor as stored (quantized weights); any other dtype is refused, not converted.
+    public func int8s(_ name: String, shape: [Int]) throws -> [Int8] {
+        let info = try info(name)
+        guard info.dtype == .i8 else { throw WeightsError.dtypeMismatch(file: path, key: name, found: info.dtype, wanted: "I8") }
+        try checkShape(name, shape)
+        return try withRawBytes(name) { raw in raw.map { Int8(bitPattern: $0) } }
+    }
+
     /// An integer tensor (I64, I32, I16, I8, U8) widened to `Int64`, e.g. BERT `position_ids`.
     public func int64s(_ name: String) throws -> [Int64] {
         let info = try info(name)

@@ -1,6 +1,8 @@
 #ifndef HEADTUNE_CKERNELS_H
 #define HEADTUNE_CKERNELS_H
 
+#include <stdint.h>
+
 // Element-wise and depthwise loops in C: the compiler vectorizes them and builds AVX-512, AVX2 and
 // baseline versions chosen at run time (target_clones), which Swift's SIMD types on the baseline
 // x86-64 target do not (their min/max and FMA fall back to per-lane code).
@@ -23,6 +25,14 @@ void hk_depthwise_channels(const float *input, long height, long width, long cha
                            long out_width, int relu6, float *output, long row_begin, long row_end,
                            long channel_begin, long channel_end);
 
+
+/// hk_depthwise_channels with uint8 output for an int8 layer that reads it: each output row is computed
+/// into row_scratch (out_width * channels floats, one per concurrent call) and written quantized as
+/// hk_quantize_u8 would (inv_scale, zero_point), so the float map never reaches memory.
+void hk_depthwise_channels_u8(const float *input, long height, long width, long channels, const float *weight,
+                              const float *bias, long kernel, long stride, long pad_top, long pad_left, long out_height,
+                              long out_width, int relu6, float *row_scratch, float inv_scale, int zero_point,
+                              uint8_t *output, long row_begin, long row_end, long channel_begin, long channel_end);
 
 /// Packed-weight GEMM with a fused epilogue, for 1x1 convolutions and linear layers:
 /// C[m, n] = act(sum_k A[m, k] * W[n, k] + bias[n] (+ residual[m, n])), rows [row_begin, row_end).
@@ -53,6 +63,68 @@ void hk_gemm_bias_activation(const float *a, long row_begin, long row_end, long 
 void hk_gemm_bias_activation_panels(const float *a, long row_begin, long row_end, long k, const float *packed, long n,
                                     const float *bias, const float *residual, int relu6, float *c,
                                     long panel_begin, long panel_end);
+
+/// Int8 GEMM for 1x1 convolutions and linear layers (gemm_int8.c), AVX-512 VNNI:
+///   sum[m, n] = sum_k A[m, k] * W[n, k] in int32, exactly (A uint8 [rows, k] row-major with stride k,
+///   W int8 [n, k]); then y = float(sum + offset[n]) * scale[n] + bias[n] (one fused multiply-add)
+///   (+ residual[m, n]) (relu6 != 0: min(max(y, 0), 6)), stored as float C[m, n], or requantized to
+///   uint8 C[m, n] = clamp(round_half_even(y * output_inv_scale) + output_zero_point, 0, 255).
+/// With activations x = s_x * (A - z_x) and weights w = s_w[n] * W: offset[n] = -z_x * sum_k W[n, k]
+/// and scale[n] = s_x * s_w[n]. Sums are exact for k <= 65536 (|A * W| <= 255 * 128 per term).
+/// k need not be a multiple of 4: the packing pads it with zero weights and the kernel reads only the
+/// k bytes of each A row (no padding of A needed).
+#define HK_QGEMM_PANEL 32     /* output channels per packed panel (column splits are panel ranges) */
+#define HK_QGEMM_BLOCK_ROWS 8 /* rows per register block (row splits in multiples of it keep blocks whole) */
+
+/// What happens to the int32 sums (see above). offset, scale, bias: [n]; residual: [rows, n] or NULL.
+/// Exactly one of output (float) and output_u8 is non-NULL; output_inv_scale and output_zero_point
+/// (0...255) are read only with output_u8.
+typedef struct {
+    const int32_t *offset;
+    const float *scale;
+    const float *bias;
+    const float *residual;
+    int relu6;
+    float *output;
+    uint8_t *output_u8;
+    float output_inv_scale;
+    int output_zero_point;
+} hk_qgemm_epilogue;
+
+/// Whether this CPU has AVX-512 F/BW/VL/DQ and VNNI (vpdpbusd), which hk_qgemm_vnni needs.
+int hk_qgemm_vnni_available(void);
+
+/// Bytes needed to pack W [n, k]: panels of 32 output channels, each [ceil(k / 4)][32][4], zero-padded.
+long hk_qgemm_packed_size(long n, long k);
+
+/// Packs W [n, k] (row-major, int8, PyTorch's [out, in]) for hk_qgemm_vnni and hk_qgemm_reference
+/// (packed: hk_qgemm_packed_size bytes, 64-byte aligned for the kernel). column_sums (NULL: not
+/// wanted) receives sum_k W[n, k] for each n, from which the offsets are made.
+void hk_qgemm_pack(const int8_t *weight, long n, long k, int8_t *packed, int32_t *column_sums);
+
+/// The GEMM with its epilogue for rows [row_begin, row_end) and output columns
+/// [32 * panel_begin, min(32 * panel_end, n)): threads split many rows by rows (in multiples of
+/// HK_QGEMM_BLOCK_ROWS) and few rows by panels. Requires hk_qgemm_vnni_available().
+void hk_qgemm_vnni(const uint8_t *a, long row_begin, long row_end, long k, const int8_t *packed, long n,
+                   const hk_qgemm_epilogue *epilogue, long panel_begin, long panel_end);
+
+/// The same in portable scalar C, bit-identical to hk_qgemm_vnni (same sums, same float operations in
+/// the same order, same rounding): the tests' reference, and a (slow) path on CPUs without VNNI.
+void hk_qgemm_reference(const uint8_t *a, long row_begin, long row_end, long k, const int8_t *packed, long n,
+                        const hk_qgemm_epilogue *epilogue, long panel_begin, long panel_end);
+
+/// q[i] = clamp(round_half_even(x[i] * inv_scale) + zero_point, 0, 255) for i in [begin, end), the
+/// rounding of hk_qgemm's uint8 output; NaN -> zero_point, +-inf -> 255 / 0. zero_point in 0...255.
+void hk_quantize_u8(const float *x, long begin, long end, float inv_scale, int zero_point, uint8_t *q);
+
+/// hk_im2col over an image already quantized to uint8 (hk_quantize_u8): byte copies, `padding` (the
+/// quantized 0.0) where a patch leaves the image.
+void hk_im2col_u8(const uint8_t *input, long height, long width, long channels, long kernel, long stride, long pad_top,
+                  long pad_left, long out_height, long out_width, uint8_t padding, uint8_t *columns,
+                  long row_begin, long row_end);
+
+/// x[i] = float(q[i] - zero_point) * scale for i in [begin, end).
+void hk_dequantize_u8(const uint8_t *q, long begin, long end, float scale, int zero_point, float *x);
 
 /// x[r, c] = gelu(x[r, c] + bias[c]) (bias NULL: no bias) with the exact (erf) GELU, rows [row_begin, row_end) of [rows, columns].
 /// Vectorized erf (Numerical Recipes erfc, fractional error < 1.2e-7) instead of a libm call per value.
