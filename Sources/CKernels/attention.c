@@ -9,30 +9,7 @@
 #include <math.h>
 #include <stddef.h>
 
-typedef float v16 __attribute__((vector_size(64)));
-typedef float v16u __attribute__((vector_size(64), aligned(4)));
-typedef int v16i __attribute__((vector_size(64)));
-
-/* exp for x <= 0 (down to underflow): 2^n * exp(r), r in [-ln2/2, ln2/2], degree-7 Taylor
-   polynomial (relative error < 2e-8); the same polynomial as kernels.c's AVX-512 exp. A macro, not a
-   function: a v16 argument of a function in a non-AVX-512 clone would change the calling convention. */
-#define EXP_NONPOSITIVE(result, input)                                                                           \
-    do {                                                                                                         \
-        const v16 zero_ = {0};                                                                                   \
-        v16 x_ = __builtin_elementwise_max((input), zero_ - 87.0f);                                              \
-        v16 n_ = __builtin_elementwise_round(x_ * 1.44269504088896341f);                                         \
-        v16 r_ = x_ - n_ * 0.693145751953125f - n_ * 1.428606765330187e-06f;                                     \
-        v16 p_ = zero_ + (1.0f / 5040.0f);                                                                       \
-        p_ = p_ * r_ + (1.0f / 720.0f);                                                                          \
-        p_ = p_ * r_ + (1.0f / 120.0f);                                                                          \
-        p_ = p_ * r_ + (1.0f / 24.0f);                                                                           \
-        p_ = p_ * r_ + (1.0f / 6.0f);                                                                            \
-        p_ = p_ * r_ + 0.5f;                                                                                     \
-        p_ = p_ * r_ + 1.0f;                                                                                     \
-        p_ = p_ * r_ + 1.0f;                                                                                     \
-        v16i bits_ = (__builtin_convertvector(n_, v16i) + 127) << 23;                                            \
-        (result) = p_ * (v16)bits_;                                                                              \
-    } while (0)
+#include "vector_math.h"
 
 long hk_attention_scratch_count(long sequence, long head_dim) {
     long padded = (sequence + 15) / 16 * 16;
@@ -179,17 +156,7 @@ void hk_attention_head(const float *query, const float *key, const float *value,
 
 MULTIVERSION
 void hk_quick_gelu(float *x, long begin, long end) {
-    /* x * sigmoid(1.702 x), from t = exp(-1.702 |x|) <= 1 so that nothing overflows:
-       sigmoid(z) = 1 / (1 + t) for z >= 0, t / (1 + t) below. */
     long i = begin;
-    for (; i + 16 <= end; i += 16) {
-        v16 v = *(v16u *)(x + i);
-        v16 t;
-        EXP_NONPOSITIVE(t, -1.702f * __builtin_elementwise_abs(v));
-        v16 positive = 1.0f / (1.0f + t);
-        v16i nonnegative = v >= 0.0f;
-        v16 sigmoid = (v16)(((v16i)positive & nonnegative) | ((v16i)(t * positive) & ~nonnegative));
-        *(v16u *)(x + i) = v * sigmoid;
-    }
+    for (; i + 16 <= end; i += 16) QUICK_GELU(*(v16u *)(x + i), *(v16u *)(x + i));
     for (; i < end; i++) x[i] = x[i] / (1.0f + expf(-1.702f * x[i]));
 }

@@ -7,8 +7,11 @@
 // the tails as masked stores (the vector-extension version ran at half the FLOP rate on small k).
 #include "CKernels.h"
 
+#include <math.h>
 #include <stddef.h>
 #include <immintrin.h>
+
+#include "vector_math.h"
 
 #define NR 32
 #define MR 8
@@ -55,7 +58,7 @@ void hk_gemm_pack(const float *weight, long n, long k, float *packed) {
    so the accumulators live in registers; columns < 16 * halves use masked loads and stores. */
 static inline __attribute__((always_inline)) AVX512 void
 block(const float *a, long lda, long k, const float *panel, const float *bias,
-      const float *residual, long ldc, int relu6, float *c, long columns, const int rows, const int halves) {
+      const float *residual, long ldc, int activation, float *c, long columns, const int rows, const int halves) {
     __m512 acc[MR][2];
     for (int r = 0; r < rows; r++) acc[r][0] = acc[r][1] = _mm512_setzero_ps();
     for (long kk = 0; kk < k; kk++) {
@@ -75,7 +78,13 @@ block(const float *a, long lda, long k, const float *panel, const float *bias,
         for (int r = 0; r < rows; r++) {
             __m512 y = _mm512_add_ps(acc[r][h], b);
             if (residual != NULL) y = _mm512_add_ps(y, _mm512_maskz_loadu_ps(mask, residual + r * ldc + 16 * h));
-            if (relu6) y = _mm512_min_ps(_mm512_max_ps(y, zero), six);
+            if (activation == HK_ACTIVATION_RELU6) {
+                y = _mm512_min_ps(_mm512_max_ps(y, zero), six);
+            } else if (activation == HK_ACTIVATION_QUICK_GELU) {
+                v16 g;
+                QUICK_GELU(g, (v16)y);
+                y = (__m512)g;
+            }
             _mm512_mask_storeu_ps(c + r * ldc + 16 * h, mask, y);
         }
     }
@@ -94,12 +103,12 @@ block(const float *a, long lda, long k, const float *panel, const float *bias,
     }
 
 void hk_gemm_bias_activation(const float *a, long row_begin, long row_end, long k, const float *packed,
-                             long n, const float *bias, const float *residual, int relu6, float *c) {
-    hk_gemm_bias_activation_panels(a, row_begin, row_end, k, packed, n, bias, residual, relu6, c, 0, (n + NR - 1) / NR);
+                             long n, const float *bias, const float *residual, int activation, float *c) {
+    hk_gemm_strided(a, k, row_begin, row_end, k, packed, n, bias, residual, activation, c, n, 0, (n + NR - 1) / NR);
 }
 
-static AVX512 void panels_avx512(const float *a, long row_begin, long row_end, long k, const float *packed,
-                                 long n, const float *bias, const float *residual, int relu6, float *c,
+static AVX512 void panels_avx512(const float *a, long lda, long row_begin, long row_end, long k, const float *packed,
+                                 long n, const float *bias, const float *residual, int activation, float *c, long ldc,
                                  long panel_begin, long panel_end) {
     const long panels = (n + NR - 1) / NR;
     /* Row blocks of 64 keep A's rows in L1/L2 while every weight panel passes over them. */
@@ -112,11 +121,11 @@ static AVX512 void panels_avx512(const float *a, long row_begin, long row_end, l
             long columns = p == panels - 1 ? n - p * NR : NR;
             for (long i = i0; i < i1; i += MR) {
                 long rows = i1 - i >= MR ? MR : i1 - i;
-                const float *ai = a + i * k;
-                const float *ri = residual != NULL ? residual + i * n + p * NR : NULL;
-                float *ci = c + i * n + p * NR;
-#define FULL(R) block(ai, k, k, panel, panel_bias, ri, n, relu6, ci, columns, R, 2)
-#define HALF(R) block(ai, k, k, panel, panel_bias, ri, n, relu6, ci, columns, R, 1)
+                const float *ai = a + i * lda;
+                const float *ri = residual != NULL ? residual + i * ldc + p * NR : NULL;
+                float *ci = c + i * ldc + p * NR;
+#define FULL(R) block(ai, lda, k, panel, panel_bias, ri, ldc, activation, ci, columns, R, 2)
+#define HALF(R) block(ai, lda, k, panel, panel_bias, ri, ldc, activation, ci, columns, R, 1)
                 if (columns > 16) { ROW_CASES(FULL) } else { ROW_CASES(HALF) }
 #undef FULL
 #undef HALF
@@ -132,7 +141,7 @@ static AVX512 void panels_avx512(const float *a, long row_begin, long row_end, l
    zero-padded, so loads are whole and only the bias, residual and stores are masked. */
 static inline __attribute__((always_inline)) AVX2 void
 block_avx2(const float *a, long lda, long k, const float *half_panel, const float *bias, const float *residual,
-           long ldc, int relu6, float *c, long columns, const int rows) {
+           long ldc, int activation, float *c, long columns, const int rows) {
     __m256 acc[MR2][2];
     for (int r = 0; r < rows; r++) acc[r][0] = acc[r][1] = _mm256_setzero_ps();
     for (long kk = 0; kk < k; kk++) {
@@ -154,15 +163,26 @@ block_avx2(const float *a, long lda, long k, const float *half_panel, const floa
         for (int r = 0; r < rows; r++) {
             __m256 y = _mm256_add_ps(acc[r][h], b);
             if (residual != NULL) y = _mm256_add_ps(y, _mm256_maskload_ps(residual + r * ldc + 8 * h, mask));
-            if (relu6) y = _mm256_min_ps(_mm256_max_ps(y, zero), six);
+            if (activation == HK_ACTIVATION_RELU6) y = _mm256_min_ps(_mm256_max_ps(y, zero), six);
             _mm256_maskstore_ps(c + r * ldc + 8 * h, mask, y);
+        }
+    }
+    if (activation == HK_ACTIVATION_QUICK_GELU) {
+        /* On the stored block, still in L1: a whole half panel is one 16-float vector. */
+        for (int r = 0; r < rows; r++) {
+            float *row = c + r * ldc;
+            if (columns == 16) {
+                QUICK_GELU(*(v16u *)row, *(v16u *)row);
+            } else {
+                for (long j = 0; j < columns; j++) row[j] = row[j] / (1.0f + expf(-1.702f * row[j]));
+            }
         }
     }
 }
 
-AVX2 void hk_gemm_bias_activation_panels_avx2(const float *a, long row_begin, long row_end, long k, const float *packed,
-                                              long n, const float *bias, const float *residual, int relu6, float *c,
-                                              long panel_begin, long panel_end) {
+static AVX2 void panels_avx2(const float *a, long lda, long row_begin, long row_end, long k, const float *packed,
+                             long n, const float *bias, const float *residual, int activation, float *c, long ldc,
+                             long panel_begin, long panel_end) {
     const long row_block = 60;
     for (long i0 = row_begin; i0 < row_end; i0 += row_block) {
         long i1 = i0 + row_block < row_end ? i0 + row_block : row_end;
@@ -175,10 +195,10 @@ AVX2 void hk_gemm_bias_activation_panels_avx2(const float *a, long row_begin, lo
                 const float *half_bias = bias + p * NR + 16 * h;
                 for (long i = i0; i < i1; i += MR2) {
                     long rows = i1 - i >= MR2 ? MR2 : i1 - i;
-                    const float *ai = a + i * k;
-                    const float *ri = residual != NULL ? residual + i * n + p * NR + 16 * h : NULL;
-                    float *ci = c + i * n + p * NR + 16 * h;
-#define HALF2(R) block_avx2(ai, k, k, half_panel, half_bias, ri, n, relu6, ci, columns, R)
+                    const float *ai = a + i * lda;
+                    const float *ri = residual != NULL ? residual + i * ldc + p * NR + 16 * h : NULL;
+                    float *ci = c + i * ldc + p * NR + 16 * h;
+#define HALF2(R) block_avx2(ai, lda, k, half_panel, half_bias, ri, ldc, activation, ci, columns, R)
                     switch (rows) {
                     case 6: HALF2(6); break;
                     case 5: HALF2(5); break;
@@ -194,12 +214,24 @@ AVX2 void hk_gemm_bias_activation_panels_avx2(const float *a, long row_begin, lo
     }
 }
 
+void hk_gemm_strided_avx2(const float *a, long lda, long row_begin, long row_end, long k, const float *packed, long n,
+                          const float *bias, const float *residual, int activation, float *c, long ldc,
+                          long panel_begin, long panel_end) {
+    panels_avx2(a, lda, row_begin, row_end, k, packed, n, bias, residual, activation, c, ldc, panel_begin, panel_end);
+}
+
 void hk_gemm_bias_activation_panels(const float *a, long row_begin, long row_end, long k, const float *packed,
-                                    long n, const float *bias, const float *residual, int relu6, float *c,
+                                    long n, const float *bias, const float *residual, int activation, float *c,
                                     long panel_begin, long panel_end) {
+    hk_gemm_strided(a, k, row_begin, row_end, k, packed, n, bias, residual, activation, c, n, panel_begin, panel_end);
+}
+
+void hk_gemm_strided(const float *a, long lda, long row_begin, long row_end, long k, const float *packed, long n,
+                     const float *bias, const float *residual, int activation, float *c, long ldc,
+                     long panel_begin, long panel_end) {
     if (hk_gemm_available()) {
-        panels_avx512(a, row_begin, row_end, k, packed, n, bias, residual, relu6, c, panel_begin, panel_end);
+        panels_avx512(a, lda, row_begin, row_end, k, packed, n, bias, residual, activation, c, ldc, panel_begin, panel_end);
     } else {
-        hk_gemm_bias_activation_panels_avx2(a, row_begin, row_end, k, packed, n, bias, residual, relu6, c, panel_begin, panel_end);
+        panels_avx2(a, lda, row_begin, row_end, k, packed, n, bias, residual, activation, c, ldc, panel_begin, panel_end);
     }
 }

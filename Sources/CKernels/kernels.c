@@ -7,18 +7,20 @@
 #include <stddef.h>
 
 MULTIVERSION
-void hk_bias_activation(float *out, long row_begin, long row_end, long columns, const float *bias,
-                        const float *residual, int relu6) {
+void hk_bias_activation(float *out, long row_begin, long row_end, long columns, long ld, const float *bias,
+                        const float *residual, int activation) {
     for (long r = row_begin; r < row_end; r++) {
-        float *restrict row = out + r * columns;
+        float *restrict row = out + r * ld;
         if (residual != NULL) {
-            const float *restrict skip = residual + r * columns;
+            const float *restrict skip = residual + r * ld;
             for (long c = 0; c < columns; c++) row[c] += bias[c] + skip[c];
         } else {
             for (long c = 0; c < columns; c++) row[c] += bias[c];
         }
-        if (relu6) {
+        if (activation == HK_ACTIVATION_RELU6) {
             for (long c = 0; c < columns; c++) row[c] = clamp6(row[c]);
+        } else if (activation == HK_ACTIVATION_QUICK_GELU) {
+            hk_quick_gelu(row, 0, columns);
         }
     }
 }

@@ -37,3 +37,32 @@ public func multiHeadAttention(
         }
     }
 }
+
+/// The same attention for one query per batch item: `output[b, h, :]` is query row `queryPositions[b]`
+/// of item b attending to that item's keys (masked and, when causal, only keys up to its own position),
+/// exactly as `multiHeadAttention` computes that row. For a pooled output that reads one token per
+/// sequence (CLIP's class token, its text tower's end-of-text token), the last layer needs no other query.
+/// - queryPositions: [batch], each in `0..<sequence`
+/// - output: [batch, heads · headDimension]
+public func multiHeadAttention(
+    query: UnsafePointer<Float>, key: UnsafePointer<Float>, value: UnsafePointer<Float>, rowStride: Int,
+    batch: Int, sequence: Int, heads: Int, headDimension: Int, keyMask: UnsafePointer<UInt8>?, causal: Bool = false,
+    scale: Float, queryPositions: [Int], output: UnsafeMutablePointer<Float>, threads: Int = 1
+) {
+    precondition(queryPositions.count == batch && queryPositions.allSatisfy { (0..<sequence).contains($0) })
+    let width = heads * headDimension
+    let scratchCount = hk_attention_scratch_count(sequence, headDimension)
+    parallelFor(batch * heads, threads: threads) { jobs in
+        withUnsafeTemporaryAllocation(of: Float.self, capacity: max(scratchCount, 1)) { scratch in
+            for job in jobs {
+                let b = job / heads, h = job % heads, position = queryPositions[b]
+                let offset = b * sequence * rowStride + h * headDimension
+                // One query: an output stride of 0 puts its row at `output`, whatever its position.
+                hk_attention_head(query + offset, key + offset, value + offset, rowStride, sequence, headDimension,
+                                  keyMask.map { $0 + b * sequence }, causal ? 1 : 0, scale,
+                                  output + b * width + h * headDimension, 0, position, position + 1,
+                                  scratch.baseAddress!)
+            }
+        }
+    }
+}

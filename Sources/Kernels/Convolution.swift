@@ -5,15 +5,18 @@ import Foundation
 // convolution is a plain GEMM and depthwise filters vectorize across channels.
 
 /// 1x1 convolution: `out[m, :] = activation(in[m, :] · weightᵀ + bias (+ residual[m, :]))`.
-/// - input: [rows, inChannels] (rows = batch · height · width)
+/// - input: [rows, inChannels] (rows = batch · height · width), rows `inputStride` floats apart
+///   (default inChannels)
 /// - weight: [outChannels, inChannels] (PyTorch's [out, in, 1, 1] with BatchNorm folded in)
-/// - output: [rows, outChannels]
+/// - output, residual: [rows, outChannels], rows `outputStride` floats apart (default outChannels)
 public func pointwiseConvolution(
     input: UnsafePointer<Float>, rows: Int, inChannels: Int,
     weight: UnsafePointer<Float>, bias: UnsafePointer<Float>, outChannels: Int,
     activation: Activation, residual: UnsafePointer<Float>? = nil,
-    output: UnsafeMutablePointer<Float>, threads: Int
+    output: UnsafeMutablePointer<Float>, inputStride: Int? = nil, outputStride: Int? = nil, threads: Int
 ) {
+    let lda = inputStride ?? inChannels, ldc = outputStride ?? outChannels
+    precondition(lda >= inChannels && ldc >= outChannels)
     // Row tiles small enough that the epilogue finds the GEMM's output still in cache; the threads
     // split the tiles (OpenBLAS itself runs single-threaded, see BLAS.load).
     let tileRows = max(16, (1 << 16) / max(outChannels, 1))
@@ -21,12 +24,15 @@ public func pointwiseConvolution(
     parallelFor(tiles, threads: threads) { tileRange in
         for tile in tileRange {
             let first = tile * tileRows, count = min(tileRows, rows - first)
-            let out = output + first * outChannels
+            let out = output + first * ldc
+            // In place (residual == output) stays right: BLAS writes only `out`, so add the residual
+            // with beta = 1 rather than reading it after BLAS has overwritten it.
+            let inPlace = residual.map { UnsafeRawPointer($0) == UnsafeRawPointer(output) } ?? false
             BLAS.sgemm(transposeB: true, m: count, n: outChannels, k: inChannels,
-                       a: input + first * inChannels, lda: inChannels, b: weight, ldb: inChannels,
-                       c: out, ldc: outChannels)
-            hk_bias_activation(out, 0, count, outChannels, bias, residual.map { $0 + first * outChannels },
-                               activation == .relu6 ? 1 : 0)
+                       a: input + first * lda, lda: lda, b: weight, ldb: inChannels,
+                       beta: inPlace ? 1 : 0, c: out, ldc: ldc)
+            hk_bias_activation(out, 0, count, outChannels, ldc, bias, inPlace ? nil : residual.map { $0 + first * ldc },
+                               activation.kernelCode)
         }
     }
 }
@@ -80,7 +86,7 @@ public func depthwiseConvolution(
     output: UnsafeMutablePointer<Float>, threads: Int
 ) {
     precondition(g.kernel >= 1 && g.kernel <= 7, "depthwise kernels up to 7x7 (CKernels' HK_MAX_KERNEL)")
-    let rows = g.batch * g.outHeight, relu6: Int32 = activation == .relu6 ? 1 : 0
+    let rows = g.batch * g.outHeight, relu6 = activation.relu6Flag
     if threads > 1 && rows < 4 * threads && g.channels >= 32 * threads {
         // Few rows (7x7 maps) split unevenly: split the channels, in 16-channel vectors.
         let vectors = (g.channels + 15) / 16
@@ -170,8 +176,8 @@ public func pointwiseConvolutionBatch(
         let out = output + range.lowerBound * outChannels
         BLAS.sgemm(transposeB: true, m: range.count, n: outChannels, k: inChannels, a: input + range.lowerBound * inChannels,
                    lda: inChannels, b: weight, ldb: inChannels, c: out, ldc: outChannels)
-        hk_bias_activation(out, 0, range.count, outChannels, bias, residual.map { $0 + range.lowerBound * outChannels },
-                           activation == .relu6 ? 1 : 0)
+        hk_bias_activation(out, 0, range.count, outChannels, outChannels, bias,
+                           residual.map { $0 + range.lowerBound * outChannels }, activation.kernelCode)
     }
 }
 

@@ -76,36 +76,49 @@ public final class PointwiseWeights: @unchecked Sendable {
 
 /// 1x1 convolution with prepared weights:
 /// `out[m, :] = activation(in[m, :] · weightᵀ + bias (+ residual[m, :]))`.
-/// - input: [rows, inChannels]; residual, output: [rows, outChannels]
+/// - input: [rows, inChannels], rows `inputStride` floats apart (default inChannels)
+/// - residual, output: [rows, outChannels], rows `outputStride` floats apart (default outChannels);
+///   residual may be output itself (`out += in · weightᵀ + bias`)
 public func pointwiseConvolution(
     input: UnsafePointer<Float>, rows: Int, weights: PointwiseWeights, activation: Activation,
-    residual: UnsafePointer<Float>? = nil, output: UnsafeMutablePointer<Float>, threads: Int
+    residual: UnsafePointer<Float>? = nil, output: UnsafeMutablePointer<Float>, inputStride: Int? = nil,
+    outputStride: Int? = nil, threads: Int
 ) {
     guard let packed = weights.packed else {
         weights.weight.withUnsafeBufferPointer { w in
             weights.bias.withUnsafeBufferPointer { b in
                 pointwiseConvolution(input: input, rows: rows, inChannels: weights.inChannels, weight: w.baseAddress!,
                                      bias: b.baseAddress!, outChannels: weights.outChannels, activation: activation,
-                                     residual: residual, output: output, threads: threads)
+                                     residual: residual, output: output, inputStride: inputStride,
+                                     outputStride: outputStride, threads: threads)
             }
         }
         return
     }
-    let relu6: Int32 = activation == .relu6 ? 1 : 0
+    let lda = inputStride ?? weights.inChannels, ldc = outputStride ?? weights.outChannels
+    precondition(lda >= weights.inChannels && ldc >= weights.outChannels)
+    let code = activation.kernelCode
     let bias = weights.packedBias!
     let blocks = (rows + 7) / 8, panels = (weights.outChannels + 31) / 32
     if threads > 1 && blocks < 4 * threads && panels >= 2 {
         // Few rows (a 7x7 map, one image's logits): split the output columns, 32 at a time.
         parallelFor(panels, threads: threads) { range in
-            hk_gemm_bias_activation_panels(input, 0, rows, weights.inChannels, packed, weights.outChannels, bias,
-                                           residual, relu6, output, range.lowerBound, range.upperBound)
+            hk_gemm_strided(input, lda, 0, rows, weights.inChannels, packed, weights.outChannels, bias,
+                            residual, code, output, ldc, range.lowerBound, range.upperBound)
         }
         return
     }
     // Chunks of 8-row multiples so the kernel's full-height blocks line up.
     parallelFor(blocks, threads: threads, minimumChunk: 4) { range in
         let first = range.lowerBound * 8, last = min(range.upperBound * 8, rows)
-        hk_gemm_bias_activation(input, first, last, weights.inChannels, packed, weights.outChannels,
-                                bias, residual, relu6, output)
+        hk_gemm_strided(input, lda, first, last, weights.inChannels, packed, weights.outChannels, bias,
+                        residual, code, output, ldc, 0, panels)
     }
+}
+
+/// A row stride of at least `columns` floats for a matrix that GEMMs read or write: rows exactly a
+/// multiple of 4 KiB apart put the 8 rows of a register block in the same L1 sets, so such a width
+/// gets 16 floats (64 bytes) more.
+public func gemmRowStride(columns: Int) -> Int {
+    columns * MemoryLayout<Float>.size % 4096 == 0 ? columns + 16 : columns
 }

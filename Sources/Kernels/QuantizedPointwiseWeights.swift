@@ -175,7 +175,7 @@ public func quantizedPointwiseConvolution(
     precondition(kernel == .reference || QuantizedPointwiseWeights.available,
                  "the int8 VNNI kernel needs AVX-512 VNNI, which this CPU lacks (use kernel: .reference)")
     var epilogue = hk_qgemm_epilogue(offset: weights.offset, scale: weights.scale, bias: weights.packedBias,
-                                     residual: residual, relu6: activation == .relu6 ? 1 : 0, output: nil,
+                                     residual: residual, relu6: activation.relu6Flag, output: nil,
                                      output_u8: nil, output_inv_scale: 1, output_zero_point: 0)
     switch output {
     case .float(let pointer):
@@ -247,7 +247,7 @@ public func depthwiseConvolutionQuantized(
     rowScratch: UnsafeMutablePointer<Float>, threads: Int
 ) {
     precondition(g.kernel >= 1 && g.kernel <= 7, "depthwise kernels up to 7x7 (CKernels' HK_MAX_KERNEL)")
-    let rows = g.batch * g.outHeight, relu6: Int32 = activation == .relu6 ? 1 : 0
+    let rows = g.batch * g.outHeight, relu6 = activation.relu6Flag
     let inverse = 1 / parameters.scale, zeroPoint = Int32(parameters.zeroPoint), rowFloats = g.outWidth * g.channels
     // As depthwiseConvolution splits: few rows (7x7 maps) by 16-channel vectors, else by rows.
     let byChannels = threads > 1 && rows < 4 * threads && g.channels >= 32 * threads

@@ -186,41 +186,85 @@ struct CLIPEncoder: Sendable {
         self.layers = layers
     }
 
-    /// Runs every layer over `state` in place.
+    /// Runs every layer over `state` and keeps the rows a pooled output reads: afterwards row b of
+    /// `state` (b < batch) holds the final state of item b's token `pooledPositions[b]`. The last layer
+    /// runs only for those rows (its keys and values still come from every token): nothing else of
+    /// its output is read, and each row's numbers are the ones the full layer gives it.
     /// - state: [batch · sequence, width]; keyMask: [batch, sequence] or nil; causal: text attention
+    /// - pooledPositions: [batch], each in `0..<sequence`
     func callAsFunction(_ state: UnsafeMutablePointer<Float>, batch: Int, sequence: Int, keyMask: UnsafePointer<UInt8>?,
-                        causal: Bool, workspace: CLIPWorkspace, threads: Int) {
-        let rows = batch * sequence, w = tower.hiddenSize
-        let normed = workspace.normed.pointer, qkv = workspace.queryKeyValue.pointer
-        let context = workspace.context.pointer, intermediate = workspace.intermediate.pointer
+                        causal: Bool, pooledPositions: [Int], workspace: CLIPWorkspace, threads: Int) {
+        let rows = batch * sequence
         precondition(rows <= workspace.rows, "workspace too small")
-        let scale = 1 / Float(tower.headDimension).squareRoot()
-        for layer in layers {
+        precondition(pooledPositions.count == batch && pooledPositions.allSatisfy { (0..<sequence).contains($0) })
+        for layer in layers.dropLast() {
             // [rows, w] -> LN -> [rows, 3w] -> attention -> [rows, w] -> + state
-            layer.norm1(state, rows: rows, output: normed, threads: threads)
-            layer.queryKeyValue(normed, rows: rows, output: qkv, threads: threads)
+            attention(layer, state, batch: batch, sequence: sequence, keyMask: keyMask, causal: causal,
+                      queryPositions: nil, workspace: workspace, threads: threads)
+            // [rows, w] -> LN -> [rows, intermediate] -> act -> [rows, w] -> + state
+            feedForward(layer, state, rows: rows, workspace: workspace, threads: threads)
+        }
+        if let last = layers.last {
+            attention(last, state, batch: batch, sequence: sequence, keyMask: keyMask, causal: causal,
+                      queryPositions: pooledPositions, workspace: workspace, threads: threads)
+            feedForward(last, state, rows: batch, workspace: workspace, threads: threads)
+        } else {
+            gatherRows(state, batch: batch, sequence: sequence, positions: pooledPositions)
+        }
+    }
+
+    /// `state += out_proj(attention(LN1(state)))` for every row, or, with `queryPositions`, for the
+    /// pooled rows only, which it first moves to rows 0..<batch of `state`.
+    private func attention(_ layer: CLIPEncoderLayer, _ state: UnsafeMutablePointer<Float>, batch: Int, sequence: Int,
+                           keyMask: UnsafePointer<UInt8>?, causal: Bool, queryPositions: [Int]?,
+                           workspace: CLIPWorkspace, threads: Int) {
+        let rows = batch * sequence, w = tower.hiddenSize
+        let normed = workspace.normed.pointer, qkv = workspace.queryKeyValue.pointer, context = workspace.context.pointer
+        let scale = 1 / Float(tower.headDimension).squareRoot()
+        layer.norm1(state, rows: rows, output: normed, threads: threads)
+        layer.queryKeyValue(normed, rows: rows, output: qkv, threads: threads)
+        guard let queryPositions else {
             multiHeadAttention(query: qkv, key: qkv + w, value: qkv + 2 * w, rowStride: 3 * w, batch: batch,
                                sequence: sequence, heads: tower.headCount, headDimension: tower.headDimension,
                                keyMask: keyMask, causal: causal, scale: scale, output: context, threads: threads)
-            layer.outputProjection(context, rows: rows, output: normed, threads: threads)
-            addInPlace(state, normed, count: rows * w)
-            // [rows, w] -> LN -> [rows, intermediate] -> act -> [rows, w] -> + state
-            layer.norm2(state, rows: rows, output: normed, threads: threads)
-            layer.fc1(normed, rows: rows, output: intermediate, threads: threads)
-            switch activation {
-            case .quickGELU: quickGELU(intermediate, rows: rows, columns: tower.intermediateSize, threads: threads)
-            case .gelu: biasGELU(intermediate, rows: rows, columns: tower.intermediateSize, bias: nil, threads: threads)
-            }
-            layer.fc2(intermediate, rows: rows, output: normed, threads: threads)
-            addInPlace(state, normed, count: rows * w)
+            layer.outputProjection(context, rows: rows, output: state, accumulate: true, threads: threads)
+            return
+        }
+        multiHeadAttention(query: qkv, key: qkv + w, value: qkv + 2 * w, rowStride: 3 * w, batch: batch,
+                           sequence: sequence, heads: tower.headCount, headDimension: tower.headDimension,
+                           keyMask: keyMask, causal: causal, scale: scale, queryPositions: queryPositions,
+                           output: context, threads: threads)
+        gatherRows(state, batch: batch, sequence: sequence, positions: queryPositions)
+        layer.outputProjection(context, rows: batch, output: state, accumulate: true, threads: threads)
+    }
+
+    /// `state += fc2(act(fc1(LN2(state))))` over the first `rows` rows.
+    private func feedForward(_ layer: CLIPEncoderLayer, _ state: UnsafeMutablePointer<Float>, rows: Int,
+                             workspace: CLIPWorkspace, threads: Int) {
+        let normed = workspace.normed.pointer, intermediate = workspace.intermediate.pointer
+        let stride = workspace.intermediateStride
+        layer.norm2(state, rows: rows, output: normed, threads: threads)
+        switch activation {
+        case .quickGELU:
+            // quick_gelu in fc1's epilogue, while its output is in registers.
+            layer.fc1(normed, rows: rows, output: intermediate, activation: .quickGELU, outputStride: stride,
+                      threads: threads)
+        case .gelu:
+            layer.fc1(normed, rows: rows, output: intermediate, outputStride: stride, threads: threads)
+            // The padding past each row's intermediateSize floats (zeros) goes through GELU as well.
+            biasGELU(intermediate, rows: rows, columns: stride, bias: nil, threads: threads)
+        }
+        layer.fc2(intermediate, rows: rows, output: state, accumulate: true, inputStride: stride, threads: threads)
+    }
+
+    /// Moves row `b · sequence + positions[b]` of `state` to row b, for b in order: the rows written
+    /// (b) never pass the rows still to be read (at least b' · sequence for b' > b).
+    private func gatherRows(_ state: UnsafeMutablePointer<Float>, batch: Int, sequence: Int, positions: [Int]) {
+        let w = tower.hiddenSize
+        for b in 0..<batch where b * sequence + positions[b] != b {
+            (state + b * w).update(from: state + (b * sequence + positions[b]) * w, count: w)
         }
     }
-}
-
-/// `x += y` over `count` floats.
-@inline(__always)
-func addInPlace(_ x: UnsafeMutablePointer<Float>, _ y: UnsafePointer<Float>, count: Int) {
-    for i in 0..<count { x[i] += y[i] }
 }
 
 /// Buffers for one tower's forward pass over up to `rows` token rows.
@@ -230,7 +274,9 @@ final class CLIPWorkspace {
     let normed: ScratchBuffer
     let queryKeyValue: ScratchBuffer
     let context: ScratchBuffer
+    /// [rows, intermediateStride]: the MLP's hidden activations, rows padded (gemmRowStride)
     let intermediate: ScratchBuffer
+    let intermediateStride: Int
     /// Patches (vision: im2col columns) or pooled rows.
     let extra: ScratchBuffer
 
@@ -241,7 +287,8 @@ final class CLIPWorkspace {
         normed = ScratchBuffer(count: self.rows * w)
         queryKeyValue = ScratchBuffer(count: self.rows * 3 * w)
         context = ScratchBuffer(count: self.rows * w)
-        intermediate = ScratchBuffer(count: self.rows * tower.intermediateSize)
+        intermediateStride = gemmRowStride(columns: tower.intermediateSize)
+        intermediate = ScratchBuffer(count: self.rows * intermediateStride)
         self.extra = ScratchBuffer(count: extra)
     }
 }
@@ -303,12 +350,12 @@ public struct CLIPVisionModel: Sendable {
             }
         }
         preNorm(state, rows: batch * tokens, output: state, threads: threads)
-        encoder(state, batch: batch, sequence: tokens, keyMask: nil, causal: false, workspace: workspace, threads: threads)
+        // The class tokens (position 0) come back as rows 0..<batch of state.
+        encoder(state, batch: batch, sequence: tokens, keyMask: nil, causal: false,
+                pooledPositions: [Int](repeating: 0, count: batch), workspace: workspace, threads: threads)
         // Class tokens -> post_layernorm -> [batch, hidden] -> projection.
-        let classTokens = workspace.context.pointer
-        for b in 0..<batch { (classTokens + b * w).update(from: state + b * tokens * w, count: w) }
         let normed = pooled ?? workspace.normed.pointer
-        postNorm(classTokens, rows: batch, output: normed, threads: threads)
+        postNorm(state, rows: batch, output: normed, threads: threads)
         if let embedding { projection(normed, rows: batch, output: embedding, threads: threads) }
     }
 
@@ -413,16 +460,13 @@ public struct CLIPTextModel: Sendable {
             let out = state + r * w
             for d in 0..<w { out[d] = tokenEmbedding[id * w + d] + positionEmbedding[position * w + d] }
         }
-        encoder(state, batch: batch, sequence: sequence, keyMask: attentionMask, causal: true, workspace: workspace,
-                threads: threads)
-        // Only the pooled rows need the final LayerNorm (it is per row).
-        let picked = workspace.context.pointer
-        for b in 0..<batch {
-            let t = poolingPosition(inputIDs + b * sequence, length: sequence)
-            (picked + b * w).update(from: state + (b * sequence + t) * w, count: w)
-        }
+        // The pooled rows come back as rows 0..<batch of state; only they need the final LayerNorm
+        // (it is per row).
+        let positions = (0..<batch).map { b in poolingPosition(inputIDs + b * sequence, length: sequence) }
+        encoder(state, batch: batch, sequence: sequence, keyMask: attentionMask, causal: true, pooledPositions: positions,
+                workspace: workspace, threads: threads)
         let normed = pooled ?? workspace.normed.pointer
-        finalNorm(picked, rows: batch, output: normed, threads: threads)
+        finalNorm(state, rows: batch, output: normed, threads: threads)
         projection(normed, rows: batch, output: embeddings, threads: threads)
         if normalize { normalizeRows(embeddings, rows: batch, columns: c.projectionDimension) }
     }

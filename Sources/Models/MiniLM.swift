@@ -105,13 +105,23 @@ struct Linear: Sendable {
         self.weight = weight
     }
 
-    /// - input: [rows, inputs] -> output: [rows, outputs]
-    func callAsFunction(_ input: UnsafePointer<Float>, rows: Int, output: UnsafeMutablePointer<Float>, threads: Int) {
+    /// - input: [rows, inputs] -> output: [rows, outputs], rows `inputStride` / `outputStride` floats
+    ///   apart (default: inputs / outputs; see `gemmRowStride`)
+    /// - accumulate: `output += input · W + bias` instead (a pre-norm residual added while the GEMM's
+    ///   output is in registers, or by BLAS's beta = 1, rather than in a pass of its own)
+    /// - activation: applied after the bias (and the accumulated residual), in the GEMM's epilogue
+    func callAsFunction(_ input: UnsafePointer<Float>, rows: Int, output: UnsafeMutablePointer<Float>,
+                        accumulate: Bool = false, activation: Activation = .identity, inputStride: Int? = nil,
+                        outputStride: Int? = nil, threads: Int) {
+        let lda = inputStride ?? inputs, ldc = outputStride ?? outputs
         if let packed {
-            pointwiseConvolution(input: input, rows: rows, weights: packed, activation: .identity, output: output,
-                                 threads: threads)
+            // In place is safe: the epilogue reads each residual element just before storing that element.
+            pointwiseConvolution(input: input, rows: rows, weights: packed, activation: activation,
+                                 residual: accumulate ? UnsafePointer(output) : nil, output: output,
+                                 inputStride: lda, outputStride: ldc, threads: threads)
             return
         }
+        let beta: Float = accumulate ? 1 : 0
         // OpenBLAS stays single-threaded (BLAS.load): the rows are split across headtune's own threads,
         // so no model changes process-wide BLAS state that another model's kernels rely on.
         weight.withUnsafeBufferPointer { w in
@@ -121,18 +131,19 @@ struct Linear: Sendable {
                 // slice of W) instead of leaving all but one thread idle.
                 parallelFor((outputs + 63) / 64, threads: threads) { blocks in
                     let first = blocks.lowerBound * 64, count = min(blocks.upperBound * 64, outputs) - first
-                    BLAS.sgemm(m: rows, n: count, k: inputs, a: input, lda: inputs, b: w + first, ldb: outputs,
-                               c: output + first, ldc: outputs)
+                    BLAS.sgemm(m: rows, n: count, k: inputs, a: input, lda: lda, b: w + first, ldb: outputs,
+                               beta: beta, c: output + first, ldc: ldc)
                 }
                 return
             }
             parallelFor((rows + 15) / 16, threads: threads) { blocks in
                 let first = blocks.lowerBound * 16, count = min(blocks.upperBound * 16, rows) - first
-                BLAS.sgemm(m: count, n: outputs, k: inputs, a: input + first * inputs, lda: inputs, b: w, ldb: outputs,
-                           c: output + first * outputs, ldc: outputs)
+                BLAS.sgemm(m: count, n: outputs, k: inputs, a: input + first * lda, lda: lda, b: w, ldb: outputs,
+                           beta: beta, c: output + first * ldc, ldc: ldc)
             }
         }
-        biasActivation(output, rows: rows, columns: outputs, bias: bias, activation: .identity, threads: threads)
+        biasActivation(output, rows: rows, columns: outputs, rowStride: ldc, bias: bias, activation: activation,
+                       threads: threads)
     }
 }
 

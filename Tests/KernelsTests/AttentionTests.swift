@@ -116,6 +116,43 @@ func naiveAttention(q: [Float], k: [Float], v: [Float], batch: Int, sequence: In
         }
     }
 
+    /// One query per batch item (the pooled token a CLIP tower's last layer needs) gives exactly that
+    /// row of the full attention: first, last and middle positions, causal and masked, 1 and 2 threads.
+    @Test(arguments: [(batch: 3, sequence: 50, heads: 4, dim: 48), (batch: 2, sequence: 77, heads: 2, dim: 64),
+                      (batch: 1, sequence: 1, heads: 3, dim: 20)])
+    func oneQueryPerItemEqualsItsRowOfTheFullAttention(shape: (batch: Int, sequence: Int, heads: Int, dim: Int)) {
+        var random = SeededValues(seed: UInt64(shape.sequence * 7 + shape.batch))
+        let width = shape.heads * shape.dim, tokens = shape.batch * shape.sequence
+        let packed = Self.fused(random.array(tokens * width).map { $0 * 3 }, random.array(tokens * width).map { $0 * 3 },
+                                random.array(tokens * width), tokens: tokens, width: width)
+        // Item 1 pads its last 9 tokens away, as a short caption in a padded batch.
+        let mask: [UInt8] = (0..<tokens).map { t in t / shape.sequence != 1 || t % shape.sequence < shape.sequence - 9 ? 1 : 0 }
+        let positions = (0..<shape.batch).map { b in [0, shape.sequence - 1, max(0, shape.sequence - 10)][b % 3] }
+        let scale = 1 / Float(shape.dim).squareRoot()
+        for causal in [false, true] {
+            var full = [Float](repeating: .nan, count: tokens * width)
+            packed.withUnsafeBufferPointer { p in
+                multiHeadAttention(query: p.baseAddress!, key: p.baseAddress! + width, value: p.baseAddress! + 2 * width,
+                                   rowStride: 3 * width, batch: shape.batch, sequence: shape.sequence, heads: shape.heads,
+                                   headDimension: shape.dim, keyMask: mask, causal: causal, scale: scale, output: &full)
+            }
+            for threads in [1, 2] {
+                var pooled = [Float](repeating: .nan, count: shape.batch * width)
+                packed.withUnsafeBufferPointer { p in
+                    multiHeadAttention(query: p.baseAddress!, key: p.baseAddress! + width, value: p.baseAddress! + 2 * width,
+                                       rowStride: 3 * width, batch: shape.batch, sequence: shape.sequence,
+                                       heads: shape.heads, headDimension: shape.dim, keyMask: mask, causal: causal,
+                                       scale: scale, queryPositions: positions, output: &pooled, threads: threads)
+                }
+                for b in 0..<shape.batch {
+                    let row = (b * shape.sequence + positions[b]) * width
+                    #expect(Array(pooled[(b * width)..<((b + 1) * width)]) == Array(full[row..<(row + width)]),
+                            "item \(b) position \(positions[b]) causal \(causal) threads \(threads)")
+                }
+            }
+        }
+    }
+
     @Test func paddingDoesNotChangeRealTokens() {
         // One sequence of 5 alone, and the same 5 tokens padded to 9 with garbage keys/values.
         var random = SeededValues(seed: 5)

@@ -72,15 +72,89 @@ import Testing
                     residual.withUnsafeBufferPointer { res in
                         for (begin, end) in [(0, middle), (middle, rows)] {
                             for (p0, p1) in [(0, panels / 2), (panels / 2, panels)] where p1 > p0 {
-                                hk_gemm_bias_activation_panels_avx2(input, begin, end, inChannels, packed, outChannels, bias,
-                                                                    withResidual ? res.baseAddress! : nil, relu6 ? 1 : 0,
-                                                                    out.baseAddress!, p0, p1)
+                                hk_gemm_strided_avx2(input, inChannels, begin, end, inChannels, packed, outChannels, bias,
+                                                     withResidual ? res.baseAddress! : nil, relu6 ? 1 : 0,
+                                                     out.baseAddress!, outChannels, p0, p1)
                             }
                         }
                     }
                 }
                 #expect(normalizedSquaredError(output, expected) < 1e-11, "residual \(withResidual) relu6 \(relu6)")
                 #expect(!output.contains { $0.isNaN }, "every output written")
+            }
+        }
+    }
+
+    /// What CLIP's MLP asks of the GEMM: rows further apart than their width (lda, ldc), quick_gelu in
+    /// the epilogue, and the residual added in place (output == residual), on the dispatcher's kernel,
+    /// the BLAS path and the AVX2 kernel. The input's padding holds NaN (never read) and the output's
+    /// padding a sentinel (never written).
+    @Test(arguments: [(1, 3, 5), (13, 48, 40), (61, 96, 70), (130, 320, 288)])
+    func stridedInPlaceAndQuickGELU(rows: Int, inChannels: Int, outChannels: Int) {
+        var rng = SeededValues(seed: UInt64(rows * 5 + inChannels * 13 + outChannels))
+        let lda = inChannels + 5, ldc = outChannels + 19, sentinel: Float = -12345
+        let values = rng.array(rows * inChannels), weight = rng.array(outChannels * inChannels).map { $0 * 3 }
+        let bias = rng.array(outChannels).map { $0 * 3 }, residualValues = rng.array(rows * outChannels).map { $0 * 3 }
+        var input = [Float](repeating: .nan, count: rows * lda)
+        for r in 0..<rows { for i in 0..<inChannels { input[r * lda + i] = values[r * inChannels + i] } }
+        func padded(_ matrix: [Float]?) -> [Float] {
+            var out = [Float](repeating: sentinel, count: rows * ldc)
+            for r in 0..<rows { for o in 0..<outChannels { out[r * ldc + o] = matrix?[r * outChannels + o] ?? .nan } }
+            return out
+        }
+        let count = hk_gemm_packed_count(outChannels, inChannels)
+        let raw = UnsafeMutableRawPointer.allocate(byteCount: count * 4, alignment: 64)
+        defer { raw.deallocate() }
+        let packedAVX2 = raw.bindMemory(to: Float.self, capacity: count)
+        hk_gemm_pack(weight, outChannels, inChannels, packedAVX2)
+        enum Residual: CaseIterable { case none, separate, inPlace }
+        for activation in [Activation.identity, .relu6, .quickGELU] {
+            for residual in Residual.allCases {
+                var expected = [Float](repeating: 0, count: rows * outChannels)
+                for r in 0..<rows {
+                    for o in 0..<outChannels {
+                        var acc = Double(bias[o]) + (residual == .none ? 0 : Double(residualValues[r * outChannels + o]))
+                        for i in 0..<inChannels { acc += Double(values[r * inChannels + i]) * Double(weight[o * inChannels + i]) }
+                        expected[r * outChannels + o] = activation.apply(Float(acc))
+                    }
+                }
+                let separate = padded(residualValues)
+                var paths: [(String, (UnsafeMutablePointer<Float>) -> Void)] = []
+                for packed in [true, false] {
+                    let weights = PointwiseWeights(weight: weight, bias: bias, outChannels: outChannels,
+                                                   inChannels: inChannels, usePackedKernel: packed)
+                    paths.append(("packed \(weights.usesPackedKernel)", { out in
+                        separate.withUnsafeBufferPointer { res in
+                            let skip: UnsafePointer<Float>? = residual == .none ? nil
+                                : residual == .separate ? res.baseAddress! : UnsafePointer(out)
+                            pointwiseConvolution(input: input, rows: rows, weights: weights, activation: activation,
+                                                 residual: skip, output: out, inputStride: lda, outputStride: ldc,
+                                                 threads: 2)
+                        }
+                    }))
+                }
+                if hk_gemm_avx2_available() != 0 {
+                    paths.append(("AVX2 kernel", { out in
+                        separate.withUnsafeBufferPointer { res in
+                            let skip: UnsafePointer<Float>? = residual == .none ? nil
+                                : residual == .separate ? res.baseAddress! : UnsafePointer(out)
+                            let panels = (outChannels + 31) / 32, middle = rows / 2
+                            for (begin, end) in [(0, middle), (middle, rows)] {
+                                hk_gemm_strided_avx2(input, lda, begin, end, inChannels, packedAVX2, outChannels, bias, skip,
+                                                     activation.kernelCode, out, ldc, 0, panels)
+                            }
+                        }
+                    }))
+                }
+                for (name, run) in paths {
+                    var output = residual == .inPlace ? padded(residualValues) : padded(nil)
+                    output.withUnsafeMutableBufferPointer { run($0.baseAddress!) }
+                    var compact = [Float](repeating: 0, count: rows * outChannels)
+                    for r in 0..<rows { for o in 0..<outChannels { compact[r * outChannels + o] = output[r * ldc + o] } }
+                    #expect(normalizedSquaredError(compact, expected) < 1e-11, "\(name) \(activation) residual \(residual)")
+                    let untouched = (0..<rows).allSatisfy { r in (outChannels..<ldc).allSatisfy { output[r * ldc + $0] == sentinel } }
+                    #expect(untouched, "\(name) \(activation) residual \(residual): padding written")
+                }
             }
         }
     }

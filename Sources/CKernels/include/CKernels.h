@@ -7,10 +7,16 @@
 // baseline versions chosen at run time (target_clones), which Swift's SIMD types on the baseline
 // x86-64 target do not (their min/max and FMA fall back to per-lane code).
 
+/// The activations a GEMM's epilogue applies (the `activation` arguments below; 0 and 1 are also the
+/// relu6 flags of the depthwise kernels).
+#define HK_ACTIVATION_IDENTITY 0
+#define HK_ACTIVATION_RELU6 1      /* min(max(x, 0), 6) */
+#define HK_ACTIVATION_QUICK_GELU 2 /* x * sigmoid(1.702 x), CLIP's quick_gelu (as hk_quick_gelu) */
+
 /// out[r, c] = act(out[r, c] + bias[c] (+ residual[r, c])) for rows [row_begin, row_end) of a
-/// row-major [rows, columns] matrix. relu6 != 0 clamps to [0, 6]. residual may be NULL.
-void hk_bias_activation(float *out, long row_begin, long row_end, long columns, const float *bias,
-                        const float *residual, int relu6);
+/// row-major [rows, columns] matrix whose rows (and residual's) are ld floats apart. residual may be NULL.
+void hk_bias_activation(float *out, long row_begin, long row_end, long columns, long ld, const float *bias,
+                        const float *residual, int activation);
 
 /// Depthwise convolution over NHWC, output rows [row_begin, row_end) of the flattened
 /// (batch * out_height) row index. weight is [kernel, kernel, channels]; padding is explicit.
@@ -35,7 +41,9 @@ void hk_depthwise_channels_u8(const float *input, long height, long width, long 
                               uint8_t *output, long row_begin, long row_end, long channel_begin, long channel_end);
 
 /// Packed-weight GEMM with a fused epilogue, for 1x1 convolutions and linear layers:
-/// C[m, n] = act(sum_k A[m, k] * W[n, k] + bias[n] (+ residual[m, n])), rows [row_begin, row_end).
+/// C[m, n] = act(sum_k A[m, k] * W[n, k] + bias[n] (+ residual[m, n])), rows [row_begin, row_end),
+/// act one of HK_ACTIVATION_*. residual may be c itself (C += A W^T + bias): each element is read just
+/// before it is stored.
 /// hk_gemm_packed_available() tells whether this CPU runs it (AVX-512, or AVX2 + FMA); otherwise use
 /// BLAS plus hk_bias_activation. hk_gemm_available(): AVX-512 itself (the fused inverted-residual
 /// block and the vectorized GELU need it).
@@ -43,11 +51,11 @@ int hk_gemm_available(void);
 int hk_gemm_avx2_available(void);
 int hk_gemm_packed_available(void);
 
-/// hk_gemm_bias_activation_panels with the AVX2 kernel whatever the CPU has beyond it (tests run it on
-/// AVX-512 machines too). Requires AVX2 + FMA.
-void hk_gemm_bias_activation_panels_avx2(const float *a, long row_begin, long row_end, long k, const float *packed,
-                                         long n, const float *bias, const float *residual, int relu6, float *c,
-                                         long panel_begin, long panel_end);
+/// hk_gemm_strided with the AVX2 kernel whatever the CPU has beyond it (tests run it on AVX-512
+/// machines too). Requires AVX2 + FMA.
+void hk_gemm_strided_avx2(const float *a, long lda, long row_begin, long row_end, long k, const float *packed, long n,
+                          const float *bias, const float *residual, int activation, float *c, long ldc,
+                          long panel_begin, long panel_end);
 
 /// Floats needed to pack W [n, k]: panels of 32 output channels, each [k][32], zero-padded.
 long hk_gemm_packed_count(long n, long k);
@@ -56,13 +64,20 @@ long hk_gemm_packed_count(long n, long k);
 void hk_gemm_pack(const float *weight, long n, long k, float *packed);
 
 void hk_gemm_bias_activation(const float *a, long row_begin, long row_end, long k, const float *packed, long n,
-                             const float *bias, const float *residual, int relu6, float *c);
+                             const float *bias, const float *residual, int activation, float *c);
 
 /// The same for output columns [32 * panel_begin, 32 * panel_end) only: threads split a short, wide
 /// matrix (7x7 maps, one image's logits) by columns.
 void hk_gemm_bias_activation_panels(const float *a, long row_begin, long row_end, long k, const float *packed, long n,
-                                    const float *bias, const float *residual, int relu6, float *c,
+                                    const float *bias, const float *residual, int activation, float *c,
                                     long panel_begin, long panel_end);
+
+/// The same with A's rows lda floats apart and C's (and residual's) ldc apart, lda >= k, ldc >= n: a
+/// matrix whose rows are a multiple of 4 KiB apart puts the 8 rows of a register block in the same L1
+/// sets (CLIP's [tokens, 3072] MLP activations ran 10% slower than [tokens, 2304] ones until padded).
+void hk_gemm_strided(const float *a, long lda, long row_begin, long row_end, long k, const float *packed, long n,
+                     const float *bias, const float *residual, int activation, float *c, long ldc,
+                     long panel_begin, long panel_end);
 
 /// Int8 GEMM for 1x1 convolutions and linear layers (gemm_int8.c), AVX-512 VNNI:
 ///   sum[m, n] = sum_k A[m, k] * W[n, k] in int32, exactly (A uint8 [rows, k] row-major with stride k,
