@@ -85,15 +85,18 @@ def main():
     import onnxruntime as ort
     print(f'nproc {os.cpu_count()}; CPU: {cpu_model()}; onnxruntime {ort.__version__}; {args.threads} threads; '
           f'{args.rounds} alternating rounds of {args.seconds:g} s, medians.\n')
-    print('| tower | batch | headtune per s | headtune peak RSS MB | ONNX Runtime per s | ONNX Runtime peak RSS MB | ratio |')
-    print('|---|---:|---:|---:|---:|---:|---:|')
+    print('| tower | batch | headtune per s | headtune peak RSS MB | ONNX Runtime per s | ONNX Runtime peak RSS MB '
+          '| ratio of medians | per-round ratios | median ratio |')
+    print('|---|---:|---:|---:|---:|---:|---:|---|---:|')
     for kind, batch in cases:
         h = results[((kind, batch), 'headtune')]
         o = results[((kind, batch), 'ort')]
         hs, os_ = statistics.median(x['per_s'] for x in h), statistics.median(x['per_s'] for x in o)
+        # Each round runs both sides back to back, so a round's ratio sees one state of a noisy host.
+        rounds = [a['per_s'] / b['per_s'] for a, b in zip(h, o)]
         print(f'| {"image" if kind == "backbone" else "text"} | {batch} | {hs:.1f} | {max(x["rss"] for x in h):.0f} | '
-              f'{os_:.1f} | {max(x["rss"] for x in o):.0f} | {hs / os_:.2f}x |')
-
+              f'{os_:.1f} | {max(x["rss"] for x in o):.0f} | {hs / os_:.2f}x | {", ".join(f"{r:.2f}" for r in rounds)} | '
+              f'{statistics.median(rounds):.2f}x |')
 
 if __name__ == '__main__':
     main()

@@ -116,6 +116,56 @@ public func pointwiseConvolution(
     }
 }
 
+/// Only the output columns `columns` of a 1x1 convolution without activation or residual, written
+/// where the whole product puts them (output: [rows, outChannels]; other columns untouched): e.g. the
+/// keys and values of a fused q/k/v projection for rows whose queries are not needed.
+/// `weights.computesColumns(columns)` must hold.
+public func pointwiseConvolution(input: UnsafePointer<Float>, rows: Int, weights: PointwiseWeights, columns: Range<Int>,
+                                 output: UnsafeMutablePointer<Float>, threads: Int) {
+    precondition(weights.computesColumns(columns), "columns \(columns) do not start and end on 32-channel panels")
+    guard !columns.isEmpty, rows > 0 else { return }
+    guard let packed = weights.packed else {
+        let n = weights.outChannels, k = weights.inChannels
+        weights.weight.withUnsafeBufferPointer { w in
+            weights.bias.withUnsafeBufferPointer { b in
+                parallelFor((rows + 15) / 16, threads: threads) { blocks in
+                    let first = blocks.lowerBound * 16, count = min(blocks.upperBound * 16, rows) - first
+                    let out = output + first * n + columns.lowerBound
+                    BLAS.sgemm(transposeB: true, m: count, n: columns.count, k: k, a: input + first * k, lda: k,
+                               b: w.baseAddress! + columns.lowerBound * k, ldb: k, c: out, ldc: n)
+                    hk_bias_activation(out, 0, count, columns.count, n, b.baseAddress! + columns.lowerBound, nil,
+                                       HK_ACTIVATION_IDENTITY)
+                }
+            }
+        }
+        return
+    }
+    let bias = weights.packedBias!, n = weights.outChannels, k = weights.inChannels
+    let firstPanel = columns.lowerBound / 32, endPanel = (columns.upperBound + 31) / 32
+    let blocks = (rows + 7) / 8
+    if threads > 1 && blocks < 4 * threads && endPanel - firstPanel >= 2 {
+        parallelFor(endPanel - firstPanel, threads: threads) { range in
+            hk_gemm_strided(input, k, 0, rows, k, packed, n, bias, nil, HK_ACTIVATION_IDENTITY, output, n,
+                            firstPanel + range.lowerBound, firstPanel + range.upperBound)
+        }
+        return
+    }
+    parallelFor(blocks, threads: threads, minimumChunk: 4) { range in
+        hk_gemm_strided(input, k, range.lowerBound * 8, min(range.upperBound * 8, rows), k, packed, n, bias, nil,
+                        HK_ACTIVATION_IDENTITY, output, n, firstPanel, endPanel)
+    }
+}
+
+extension PointwiseWeights {
+    /// Whether `pointwiseConvolution(input:rows:weights:columns:output:threads:)` computes exactly these
+    /// columns here: any range on the BLAS path; whole 32-channel panels (the last may be partial) on
+    /// the packed kernel.
+    public func computesColumns(_ columns: Range<Int>) -> Bool {
+        guard columns.lowerBound >= 0 && columns.upperBound <= outChannels else { return false }
+        return packed == nil || (columns.lowerBound % 32 == 0 && (columns.upperBound % 32 == 0 || columns.upperBound == outChannels))
+    }
+}
+
 /// A row stride of at least `columns` floats for a matrix that GEMMs read or write: rows exactly a
 /// multiple of 4 KiB apart put the 8 rows of a register block in the same L1 sets, so such a width
 /// gets 16 floats (64 bytes) more.

@@ -222,7 +222,21 @@ struct CLIPEncoder: Sendable {
         let normed = workspace.normed.pointer, qkv = workspace.queryKeyValue.pointer, context = workspace.context.pointer
         let scale = 1 / Float(tower.headDimension).squareRoot()
         layer.norm1(state, rows: rows, output: normed, threads: threads)
-        layer.queryKeyValue(normed, rows: rows, output: qkv, threads: threads)
+        let qkvProjection = layer.queryKeyValue
+        if let queryPositions, qkvProjection.computesColumns(0..<w), qkvProjection.computesColumns(w..<(3 * w)),
+           workspace.intermediate.count >= 4 * batch * w {
+            // Keys and values for every token, queries for the pooled rows only: their normed rows
+            // gathered, projected to q, and put back where attention reads them.
+            qkvProjection(normed, rows: rows, output: qkv, columns: w..<(3 * w), threads: threads)
+            let gathered = workspace.intermediate.pointer, queries = gathered + batch * w
+            for b in 0..<batch { (gathered + b * w).update(from: normed + (b * sequence + queryPositions[b]) * w, count: w) }
+            qkvProjection(gathered, rows: batch, output: queries, columns: 0..<w, threads: threads)
+            for b in 0..<batch {
+                (qkv + (b * sequence + queryPositions[b]) * 3 * w).update(from: queries + b * 3 * w, count: w)
+            }
+        } else {
+            qkvProjection(normed, rows: rows, output: qkv, threads: threads)
+        }
         guard let queryPositions else {
             multiHeadAttention(query: qkv, key: qkv + w, value: qkv + 2 * w, rowStride: 3 * w, batch: batch,
                                sequence: sequence, heads: tower.headCount, headDimension: tower.headDimension,

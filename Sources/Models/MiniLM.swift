@@ -114,6 +114,7 @@ struct Linear: Sendable {
                         accumulate: Bool = false, activation: Activation = .identity, inputStride: Int? = nil,
                         outputStride: Int? = nil, threads: Int) {
         let lda = inputStride ?? inputs, ldc = outputStride ?? outputs
+        precondition(lda >= inputs && ldc >= outputs)
         if let packed {
             // In place is safe: the epilogue reads each residual element just before storing that element.
             pointwiseConvolution(input: input, rows: rows, weights: packed, activation: activation,
@@ -145,6 +146,36 @@ struct Linear: Sendable {
         biasActivation(output, rows: rows, columns: outputs, rowStride: ldc, bias: bias, activation: activation,
                        threads: threads)
     }
+
+    /// Only the output columns `columns` of `input · W + bias`, written where the whole product would
+    /// put them (output rows of `outputs` floats; the other columns are not touched). With the packed
+    /// kernel the range must start on a 32-column panel and end on one or at `outputs`.
+    /// - input: [rows, inputs] -> output: [rows, outputs]
+    func callAsFunction(_ input: UnsafePointer<Float>, rows: Int, output: UnsafeMutablePointer<Float>,
+                        columns: Range<Int>, threads: Int) {
+        precondition(columns.lowerBound >= 0 && columns.upperBound <= outputs)
+        guard !columns.isEmpty, rows > 0 else { return }
+        if let packed {
+            pointwiseConvolution(input: input, rows: rows, weights: packed, columns: columns, output: output,
+                                 threads: threads)
+            return
+        }
+        weight.withUnsafeBufferPointer { w in
+            parallelFor((rows + 15) / 16, threads: threads) { blocks in
+                let first = blocks.lowerBound * 16, count = min(blocks.upperBound * 16, rows) - first
+                BLAS.sgemm(m: count, n: columns.count, k: inputs, a: input + first * inputs, lda: inputs,
+                           b: w.baseAddress! + columns.lowerBound, ldb: outputs,
+                           c: output + first * outputs + columns.lowerBound, ldc: outputs)
+            }
+        }
+        bias.withUnsafeBufferPointer { b in
+            biasActivation(output + columns.lowerBound, rows: rows, columns: columns.count, rowStride: outputs,
+                           bias: b.baseAddress! + columns.lowerBound, activation: .identity, threads: threads)
+        }
+    }
+
+    /// Whether `callAsFunction(_:rows:output:columns:threads:)` takes this range on this machine.
+    func computesColumns(_ columns: Range<Int>) -> Bool { packed?.computesColumns(columns) ?? true }
 }
 
 /// LayerNorm parameters.

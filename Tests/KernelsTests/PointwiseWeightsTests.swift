@@ -158,4 +158,45 @@ import Testing
             }
         }
     }
+
+    /// A range of output columns (keys and values of a fused projection) equals those columns of the
+    /// whole product (bit for bit on the packed kernel) and leaves the others as they were, on the packed
+    /// and BLAS paths.
+    @Test(arguments: [(1, 40, 96, 32..<96), (21, 64, 200, 64..<200), (70, 33, 130, 0..<64), (9, 16, 48, 0..<48)])
+    func columnRangeEqualsThoseColumnsOfTheWholeProduct(rows: Int, inChannels: Int, outChannels: Int, columns: Range<Int>) {
+        var rng = SeededValues(seed: UInt64(rows + inChannels * 3 + outChannels * 7))
+        let input = rng.array(rows * inChannels), weight = rng.array(outChannels * inChannels), bias = rng.array(outChannels)
+        let sentinel: Float = 777
+        for packed in [true, false] {
+            let weights = PointwiseWeights(weight: weight, bias: bias, outChannels: outChannels, inChannels: inChannels,
+                                           usePackedKernel: packed)
+            #expect(weights.computesColumns(columns))
+            var whole = [Float](repeating: .nan, count: rows * outChannels)
+            whole.withUnsafeMutableBufferPointer { out in
+                pointwiseConvolution(input: input, rows: rows, weights: weights, activation: .identity,
+                                     output: out.baseAddress!, threads: 2)
+            }
+            var part = [Float](repeating: sentinel, count: rows * outChannels)
+            part.withUnsafeMutableBufferPointer { out in
+                pointwiseConvolution(input: input, rows: rows, weights: weights, columns: columns, output: out.baseAddress!,
+                                     threads: 2)
+            }
+            for r in 0..<rows {
+                for c in 0..<outChannels {
+                    let index = r * outChannels + c
+                    if columns.contains(c) {
+                        // The packed kernel sums each output the same way whatever the range; OpenBLAS may
+                        // block a narrower product differently.
+                        let tolerance: Float = weights.usesPackedKernel ? 0 : 1e-5
+                        #expect(abs(part[index] - whole[index]) <= tolerance, "packed \(weights.usesPackedKernel) row \(r) column \(c)")
+                    } else {
+                        #expect(part[index] == sentinel, "packed \(weights.usesPackedKernel) column \(c) written")
+                    }
+                }
+            }
+        }
+        let packedWeights = PointwiseWeights(weight: weight, bias: bias, outChannels: outChannels, inChannels: inChannels,
+                                             usePackedKernel: true)
+        if packedWeights.usesPackedKernel { #expect(!packedWeights.computesColumns(5..<outChannels)) }
+    }
 }
