@@ -11,6 +11,35 @@
 
 #include "vector_math.h"
 
+/* T[c][r] = A[r][c] for a 16 x 16 block in 16 vectors, by swapping each bit of the row index with
+   the same bit of the column index (4 stages of 8 row pairs, two shuffles each). */
+static inline __attribute__((always_inline)) void transpose16(v16 rows[16]) {
+    for (int r = 0; r < 16; r++) {
+        if (r & 1) continue;
+        v16 a = rows[r], b = rows[r | 1];
+        rows[r] = __builtin_shufflevector(a, b, 0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30);
+        rows[r | 1] = __builtin_shufflevector(a, b, 1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31);
+    }
+    for (int r = 0; r < 16; r++) {
+        if (r & 2) continue;
+        v16 a = rows[r], b = rows[r | 2];
+        rows[r] = __builtin_shufflevector(a, b, 0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29);
+        rows[r | 2] = __builtin_shufflevector(a, b, 2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31);
+    }
+    for (int r = 0; r < 16; r++) {
+        if (r & 4) continue;
+        v16 a = rows[r], b = rows[r | 4];
+        rows[r] = __builtin_shufflevector(a, b, 0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27);
+        rows[r | 4] = __builtin_shufflevector(a, b, 4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31);
+    }
+    for (int r = 0; r < 16; r++) {
+        if (r & 8) continue;
+        v16 a = rows[r], b = rows[r | 8];
+        rows[r] = __builtin_shufflevector(a, b, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23);
+        rows[r | 8] = __builtin_shufflevector(a, b, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31);
+    }
+}
+
 long hk_attention_scratch_count(long sequence, long head_dim) {
     long padded = (sequence + 15) / 16 * 16;
     return padded * head_dim + 5 * padded;
@@ -29,7 +58,7 @@ score_block(const float *const *queries, const float *keys_t, long padded, long 
         v16 k[4];
         for (int v = 0; v < V; v++) k[v] = *(const v16u *)(row + 16 * v);
         for (int q = 0; q < Q; q++) {
-            v16 x = (v16){0} + queries[q][d];
+            v16 x = SPLAT(queries[q][d]);
             for (int v = 0; v < V; v++) acc[q][v] += x * k[v];
         }
     }
@@ -49,7 +78,7 @@ mix_block(const float *probabilities, long padded, const float *value, long row_
         v16 x[4];
         for (int v = 0; v < V; v++) x[v] = *(const v16u *)(row + 16 * v);
         for (int q = 0; q < Q; q++) {
-            v16 p = (v16){0} + probabilities[q * padded + j];
+            v16 p = SPLAT(probabilities[q * padded + j]);
             for (int v = 0; v < V; v++) acc[q][v] += p * x[v];
         }
     }
@@ -83,15 +112,22 @@ void hk_attention_head(const float *query, const float *key, const float *value,
     float *keys_t = scratch;                      /* [head_dim][padded] */
     float *scores = keys_t + head_dim * padded;   /* [4][padded] */
     float *key_bias = scores + 4 * padded;        /* [padded]: 0, or -inf for a masked key */
-    for (long d = 0; d < head_dim; d++) {
-        float *row = keys_t + d * padded;
-        for (long j = 0; j < key_count; j++) row[j] = key[j * row_stride + d];
-        for (long j = key_count; j < key_padded; j++) row[j] = 0.0f;
+    const long vector_dims = head_dim / 16 * 16;
+    /* keys_t[d][j] = key_j[d] (zeros past key_count), in 16 x 16 blocks transposed in registers. */
+    for (long j0 = 0; j0 < key_padded; j0 += 16) {
+        for (long d0 = 0; d0 < vector_dims; d0 += 16) {
+            v16 block[16];
+            for (int r = 0; r < 16; r++)
+                block[r] = j0 + r < key_count ? *(const v16u *)(key + (j0 + r) * row_stride + d0) : (v16){0};
+            transpose16(block);
+            for (int c = 0; c < 16; c++) *(v16u *)(keys_t + (d0 + c) * padded + j0) = block[c];
+        }
+        for (long d = vector_dims; d < head_dim; d++)
+            for (long j = j0; j < j0 + 16; j++) keys_t[d * padded + j] = j < key_count ? key[j * row_stride + d] : 0.0f;
     }
     for (long j = 0; j < key_padded; j++)
         key_bias[j] = j < key_count && (key_mask == NULL || key_mask[j] != 0) ? 0.0f : -INFINITY;
 
-    const long vector_dims = head_dim / 16 * 16;
     for (long i0 = query_begin; i0 < query_end; i0 += 4) {
         const int count = (int)(query_end - i0 < 4 ? query_end - i0 : 4);
         const float *queries[4];
@@ -114,9 +150,17 @@ void hk_attention_head(const float *query, const float *key, const float *value,
         for (int q = 0; q < count; q++) {
             float *row = scores + q * padded;
             const long own_keys = causal ? i0 + q + 1 : key_count;
-            for (long j = 0; j < group_padded; j++) row[j] = j < own_keys ? row[j] + key_bias[j] : -INFINITY;
-            v16 peak_v = (v16){0} - INFINITY;
-            for (long j = 0; j < group_padded; j += 16) peak_v = __builtin_elementwise_max(peak_v, *(v16u *)(row + j));
+            /* Masked keys (key_bias -inf) and, when causal, later ones become -inf; the peak on the way. */
+            const v16i lane = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
+            const v16 minus_infinity = SPLAT(-INFINITY);
+            v16 peak_v = minus_infinity;
+            for (long j = 0; j < group_padded; j += 16) {
+                v16i keep = lane + (int)j < (int)own_keys;
+                v16 s = *(v16u *)(row + j) + *(const v16u *)(key_bias + j);
+                s = (v16)((keep & (v16i)s) | (~keep & (v16i)minus_infinity));
+                *(v16u *)(row + j) = s;
+                peak_v = __builtin_elementwise_max(peak_v, s);
+            }
             float peak = -INFINITY;
             for (int l = 0; l < 16; l++) peak = peak_v[l] > peak ? peak_v[l] : peak;
             if (peak == -INFINITY) {

@@ -8,6 +8,10 @@ typedef float v16 __attribute__((vector_size(64)));
 typedef float v16u __attribute__((vector_size(64), aligned(4)));
 typedef int v16i __attribute__((vector_size(64)));
 
+/* x in every lane. x - 0 is x for every x (-0 too), so only the broadcast is left; (v16){0} + x
+   must turn -0 into +0 and costs a scalar add before each broadcast. */
+#define SPLAT(x) ((x) - (v16){0})
+
 /* exp for x <= 0 (down to underflow): 2^n * exp(r), r in [-ln2/2, ln2/2], degree-7 Taylor
    polynomial (relative error < 2e-8); the same polynomial as kernels.c's AVX-512 exp. A macro, not a
    function: a v16 argument of a function in a non-AVX-512 clone would change the calling convention. */
