@@ -58,7 +58,8 @@ void hk_gemm_pack(const float *weight, long n, long k, float *packed) {
    so the accumulators live in registers; columns < 16 * halves use masked loads and stores. */
 static inline __attribute__((always_inline)) AVX512 void
 block(const float *a, long lda, long k, const float *panel, const float *bias,
-      const float *residual, long ldc, int activation, float *c, long columns, const int rows, const int halves) {
+      const float *residual, long ldc, int activation, float *c, long columns, const int rows, const int halves,
+      const int quick_gelu) {
     __m512 acc[MR][2];
     for (int r = 0; r < rows; r++) acc[r][0] = acc[r][1] = _mm512_setzero_ps();
     for (long kk = 0; kk < k; kk++) {
@@ -78,12 +79,12 @@ block(const float *a, long lda, long k, const float *panel, const float *bias,
         for (int r = 0; r < rows; r++) {
             __m512 y = _mm512_add_ps(acc[r][h], b);
             if (residual != NULL) y = _mm512_add_ps(y, _mm512_maskz_loadu_ps(mask, residual + r * ldc + 16 * h));
-            if (activation == HK_ACTIVATION_RELU6) {
-                y = _mm512_min_ps(_mm512_max_ps(y, zero), six);
-            } else if (activation == HK_ACTIVATION_QUICK_GELU) {
+            if (quick_gelu) {
                 v16 g;
                 QUICK_GELU(g, (v16)y);
                 y = (__m512)g;
+            } else if (activation == HK_ACTIVATION_RELU6) {
+                y = _mm512_min_ps(_mm512_max_ps(y, zero), six);
             }
             _mm512_mask_storeu_ps(c + r * ldc + 16 * h, mask, y);
         }
@@ -124,11 +125,20 @@ static AVX512 void panels_avx512(const float *a, long lda, long row_begin, long 
                 const float *ai = a + i * lda;
                 const float *ri = residual != NULL ? residual + i * ldc + p * NR : NULL;
                 float *ci = c + i * ldc + p * NR;
-#define FULL(R) block(ai, lda, k, panel, panel_bias, ri, ldc, activation, ci, columns, R, 2)
-#define HALF(R) block(ai, lda, k, panel, panel_bias, ri, ldc, activation, ci, columns, R, 1)
-                if (columns > 16) { ROW_CASES(FULL) } else { ROW_CASES(HALF) }
+/* quick_gelu a constant at each call site: the identity and ReLU6 blocks carry none of its code. */
+#define FULL(R) block(ai, lda, k, panel, panel_bias, ri, ldc, activation, ci, columns, R, 2, 0)
+#define HALF(R) block(ai, lda, k, panel, panel_bias, ri, ldc, activation, ci, columns, R, 1, 0)
+#define FULL_GELU(R) block(ai, lda, k, panel, panel_bias, ri, ldc, activation, ci, columns, R, 2, 1)
+#define HALF_GELU(R) block(ai, lda, k, panel, panel_bias, ri, ldc, activation, ci, columns, R, 1, 1)
+                if (activation == HK_ACTIVATION_QUICK_GELU) {
+                    if (columns > 16) { ROW_CASES(FULL_GELU) } else { ROW_CASES(HALF_GELU) }
+                } else {
+                    if (columns > 16) { ROW_CASES(FULL) } else { ROW_CASES(HALF) }
+                }
 #undef FULL
 #undef HALF
+#undef FULL_GELU
+#undef HALF_GELU
             }
         }
     }
