@@ -11,34 +11,30 @@
 
 #include "vector_math.h"
 
-/* T[c][r] = A[r][c] for a 16 x 16 block in 16 vectors, by swapping each bit of the row index with
-   the same bit of the column index (4 stages of 8 row pairs, two shuffles each). */
+/* transpose16: T[c][r] = A[r][c] for a 16 x 16 block in 16 vectors, by swapping each bit of the row
+   index with the same bit of the column index. One stage per bit M: rows r and r | M (bit M of r
+   clear) exchange the elements whose column has bit M set; LOW and HIGH are the two shuffles' lane
+   lists, in parentheses. */
+#define LANES(...) __VA_ARGS__
+#define TRANSPOSE_STAGE(M, LOW, HIGH)                                                                      \
+    for (int r = 0; r < 16; r++) {                                                                         \
+        if (r & (M)) continue;                                                                             \
+        v16 a = rows[r], b = rows[r | (M)];                                                                \
+        rows[r] = __builtin_shufflevector(a, b, LANES LOW);                                                \
+        rows[r | (M)] = __builtin_shufflevector(a, b, LANES HIGH);                                         \
+    }
 static inline __attribute__((always_inline)) void transpose16(v16 rows[16]) {
-    for (int r = 0; r < 16; r++) {
-        if (r & 1) continue;
-        v16 a = rows[r], b = rows[r | 1];
-        rows[r] = __builtin_shufflevector(a, b, 0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30);
-        rows[r | 1] = __builtin_shufflevector(a, b, 1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31);
-    }
-    for (int r = 0; r < 16; r++) {
-        if (r & 2) continue;
-        v16 a = rows[r], b = rows[r | 2];
-        rows[r] = __builtin_shufflevector(a, b, 0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29);
-        rows[r | 2] = __builtin_shufflevector(a, b, 2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31);
-    }
-    for (int r = 0; r < 16; r++) {
-        if (r & 4) continue;
-        v16 a = rows[r], b = rows[r | 4];
-        rows[r] = __builtin_shufflevector(a, b, 0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27);
-        rows[r | 4] = __builtin_shufflevector(a, b, 4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31);
-    }
-    for (int r = 0; r < 16; r++) {
-        if (r & 8) continue;
-        v16 a = rows[r], b = rows[r | 8];
-        rows[r] = __builtin_shufflevector(a, b, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23);
-        rows[r | 8] = __builtin_shufflevector(a, b, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31);
-    }
+    TRANSPOSE_STAGE(1, (0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30),
+                    (1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31))
+    TRANSPOSE_STAGE(2, (0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29),
+                    (2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31))
+    TRANSPOSE_STAGE(4, (0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27),
+                    (4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31))
+    TRANSPOSE_STAGE(8, (0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23),
+                    (8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31))
 }
+#undef TRANSPOSE_STAGE
+#undef LANES
 
 long hk_attention_scratch_count(long sequence, long head_dim) {
     long padded = (sequence + 15) / 16 * 16;

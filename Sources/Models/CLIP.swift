@@ -265,7 +265,7 @@ struct CLIPEncoder: Sendable {
                       threads: threads)
         case .gelu:
             layer.fc1(normed, rows: rows, output: intermediate, outputStride: stride, threads: threads)
-            // The padding past each row's intermediateSize floats (zeros) goes through GELU as well.
+            // The padding past each row's intermediateSize floats (never read) goes through GELU as well.
             biasGELU(intermediate, rows: rows, columns: stride, bias: nil, threads: threads)
         }
         layer.fc2(intermediate, rows: rows, output: state, accumulate: true, inputStride: stride, threads: threads)
