@@ -9,30 +9,34 @@ import Foundation
 ///   (default inChannels)
 /// - weight: [outChannels, inChannels] (PyTorch's [out, in, 1, 1] with BatchNorm folded in)
 /// - output, residual: [rows, outChannels], rows `outputStride` floats apart (default outChannels)
+/// - columns: only these output channels (the others untouched); nil: all
 public func pointwiseConvolution(
     input: UnsafePointer<Float>, rows: Int, inChannels: Int,
     weight: UnsafePointer<Float>, bias: UnsafePointer<Float>, outChannels: Int,
     activation: Activation, residual: UnsafePointer<Float>? = nil,
-    output: UnsafeMutablePointer<Float>, inputStride: Int? = nil, outputStride: Int? = nil, threads: Int
+    output: UnsafeMutablePointer<Float>, inputStride: Int? = nil, outputStride: Int? = nil,
+    columns: Range<Int>? = nil, threads: Int
 ) {
     let lda = inputStride ?? inChannels, ldc = outputStride ?? outChannels
-    precondition(lda >= inChannels && ldc >= outChannels)
+    let columns = columns ?? 0..<outChannels, c0 = columns.lowerBound
+    precondition(lda >= inChannels && ldc >= outChannels && c0 >= 0 && columns.upperBound <= outChannels)
+    guard !columns.isEmpty else { return }
+    // In place (residual == output) stays right: BLAS writes only `out`, so add the residual with
+    // beta = 1 rather than reading it after BLAS has overwritten it.
+    let inPlace = residual.map { UnsafeRawPointer($0) == UnsafeRawPointer(output) } ?? false
     // Row tiles small enough that the epilogue finds the GEMM's output still in cache; the threads
     // split the tiles (OpenBLAS itself runs single-threaded, see BLAS.load).
-    let tileRows = max(16, (1 << 16) / max(outChannels, 1))
+    let tileRows = max(16, (1 << 16) / max(columns.count, 1))
     let tiles = (rows + tileRows - 1) / tileRows
     parallelFor(tiles, threads: threads) { tileRange in
         for tile in tileRange {
             let first = tile * tileRows, count = min(tileRows, rows - first)
-            let out = output + first * ldc
-            // In place (residual == output) stays right: BLAS writes only `out`, so add the residual
-            // with beta = 1 rather than reading it after BLAS has overwritten it.
-            let inPlace = residual.map { UnsafeRawPointer($0) == UnsafeRawPointer(output) } ?? false
-            BLAS.sgemm(transposeB: true, m: count, n: outChannels, k: inChannels,
-                       a: input + first * lda, lda: lda, b: weight, ldb: inChannels,
+            let out = output + first * ldc + c0
+            BLAS.sgemm(transposeB: true, m: count, n: columns.count, k: inChannels,
+                       a: input + first * lda, lda: lda, b: weight + c0 * inChannels, ldb: inChannels,
                        beta: inPlace ? 1 : 0, c: out, ldc: ldc)
-            hk_bias_activation(out, 0, count, outChannels, ldc, bias, inPlace ? nil : residual.map { $0 + first * ldc },
-                               activation.kernelCode)
+            hk_bias_activation(out, 0, count, columns.count, ldc, bias + c0,
+                               inPlace ? nil : residual.map { $0 + first * ldc + c0 }, activation.kernelCode)
         }
     }
 }

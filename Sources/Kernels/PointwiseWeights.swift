@@ -79,32 +79,39 @@ public final class PointwiseWeights: @unchecked Sendable {
 /// - input: [rows, inChannels], rows `inputStride` floats apart (default inChannels)
 /// - residual, output: [rows, outChannels], rows `outputStride` floats apart (default outChannels);
 ///   residual may be output itself (`out += in · weightᵀ + bias`)
+/// - columns: only these output channels, written where the whole product puts them (the others are
+///   not touched), e.g. the keys and values of a fused q/k/v projection for rows whose queries are not
+///   needed; `weights.computesColumns(columns)` must hold. nil: all.
 public func pointwiseConvolution(
     input: UnsafePointer<Float>, rows: Int, weights: PointwiseWeights, activation: Activation,
     residual: UnsafePointer<Float>? = nil, output: UnsafeMutablePointer<Float>, inputStride: Int? = nil,
-    outputStride: Int? = nil, threads: Int
+    outputStride: Int? = nil, columns: Range<Int>? = nil, threads: Int
 ) {
+    let columns = columns ?? 0..<weights.outChannels
+    precondition(weights.computesColumns(columns), "columns \(columns) do not start and end on 32-channel panels")
     guard let packed = weights.packed else {
         weights.weight.withUnsafeBufferPointer { w in
             weights.bias.withUnsafeBufferPointer { b in
                 pointwiseConvolution(input: input, rows: rows, inChannels: weights.inChannels, weight: w.baseAddress!,
                                      bias: b.baseAddress!, outChannels: weights.outChannels, activation: activation,
                                      residual: residual, output: output, inputStride: inputStride,
-                                     outputStride: outputStride, threads: threads)
+                                     outputStride: outputStride, columns: columns, threads: threads)
             }
         }
         return
     }
     let lda = inputStride ?? weights.inChannels, ldc = outputStride ?? weights.outChannels
     precondition(lda >= weights.inChannels && ldc >= weights.outChannels)
+    guard !columns.isEmpty, rows > 0 else { return }
     let code = activation.kernelCode
     let bias = weights.packedBias!
-    let blocks = (rows + 7) / 8, panels = (weights.outChannels + 31) / 32
-    if threads > 1 && blocks < 4 * threads && panels >= 2 {
+    let blocks = (rows + 7) / 8
+    let firstPanel = columns.lowerBound / 32, endPanel = (columns.upperBound + 31) / 32
+    if threads > 1 && blocks < 4 * threads && endPanel - firstPanel >= 2 {
         // Few rows (a 7x7 map, one image's logits): split the output columns, 32 at a time.
-        parallelFor(panels, threads: threads) { range in
+        parallelFor(endPanel - firstPanel, threads: threads) { range in
             hk_gemm_strided(input, lda, 0, rows, weights.inChannels, packed, weights.outChannels, bias,
-                            residual, code, output, ldc, range.lowerBound, range.upperBound)
+                            residual, code, output, ldc, firstPanel + range.lowerBound, firstPanel + range.upperBound)
         }
         return
     }
@@ -112,57 +119,7 @@ public func pointwiseConvolution(
     parallelFor(blocks, threads: threads, minimumChunk: 4) { range in
         let first = range.lowerBound * 8, last = min(range.upperBound * 8, rows)
         hk_gemm_strided(input, lda, first, last, weights.inChannels, packed, weights.outChannels, bias,
-                        residual, code, output, ldc, 0, panels)
-    }
-}
-
-/// Only the output columns `columns` of a 1x1 convolution without activation or residual, written
-/// where the whole product puts them (output: [rows, outChannels]; other columns untouched): e.g. the
-/// keys and values of a fused q/k/v projection for rows whose queries are not needed.
-/// `weights.computesColumns(columns)` must hold.
-public func pointwiseConvolution(input: UnsafePointer<Float>, rows: Int, weights: PointwiseWeights, columns: Range<Int>,
-                                 output: UnsafeMutablePointer<Float>, threads: Int) {
-    precondition(weights.computesColumns(columns), "columns \(columns) do not start and end on 32-channel panels")
-    guard !columns.isEmpty, rows > 0 else { return }
-    guard let packed = weights.packed else {
-        let n = weights.outChannels, k = weights.inChannels
-        weights.weight.withUnsafeBufferPointer { w in
-            weights.bias.withUnsafeBufferPointer { b in
-                parallelFor((rows + 15) / 16, threads: threads) { blocks in
-                    let first = blocks.lowerBound * 16, count = min(blocks.upperBound * 16, rows) - first
-                    let out = output + first * n + columns.lowerBound
-                    BLAS.sgemm(transposeB: true, m: count, n: columns.count, k: k, a: input + first * k, lda: k,
-                               b: w.baseAddress! + columns.lowerBound * k, ldb: k, c: out, ldc: n)
-                    hk_bias_activation(out, 0, count, columns.count, n, b.baseAddress! + columns.lowerBound, nil,
-                                       HK_ACTIVATION_IDENTITY)
-                }
-            }
-        }
-        return
-    }
-    let bias = weights.packedBias!, n = weights.outChannels, k = weights.inChannels
-    let firstPanel = columns.lowerBound / 32, endPanel = (columns.upperBound + 31) / 32
-    let blocks = (rows + 7) / 8
-    if threads > 1 && blocks < 4 * threads && endPanel - firstPanel >= 2 {
-        parallelFor(endPanel - firstPanel, threads: threads) { range in
-            hk_gemm_strided(input, k, 0, rows, k, packed, n, bias, nil, HK_ACTIVATION_IDENTITY, output, n,
-                            firstPanel + range.lowerBound, firstPanel + range.upperBound)
-        }
-        return
-    }
-    parallelFor(blocks, threads: threads, minimumChunk: 4) { range in
-        hk_gemm_strided(input, k, range.lowerBound * 8, min(range.upperBound * 8, rows), k, packed, n, bias, nil,
-                        HK_ACTIVATION_IDENTITY, output, n, firstPanel, endPanel)
-    }
-}
-
-extension PointwiseWeights {
-    /// Whether `pointwiseConvolution(input:rows:weights:columns:output:threads:)` computes exactly these
-    /// columns here: any range on the BLAS path; whole 32-channel panels (the last may be partial) on
-    /// the packed kernel.
-    public func computesColumns(_ columns: Range<Int>) -> Bool {
-        guard columns.lowerBound >= 0 && columns.upperBound <= outChannels else { return false }
-        return packed == nil || (columns.lowerBound % 32 == 0 && (columns.upperBound % 32 == 0 || columns.upperBound == outChannels))
+                        residual, code, output, ldc, firstPanel, endPanel)
     }
 }
 
@@ -172,3 +129,13 @@ extension PointwiseWeights {
 public func gemmRowStride(columns: Int) -> Int {
     columns * MemoryLayout<Float>.size % 4096 == 0 ? columns + 16 : columns
 }
+
+extension PointwiseWeights {
+    /// Whether `pointwiseConvolution(..., columns:)` computes exactly these columns here: any range on
+    /// the BLAS path; whole 32-channel panels (the last may be partial) on the packed kernel.
+    public func computesColumns(_ columns: Range<Int>) -> Bool {
+        guard columns.lowerBound >= 0 && columns.upperBound <= outChannels else { return false }
+        return packed == nil || (columns.lowerBound % 32 == 0 && (columns.upperBound % 32 == 0 || columns.upperBound == outChannels))
+    }
+}
+

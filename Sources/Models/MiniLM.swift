@@ -110,18 +110,22 @@ struct Linear: Sendable {
     /// - accumulate: `output += input · W + bias` instead (a pre-norm residual added while the GEMM's
     ///   output is in registers, or by BLAS's beta = 1, rather than in a pass of its own)
     /// - activation: applied after the bias (and the accumulated residual), in the GEMM's epilogue
+    /// - columns: only these outputs, written where the whole product puts them (the others are not
+    ///   touched); `computesColumns(columns)` must hold. nil: all.
     func callAsFunction(_ input: UnsafePointer<Float>, rows: Int, output: UnsafeMutablePointer<Float>,
                         accumulate: Bool = false, activation: Activation = .identity, inputStride: Int? = nil,
-                        outputStride: Int? = nil, threads: Int) {
+                        outputStride: Int? = nil, columns: Range<Int>? = nil, threads: Int) {
         let lda = inputStride ?? inputs, ldc = outputStride ?? outputs
-        precondition(lda >= inputs && ldc >= outputs)
+        let columns = columns ?? 0..<outputs, c0 = columns.lowerBound
+        precondition(lda >= inputs && ldc >= outputs && computesColumns(columns))
         if let packed {
             // In place is safe: the epilogue reads each residual element just before storing that element.
             pointwiseConvolution(input: input, rows: rows, weights: packed, activation: activation,
                                  residual: accumulate ? UnsafePointer(output) : nil, output: output,
-                                 inputStride: lda, outputStride: ldc, threads: threads)
+                                 inputStride: lda, outputStride: ldc, columns: columns, threads: threads)
             return
         }
+        guard !columns.isEmpty, rows > 0 else { return }
         let beta: Float = accumulate ? 1 : 0
         // OpenBLAS stays single-threaded (BLAS.load): the rows are split across headtune's own threads,
         // so no model changes process-wide BLAS state that another model's kernels rely on.
@@ -130,8 +134,8 @@ struct Linear: Sendable {
             if threads > 1 && rows < 16 * threads {
                 // A short sentence gives few rows: split the output columns (each thread streams its own
                 // slice of W) instead of leaving all but one thread idle.
-                parallelFor((outputs + 63) / 64, threads: threads) { blocks in
-                    let first = blocks.lowerBound * 64, count = min(blocks.upperBound * 64, outputs) - first
+                parallelFor((columns.count + 63) / 64, threads: threads) { blocks in
+                    let first = c0 + blocks.lowerBound * 64, count = min(c0 + blocks.upperBound * 64, columns.upperBound) - first
                     BLAS.sgemm(m: rows, n: count, k: inputs, a: input, lda: lda, b: w + first, ldb: outputs,
                                beta: beta, c: output + first, ldc: ldc)
                 }
@@ -139,42 +143,17 @@ struct Linear: Sendable {
             }
             parallelFor((rows + 15) / 16, threads: threads) { blocks in
                 let first = blocks.lowerBound * 16, count = min(blocks.upperBound * 16, rows) - first
-                BLAS.sgemm(m: count, n: outputs, k: inputs, a: input + first * lda, lda: lda, b: w, ldb: outputs,
-                           beta: beta, c: output + first * ldc, ldc: ldc)
-            }
-        }
-        biasActivation(output, rows: rows, columns: outputs, rowStride: ldc, bias: bias, activation: activation,
-                       threads: threads)
-    }
-
-    /// Only the output columns `columns` of `input · W + bias`, written where the whole product would
-    /// put them (output rows of `outputs` floats; the other columns are not touched). With the packed
-    /// kernel the range must start on a 32-column panel and end on one or at `outputs`.
-    /// - input: [rows, inputs] -> output: [rows, outputs]
-    func callAsFunction(_ input: UnsafePointer<Float>, rows: Int, output: UnsafeMutablePointer<Float>,
-                        columns: Range<Int>, threads: Int) {
-        precondition(columns.lowerBound >= 0 && columns.upperBound <= outputs)
-        guard !columns.isEmpty, rows > 0 else { return }
-        if let packed {
-            pointwiseConvolution(input: input, rows: rows, weights: packed, columns: columns, output: output,
-                                 threads: threads)
-            return
-        }
-        weight.withUnsafeBufferPointer { w in
-            parallelFor((rows + 15) / 16, threads: threads) { blocks in
-                let first = blocks.lowerBound * 16, count = min(blocks.upperBound * 16, rows) - first
-                BLAS.sgemm(m: count, n: columns.count, k: inputs, a: input + first * inputs, lda: inputs,
-                           b: w.baseAddress! + columns.lowerBound, ldb: outputs,
-                           c: output + first * outputs + columns.lowerBound, ldc: outputs)
+                BLAS.sgemm(m: count, n: columns.count, k: inputs, a: input + first * lda, lda: lda, b: w + c0,
+                           ldb: outputs, beta: beta, c: output + first * ldc + c0, ldc: ldc)
             }
         }
         bias.withUnsafeBufferPointer { b in
-            biasActivation(output + columns.lowerBound, rows: rows, columns: columns.count, rowStride: outputs,
-                           bias: b.baseAddress! + columns.lowerBound, activation: .identity, threads: threads)
+            biasActivation(output + c0, rows: rows, columns: columns.count, rowStride: ldc, bias: b.baseAddress! + c0,
+                           activation: activation, threads: threads)
         }
     }
 
-    /// Whether `callAsFunction(_:rows:output:columns:threads:)` takes this range on this machine.
+    /// Whether `callAsFunction(..., columns:)` takes this range on this machine.
     func computesColumns(_ columns: Range<Int>) -> Bool { packed?.computesColumns(columns) ?? true }
 }
 

@@ -178,8 +178,8 @@ import Testing
             }
             var part = [Float](repeating: sentinel, count: rows * outChannels)
             part.withUnsafeMutableBufferPointer { out in
-                pointwiseConvolution(input: input, rows: rows, weights: weights, columns: columns, output: out.baseAddress!,
-                                     threads: 2)
+                pointwiseConvolution(input: input, rows: rows, weights: weights, activation: .identity,
+                                     output: out.baseAddress!, columns: columns, threads: 2)
             }
             for r in 0..<rows {
                 for c in 0..<outChannels {
