@@ -6,6 +6,7 @@
 // Intrinsics rather than vector extensions: clang then keeps the broadcasts as FMA memory operands and
 // the tails as masked stores (the vector-extension version ran at half the FLOP rate on small k).
 #include "CKernels.h"
+#include "row_cases.h"
 
 #include <math.h>
 #include <stddef.h>
@@ -90,18 +91,6 @@ block(const float *a, long lda, long k, const float *panel, const float *bias,
         }
     }
 }
-
-#define ROW_CASES(CALL)                                                                                          \
-    switch (rows) {                                                                                              \
-    case 8: CALL(8); break;                                                                                      \
-    case 7: CALL(7); break;                                                                                      \
-    case 6: CALL(6); break;                                                                                      \
-    case 5: CALL(5); break;                                                                                      \
-    case 4: CALL(4); break;                                                                                      \
-    case 3: CALL(3); break;                                                                                      \
-    case 2: CALL(2); break;                                                                                      \
-    default: CALL(1); break;                                                                                     \
-    }
 
 void hk_gemm_bias_activation(const float *a, long row_begin, long row_end, long k, const float *packed,
                              long n, const float *bias, const float *residual, int activation, float *c) {

@@ -13,6 +13,8 @@
 // the same int32 sums, the same float operations in the same order (int32 -> float, one fused
 // multiply-add, + residual, max/min), and the same rounding (see quantize_value).
 #include "CKernels.h"
+#include "row_cases.h"
+#include "im2col.h"
 #include "multiversion.h"
 
 #include <math.h>
@@ -69,32 +71,12 @@ void hk_quantize_u8(const float *x, long begin, long end, float inv_scale, int z
     for (long i = begin; i < end; i++) q[i] = (uint8_t)quantize_value(x[i], inv_scale, zero_point);
 }
 
-/* im2col of an already quantized image: byte copies, the padding given (the quantized 0.0). */
+/* im2col of an already quantized image: the padding given is the quantized 0.0. */
 void hk_im2col_u8(const uint8_t *input, long height, long width, long channels, long kernel, long stride, long pad_top,
                   long pad_left, long out_height, long out_width, uint8_t padding, uint8_t *columns,
                   long row_begin, long row_end) {
-    const long patch = kernel * kernel * channels;
-    for (long row = row_begin; row < row_end; row++) {
-        long n = row / out_height, oy = row % out_height;
-        const uint8_t *image = input + n * height * width * channels;
-        for (long ox = 0; ox < out_width; ox++) {
-            uint8_t *column = columns + (row * out_width + ox) * patch;
-            for (long ky = 0; ky < kernel; ky++) {
-                long iy = oy * stride - pad_top + ky;
-                for (long kx = 0; kx < kernel; kx++) {
-                    long ix = ox * stride - pad_left + kx;
-                    uint8_t *dst = column + (ky * kernel + kx) * channels;
-                    /* Byte loops, not memcpy: a patch tap is 3 bytes for RGB, below a call's cost. */
-                    if (iy >= 0 && iy < height && ix >= 0 && ix < width) {
-                        const uint8_t *src = image + (iy * width + ix) * channels;
-                        for (long c = 0; c < channels; c++) dst[c] = src[c];
-                    } else {
-                        for (long c = 0; c < channels; c++) dst[c] = padding;
-                    }
-                }
-            }
-        }
-    }
+    IM2COL_ROWS(uint8_t, input, height, width, channels, kernel, stride, pad_top, pad_left, out_height, out_width,
+                padding, columns, row_begin, row_end);
 }
 
 MULTIVERSION
@@ -202,18 +184,6 @@ qblock(const uint8_t *a, long k, const int8_t *panel, long row, long col, long n
         }
     }
 }
-
-#define ROW_CASES(CALL)                                                                                          \
-    switch (rows) {                                                                                              \
-    case 8: CALL(8); break;                                                                                      \
-    case 7: CALL(7); break;                                                                                      \
-    case 6: CALL(6); break;                                                                                      \
-    case 5: CALL(5); break;                                                                                      \
-    case 4: CALL(4); break;                                                                                      \
-    case 3: CALL(3); break;                                                                                      \
-    case 2: CALL(2); break;                                                                                      \
-    default: CALL(1); break;                                                                                     \
-    }
 
 VNNI void hk_qgemm_vnni(const uint8_t *a, long row_begin, long row_end, long k, const int8_t *packed, long n,
                         const hk_qgemm_epilogue *epilogue, long panel_begin, long panel_end) {

@@ -2,6 +2,7 @@
 #include "depthwise.h"
 #include "multiversion.h"
 #include "quantize.h"
+#include "im2col.h"
 
 #include <math.h>
 #include <stddef.h>
@@ -80,27 +81,8 @@ void hk_depthwise(const float *input, long height, long width, long channels, co
 
 void hk_im2col(const float *input, long height, long width, long channels, long kernel, long stride, long pad_top,
                long pad_left, long out_height, long out_width, float *columns, long row_begin, long row_end) {
-    const long patch = kernel * kernel * channels;
-    for (long row = row_begin; row < row_end; row++) {
-        long n = row / out_height, oy = row % out_height;
-        const float *image = input + n * height * width * channels;
-        for (long ox = 0; ox < out_width; ox++) {
-            float *column = columns + (row * out_width + ox) * patch;
-            for (long ky = 0; ky < kernel; ky++) {
-                long iy = oy * stride - pad_top + ky;
-                for (long kx = 0; kx < kernel; kx++) {
-                    long ix = ox * stride - pad_left + kx;
-                    float *dst = column + (ky * kernel + kx) * channels;
-                    if (iy >= 0 && iy < height && ix >= 0 && ix < width) {
-                        const float *src = image + (iy * width + ix) * channels;
-                        for (long c = 0; c < channels; c++) dst[c] = src[c];
-                    } else {
-                        for (long c = 0; c < channels; c++) dst[c] = 0.0f;
-                    }
-                }
-            }
-        }
-    }
+    IM2COL_ROWS(float, input, height, width, channels, kernel, stride, pad_top, pad_left, out_height, out_width, 0.0f,
+                columns, row_begin, row_end);
 }
 
 typedef int v16i __attribute__((vector_size(64)));
