@@ -1,8 +1,8 @@
 // A GEMM specialised for 1x1 convolutions with pre-packed weights: the weights are packed once at
 // load (panels of 32 output channels), so a call packs nothing, and bias, residual and ReLU6 are
-// applied while the output block is still in registers: 8x32 blocks on AVX-512, 6x16 blocks (the classic
-// Haswell shape: 12 accumulators, 2 panel loads and 6 broadcasts per k) on AVX2 + FMA, same packing.
-// Other CPUs use BLAS.
+// applied while the output block is still in registers: 8x32 blocks on AVX-512; on AVX2 + FMA 6x16
+// blocks (the classic Haswell shape: 12 accumulators, 2 panel loads and 6 broadcasts per k) over
+// cache blocks of A packed per call, the panels stored as two 16-channel halves. Other CPUs use BLAS.
 // Intrinsics rather than vector extensions: clang then keeps the broadcasts as FMA memory operands and
 // the tails as masked stores (the vector-extension version ran at half the FLOP rate on small k).
 #include "CKernels.h"
@@ -10,6 +10,7 @@
 
 #include <math.h>
 #include <stddef.h>
+#include <stdlib.h>
 #include <immintrin.h>
 
 #include "vector_math.h"
@@ -41,7 +42,8 @@ int hk_gemm_packed_available(void) { return hk_gemm_available() || hk_gemm_avx2_
 
 long hk_gemm_packed_count(long n, long k) { return (n + NR - 1) / NR * NR * k; }
 
-void hk_gemm_pack(const float *weight, long n, long k, float *packed) {
+/* The AVX-512 layout: each panel [k][32]. */
+static void pack_interleaved(const float *weight, long n, long k, float *packed) {
     long panels = (n + NR - 1) / NR;
     for (long p = 0; p < panels; p++) {
         float *panel = packed + p * k * NR;
@@ -133,44 +135,111 @@ static AVX512 void panels_avx512(const float *a, long lda, long row_begin, long 
     }
 }
 
+void hk_gemm_pack(const float *weight, long n, long k, float *packed) {
+    if (hk_gemm_available()) {
+        pack_interleaved(weight, n, k, packed);
+    } else {
+        hk_gemm_pack_avx2(weight, n, k, packed);
+    }
+}
+
 #define AVX2 __attribute__((target("avx2,fma")))
 #define MR2 6
+#define HALF 16
+/* Cache blocking of the AVX2 kernel (BLIS's shape for this register block): a kc x 16 half panel of B
+   (16 KiB) stays in L1 while every 6-row micro-panel of an mc x kc block of A (packed, 144 KiB, in L2)
+   passes over it, and that A block stays in L2 while every half panel of the output passes. Before it
+   (A read in place, 60-row blocks, no k blocks) both operands streamed from L2 on every k, and A from
+   L3 once 60 rows x k no longer fitted: 67-94% of OpenBLAS on many rows. kc 512-1024 and mc 72-288
+   measured the same within noise on Zen 2 (BENCHMARKS.md). */
+#define HK_AVX2_KC 256
+#define HK_AVX2_MC 144
 
-/* rows x 16 block of one half of a panel on AVX2: columns (1...16) of them are real; the panel is
-   zero-padded, so loads are whole and only the bias, residual and stores are masked. */
+/* The AVX2 layout: the same 32-channel panels and size as hk_gemm_pack's, each stored as its two
+   16-channel halves one after the other ([k][16] each), so a half panel is contiguous. */
+void hk_gemm_pack_avx2(const float *weight, long n, long k, float *packed) {
+    long panels = (n + NR - 1) / NR;
+    for (long p = 0; p < panels; p++) {
+        for (long h = 0; h < 2; h++) {
+            float *half = packed + p * k * NR + h * k * HALF;
+            for (long kk = 0; kk < k; kk++) {
+                for (long j = 0; j < HALF; j++) {
+                    long col = p * NR + h * HALF + j;
+                    half[kk * HALF + j] = col < n ? weight[col * k + kk] : 0.0f;
+                }
+            }
+        }
+    }
+}
+
+/* rows x 16 block over kc values of k: a_packed is [kc][6] (rows <= 6 of each 6 are real), b [kc][16].
+   The accumulators start from `start` (rows x 16, ldc apart: the residual on the first k block, the
+   partial sums in c on later ones) or zero; the last k block adds the bias and applies the activation.
+   Only the first `columns` (1...16) columns of start and c are read or written. */
 static inline __attribute__((always_inline)) AVX2 void
-block_avx2(const float *a, long lda, long k, const float *half_panel, const float *bias, const float *residual,
-           long ldc, int activation, float *c, long columns, const int rows) {
+micro_avx2(const float *a_packed, long kc, const float *b, const float *start, long ldc, int last, const float *bias,
+           int activation, float *c, long columns, const int rows) {
+    const __m256i lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    const __m256i mask0 = _mm256_cmpgt_epi32(_mm256_set1_epi32((int)(columns < 8 ? columns : 8)), lanes);
+    const __m256i mask1 = _mm256_cmpgt_epi32(_mm256_set1_epi32((int)(columns - 8)), lanes);
     __m256 acc[MR2][2];
-    for (int r = 0; r < rows; r++) acc[r][0] = acc[r][1] = _mm256_setzero_ps();
-    for (long kk = 0; kk < k; kk++) {
-        __m256 b0 = _mm256_load_ps(half_panel + kk * NR);
-        __m256 b1 = _mm256_load_ps(half_panel + kk * NR + 8);
+    /* Masked loads and stores only for a partial half panel: on AMD a masked store costs about ten
+       plain ones, and a tile of 6 x 2 of them per k block was 15% of the kernel's time. */
+    const int whole = columns == HALF;
+    for (int r = 0; r < rows; r++) {
+        if (start != NULL && whole) {
+            acc[r][0] = _mm256_loadu_ps(start + r * ldc);
+            acc[r][1] = _mm256_loadu_ps(start + r * ldc + 8);
+        } else if (start != NULL) {
+            acc[r][0] = _mm256_maskload_ps(start + r * ldc, mask0);
+            acc[r][1] = _mm256_maskload_ps(start + r * ldc + 8, mask1);
+        } else {
+            acc[r][0] = acc[r][1] = _mm256_setzero_ps();
+        }
+    }
+    for (long kk = 0; kk < kc; kk++) {
+        __m256 b0 = _mm256_load_ps(b + kk * HALF);
+        __m256 b1 = _mm256_load_ps(b + kk * HALF + 8);
         for (int r = 0; r < rows; r++) {
-            __m256 x = _mm256_broadcast_ss(a + r * lda + kk);
+            __m256 x = _mm256_broadcast_ss(a_packed + kk * MR2 + r);
             acc[r][0] = _mm256_fmadd_ps(x, b0, acc[r][0]);
             acc[r][1] = _mm256_fmadd_ps(x, b1, acc[r][1]);
         }
     }
-    const __m256 zero = _mm256_setzero_ps(), six = _mm256_set1_ps(6.0f);
-    const __m256i lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-    for (int h = 0; h < 2; h++) {
-        long remaining = columns - 8 * h;
-        if (remaining <= 0) break;
-        __m256i mask = _mm256_cmpgt_epi32(_mm256_set1_epi32((int)(remaining < 8 ? remaining : 8)), lanes);
-        __m256 b = _mm256_maskload_ps(bias + 8 * h, mask);
+    if (!last) {
         for (int r = 0; r < rows; r++) {
-            __m256 y = _mm256_add_ps(acc[r][h], b);
-            if (residual != NULL) y = _mm256_add_ps(y, _mm256_maskload_ps(residual + r * ldc + 8 * h, mask));
-            if (activation == HK_ACTIVATION_RELU6) y = _mm256_min_ps(_mm256_max_ps(y, zero), six);
-            _mm256_maskstore_ps(c + r * ldc + 8 * h, mask, y);
+            if (whole) {
+                _mm256_storeu_ps(c + r * ldc, acc[r][0]);
+                _mm256_storeu_ps(c + r * ldc + 8, acc[r][1]);
+            } else {
+                _mm256_maskstore_ps(c + r * ldc, mask0, acc[r][0]);
+                _mm256_maskstore_ps(c + r * ldc + 8, mask1, acc[r][1]);
+            }
+        }
+        return;
+    }
+    const __m256 zero = _mm256_setzero_ps(), six = _mm256_set1_ps(6.0f);
+    const __m256 bias0 = whole ? _mm256_loadu_ps(bias) : _mm256_maskload_ps(bias, mask0);
+    const __m256 bias1 = whole ? _mm256_loadu_ps(bias + 8) : _mm256_maskload_ps(bias + 8, mask1);
+    for (int r = 0; r < rows; r++) {
+        __m256 y0 = _mm256_add_ps(acc[r][0], bias0), y1 = _mm256_add_ps(acc[r][1], bias1);
+        if (activation == HK_ACTIVATION_RELU6) {
+            y0 = _mm256_min_ps(_mm256_max_ps(y0, zero), six);
+            y1 = _mm256_min_ps(_mm256_max_ps(y1, zero), six);
+        }
+        if (whole) {
+            _mm256_storeu_ps(c + r * ldc, y0);
+            _mm256_storeu_ps(c + r * ldc + 8, y1);
+        } else {
+            _mm256_maskstore_ps(c + r * ldc, mask0, y0);
+            _mm256_maskstore_ps(c + r * ldc + 8, mask1, y1);
         }
     }
     if (activation == HK_ACTIVATION_QUICK_GELU) {
         /* On the stored block, still in L1: a whole half panel is one 16-float vector. */
         for (int r = 0; r < rows; r++) {
             float *row = c + r * ldc;
-            if (columns == 16) {
+            if (columns == HALF) {
                 QUICK_GELU(*(v16u *)row, *(v16u *)row);
             } else {
                 for (long j = 0; j < columns; j++) row[j] = row[j] / (1.0f + expf(-1.702f * row[j]));
@@ -179,34 +248,64 @@ block_avx2(const float *a, long lda, long k, const float *half_panel, const floa
     }
 }
 
+/* Rows [i0, i0 + rows) x k values [k0, k0 + kc) of A as 6-row micro-panels, each [kc][6], the rows past
+   `rows` in the last one zero. */
+static AVX2 void pack_a_avx2(const float *a, long lda, long i0, long rows, long k0, long kc, float *a_packed) {
+    for (long m = 0; m < rows; m += MR2) {
+        float *panel = a_packed + m * kc;
+        long real = rows - m < MR2 ? rows - m : MR2;
+        for (long r = 0; r < MR2; r++) {
+            const float *row = a + (i0 + m + r) * lda + k0;
+            if (r < real) {
+                for (long kk = 0; kk < kc; kk++) panel[kk * MR2 + r] = row[kk];
+            } else {
+                for (long kk = 0; kk < kc; kk++) panel[kk * MR2 + r] = 0.0f;
+            }
+        }
+    }
+}
+
 static AVX2 void panels_avx2(const float *a, long lda, long row_begin, long row_end, long k, const float *packed,
                              long n, const float *bias, const float *residual, int activation, float *c, long ldc,
-                             long panel_begin, long panel_end) {
-    const long row_block = 60;
-    for (long i0 = row_begin; i0 < row_end; i0 += row_block) {
-        long i1 = i0 + row_block < row_end ? i0 + row_block : row_end;
-        for (long p = panel_begin; p < panel_end; p++) {
-            for (long h = 0; h < 2; h++) {
-                long columns = n - p * NR - 16 * h;
-                if (columns <= 0) break;
-                if (columns > 16) columns = 16;
-                const float *half_panel = packed + p * k * NR + 16 * h;
-                const float *half_bias = bias + p * NR + 16 * h;
-                for (long i = i0; i < i1; i += MR2) {
-                    long rows = i1 - i >= MR2 ? MR2 : i1 - i;
-                    const float *ai = a + i * lda;
-                    const float *ri = residual != NULL ? residual + i * ldc + p * NR + 16 * h : NULL;
-                    float *ci = c + i * ldc + p * NR + 16 * h;
-#define HALF2(R) block_avx2(ai, lda, k, half_panel, half_bias, ri, ldc, activation, ci, columns, R)
-                    switch (rows) {
-                    case 6: HALF2(6); break;
-                    case 5: HALF2(5); break;
-                    case 4: HALF2(4); break;
-                    case 3: HALF2(3); break;
-                    case 2: HALF2(2); break;
-                    default: HALF2(1); break;
+                             long panel_begin, long panel_end, float *a_packed) {
+    for (long i0 = row_begin; i0 < row_end; i0 += HK_AVX2_MC) {
+        long block_rows = row_end - i0 < HK_AVX2_MC ? row_end - i0 : HK_AVX2_MC;
+        for (long k0 = 0; k0 < k; k0 += HK_AVX2_KC) {
+            long kc = k - k0 < HK_AVX2_KC ? k - k0 : HK_AVX2_KC;
+            int last = k0 + kc == k;
+            pack_a_avx2(a, lda, i0, block_rows, k0, kc, a_packed);
+            for (long p = panel_begin; p < panel_end; p++) {
+                for (long h = 0; h < 2; h++) {
+                    long columns = n - p * NR - HALF * h;
+                    if (columns <= 0) break;
+                    if (columns > HALF) columns = HALF;
+                    const float *b = packed + p * k * NR + h * k * HALF + k0 * HALF;
+                    const float *half_bias = bias + p * NR + HALF * h;
+                    for (long m = 0; m < block_rows; m += MR2) {
+                        long rows = block_rows - m < MR2 ? block_rows - m : MR2;
+                        long offset = (i0 + m) * ldc + p * NR + HALF * h;
+                        float *ci = c + offset;
+                        const float *start = k0 > 0 ? ci : residual != NULL ? residual + offset : NULL;
+                        if (m + MR2 < block_rows) {
+                            /* The next tile's output (and its residual) is usually in L3 by now: ask for it
+                               while this tile's kc x 6 x 16 FMAs run, not when its loads would wait. */
+                            for (int r = 0; r < MR2; r++) {
+                                _mm_prefetch((const char *)(ci + (MR2 + r) * ldc), _MM_HINT_T0);
+                                if (k0 == 0 && residual != NULL && residual != c)
+                                    _mm_prefetch((const char *)(start + (MR2 + r) * ldc), _MM_HINT_T0);
+                            }
+                        }
+#define MICRO(R) micro_avx2(a_packed + m * kc, kc, b, start, ldc, last, half_bias, activation, ci, columns, R)
+                        switch (rows) {
+                        case 6: MICRO(6); break;
+                        case 5: MICRO(5); break;
+                        case 4: MICRO(4); break;
+                        case 3: MICRO(3); break;
+                        case 2: MICRO(2); break;
+                        default: MICRO(1); break;
+                        }
+#undef MICRO
                     }
-#undef HALF2
                 }
             }
         }
@@ -216,7 +315,17 @@ static AVX2 void panels_avx2(const float *a, long lda, long row_begin, long row_
 void hk_gemm_strided_avx2(const float *a, long lda, long row_begin, long row_end, long k, const float *packed, long n,
                           const float *bias, const float *residual, int activation, float *c, long ldc,
                           long panel_begin, long panel_end) {
-    panels_avx2(a, lda, row_begin, row_end, k, packed, n, bias, residual, activation, c, ldc, panel_begin, panel_end);
+    if (row_end <= row_begin || panel_end <= panel_begin || k <= 0) return;
+    /* The packed A block: at most mc rows (rounded up to whole micro-panels) x kc. On the stack when
+       small (few rows: per-token calls), else on the heap, so a 512 KiB thread stack is never at risk. */
+    long rows = row_end - row_begin < HK_AVX2_MC ? row_end - row_begin : HK_AVX2_MC;
+    long count = (rows + MR2 - 1) / MR2 * MR2 * (k < HK_AVX2_KC ? k : HK_AVX2_KC);
+    float local[MR2 * 4 * HK_AVX2_KC] __attribute__((aligned(64)));
+    float *a_packed = count <= (long)(sizeof local / sizeof local[0]) ? local : aligned_alloc(64, (size_t)((count * 4 + 63) / 64 * 64));
+    if (a_packed == NULL) abort(); /* 144 KiB; a process out of memory this far is lost anyway */
+    panels_avx2(a, lda, row_begin, row_end, k, packed, n, bias, residual, activation, c, ldc, panel_begin, panel_end,
+                a_packed);
+    if (a_packed != local) free(a_packed);
 }
 
 void hk_gemm_bias_activation_panels(const float *a, long row_begin, long row_end, long k, const float *packed,
@@ -231,6 +340,13 @@ void hk_gemm_strided(const float *a, long lda, long row_begin, long row_end, lon
     if (hk_gemm_available()) {
         panels_avx512(a, lda, row_begin, row_end, k, packed, n, bias, residual, activation, c, ldc, panel_begin, panel_end);
     } else {
-        panels_avx2(a, lda, row_begin, row_end, k, packed, n, bias, residual, activation, c, ldc, panel_begin, panel_end);
+        hk_gemm_strided_avx2(a, lda, row_begin, row_end, k, packed, n, bias, residual, activation, c, ldc, panel_begin,
+                             panel_end);
     }
+}
+
+long hk_gemm_packed_offset(long o, long i, long k) {
+    long panel = o / NR * k * NR;
+    if (hk_gemm_available()) return panel + i * NR + o % NR;
+    return panel + o % NR / HALF * k * HALF + i * HALF + o % HALF;
 }

@@ -21,6 +21,7 @@ struct Info: ParsableCommand {
         print("features:      \(encoder.featureCount)")
         print("classes:       \(encoder.classCount) (ImageNet-1k)")
         let chosen = BLAS.chosenCoreType.isEmpty ? "" : " (OPENBLAS_CORETYPE=\(BLAS.chosenCoreType) set by headtune)"
+        print("gemm:          \(PointwiseWeights.gemmDescription)")
         print("blas:          OpenBLAS \(BLAS.coreName)\(chosen)")
         print("threads:       \(encoderOptions.threads)")
         print("precision:     \(encoder.precision.rawValue) (int8 kernels: \(Quantization.int8Available ? "AVX-512 VNNI" : "not on this CPU, no AVX-512 VNNI"))")

@@ -2,7 +2,7 @@ import Foundation
 import CKernels
 
 /// Weights of a 1x1 convolution (or a linear layer), prepared once at load for the fastest path this
-/// CPU has: packed panels for the AVX-512 GEMM with fused epilogue, else row-major for OpenBLAS.
+/// CPU has: packed panels for the AVX-512 or AVX2 GEMM with fused epilogue, else row-major for OpenBLAS.
 public final class PointwiseWeights: @unchecked Sendable {
     public let outChannels: Int
     public let inChannels: Int
@@ -45,19 +45,25 @@ public final class PointwiseWeights: @unchecked Sendable {
         packedBias?.deallocate()
     }
 
-    /// Whether the packed GEMM runs: on AVX-512 by default. HEADTUNE_GEMM=blas forces OpenBLAS (for
-    /// comparisons and as an escape hatch); HEADTUNE_GEMM=avx2 turns on the AVX2 kernel on CPUs without
-    /// AVX-512. It is off by default there because it is measured faster than OpenBLAS only on few rows
-    /// (CLIP text batch 1 58 -> 69 sentences/s, EfficientNet batch 1 66 -> 88 images/s) and slower on
-    /// many (batch 32: 118 -> 103 images/s): it streams the whole weight matrix per 60-row block, which
-    /// needs k-blocking before it can replace OpenBLAS there (BENCHMARKS.md, 2026-12-01).
+    /// Whether the packed GEMM runs: on AVX-512 and on AVX2 + FMA. HEADTUNE_GEMM=blas forces OpenBLAS
+    /// (for comparisons and as an escape hatch). On a Zen 2 the AVX2 kernel measured 1.2-3x OpenBLAS on
+    /// few rows (EfficientNet batch 1 79 -> 146 images/s, CLIP text batch 1 62 -> 108 sentences/s) and
+    /// the same or better on many (EfficientNet batch 32 134 -> 155; CLIP image batch 32 equal), since
+    /// it blocks for the caches like OpenBLAS does (BENCHMARKS.md, 2026-12-02, Zen 2).
     public static let packedKernelAvailable: Bool = {
         switch ProcessInfo.processInfo.environment["HEADTUNE_GEMM"] {
         case "blas": return false
-        case "avx2": return hk_gemm_packed_available() != 0
-        default: return hk_gemm_available() != 0
+        default: return hk_gemm_packed_available() != 0
         }
     }()
+
+    /// Which GEMM runs the 1x1 convolutions and linear layers here, for `headtune info`.
+    public static var gemmDescription: String {
+        if !packedKernelAvailable {
+            return hk_gemm_packed_available() != 0 ? "OpenBLAS (HEADTUNE_GEMM=blas)" : "OpenBLAS (no AVX2 + FMA on this CPU)"
+        }
+        return hk_gemm_available() != 0 ? "headtune packed AVX-512 (8x32 blocks)" : "headtune packed AVX2 + FMA (6x16 blocks)"
+    }
 
     /// Whether the AVX-512 kernels that read packed weights directly (the fused inverted-residual
     /// block) run here; with the AVX2 GEMM that block goes layer by layer.
@@ -69,8 +75,7 @@ public final class PointwiseWeights: @unchecked Sendable {
     public func weight(output o: Int, input i: Int) -> Float {
         precondition(o >= 0 && o < outChannels && i >= 0 && i < inChannels)
         guard let packed else { return weight[o * inChannels + i] }
-        // Panels of 32 output channels, each [inChannels][32] (hk_gemm_pack).
-        return packed[(o / 32) * inChannels * 32 + i * 32 + o % 32]
+        return packed[hk_gemm_packed_offset(o, i, inChannels)]
     }
 }
 

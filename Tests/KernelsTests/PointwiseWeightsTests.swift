@@ -54,7 +54,7 @@ import Testing
         let raw = UnsafeMutableRawPointer.allocate(byteCount: count * 4, alignment: 64)
         defer { raw.deallocate() }
         let packed = raw.bindMemory(to: Float.self, capacity: count)
-        hk_gemm_pack(weight, outChannels, inChannels, packed)
+        hk_gemm_pack_avx2(weight, outChannels, inChannels, packed)
         for withResidual in [false, true] {
             for relu6 in [false, true] {
                 var expected = [Float](repeating: 0, count: rows * outChannels)
@@ -89,7 +89,7 @@ import Testing
     /// the epilogue, and the residual added in place (output == residual), on the dispatcher's kernel,
     /// the BLAS path and the AVX2 kernel. The input's padding holds NaN (never read) and the output's
     /// padding a sentinel (never written).
-    @Test(arguments: [(1, 3, 5), (13, 48, 40), (61, 96, 70), (130, 320, 288)])
+    @Test(arguments: [(1, 3, 5), (13, 48, 40), (61, 96, 70), (130, 320, 288), (160, 1700, 48)])
     func stridedInPlaceAndQuickGELU(rows: Int, inChannels: Int, outChannels: Int) {
         var rng = SeededValues(seed: UInt64(rows * 5 + inChannels * 13 + outChannels))
         let lda = inChannels + 5, ldc = outChannels + 19, sentinel: Float = -12345
@@ -106,7 +106,7 @@ import Testing
         let raw = UnsafeMutableRawPointer.allocate(byteCount: count * 4, alignment: 64)
         defer { raw.deallocate() }
         let packedAVX2 = raw.bindMemory(to: Float.self, capacity: count)
-        hk_gemm_pack(weight, outChannels, inChannels, packedAVX2)
+        hk_gemm_pack_avx2(weight, outChannels, inChannels, packedAVX2)
         enum Residual: CaseIterable { case none, separate, inPlace }
         for activation in [Activation.identity, .relu6, .quickGELU] {
             for residual in Residual.allCases {

@@ -60,8 +60,16 @@ void hk_gemm_strided_avx2(const float *a, long lda, long row_begin, long row_end
 /// Floats needed to pack W [n, k]: panels of 32 output channels, each [k][32], zero-padded.
 long hk_gemm_packed_count(long n, long k);
 
-/// Packs W [n, k] (row-major, PyTorch's [out, in]) for hk_gemm_bias_activation.
+/// Packs W [n, k] (row-major, PyTorch's [out, in]) for hk_gemm_bias_activation / hk_gemm_strided, in
+/// the layout of the kernel they run on this CPU (hk_gemm_packed_offset tells where a weight went).
 void hk_gemm_pack(const float *weight, long n, long k, float *packed);
+
+/// hk_gemm_pack's layout for the AVX2 kernel (each panel's two 16-channel halves stored one after the
+/// other), whatever the CPU: what hk_gemm_strided_avx2 reads.
+void hk_gemm_pack_avx2(const float *weight, long n, long k, float *packed);
+
+/// Where hk_gemm_pack put W[o, i] of a W with k inputs.
+long hk_gemm_packed_offset(long o, long i, long k);
 
 void hk_gemm_bias_activation(const float *a, long row_begin, long row_end, long k, const float *packed, long n,
                              const float *bias, const float *residual, int activation, float *c);
