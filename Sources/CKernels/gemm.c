@@ -268,8 +268,10 @@ static AVX2 void pack_a_avx2(const float *a, long lda, long i0, long rows, long 
 static AVX2 void panels_avx2(const float *a, long lda, long row_begin, long row_end, long k, const float *packed,
                              long n, const float *bias, const float *residual, int activation, float *c, long ldc,
                              long panel_begin, long panel_end, float *a_packed) {
+    const int large_weights = n * k * (long)sizeof(float) >= 2L << 20;
     for (long i0 = row_begin; i0 < row_end; i0 += HK_AVX2_MC) {
         long block_rows = row_end - i0 < HK_AVX2_MC ? row_end - i0 : HK_AVX2_MC;
+        const int prefetch = large_weights && (block_rows + MR2 - 1) / MR2 >= 8;
         for (long k0 = 0; k0 < k; k0 += HK_AVX2_KC) {
             long kc = k - k0 < HK_AVX2_KC ? k - k0 : HK_AVX2_KC;
             int last = k0 + kc == k;
@@ -281,8 +283,22 @@ static AVX2 void panels_avx2(const float *a, long lda, long row_begin, long row_
                     if (columns > HALF) columns = HALF;
                     const float *b = packed + p * k * NR + h * k * HALF + k0 * HALF;
                     const float *half_bias = bias + p * NR + HALF * h;
+                    /* The next half panel's k block (k x 16 floats further on in this layout), fetched
+                       into L2 a share per tile: with few rows the weights come from DRAM and every
+                       half panel would otherwise start by waiting for it. Only for weights beyond L2 and
+                       enough tiles to spread it thin: on two tiles (a short sentence) or small weights
+                       (EfficientNet's) it cost 10-15%. */
+                    int more = prefetch && (h == 0 ? p * NR + HALF < n : p + 1 < panel_end);
+                    const char *next_b = (const char *)(b + k * HALF);
+                    long tiles = (block_rows + MR2 - 1) / MR2, lines = kc * HALF * 4 / 64;
+                    long share = (lines + tiles - 1) / tiles;
                     for (long m = 0; m < block_rows; m += MR2) {
                         long rows = block_rows - m < MR2 ? block_rows - m : MR2;
+                        if (more) {
+                            long first = m / MR2 * share;
+                            for (long l = first; l < first + share && l < lines; l++)
+                                _mm_prefetch(next_b + l * 64, _MM_HINT_T1);
+                        }
                         long offset = (i0 + m) * ldc + p * NR + HALF * h;
                         float *ci = c + offset;
                         const float *start = k0 > 0 ? ci : residual != NULL ? residual + offset : NULL;
