@@ -42,15 +42,17 @@ int hk_gemm_packed_available(void) { return hk_gemm_available() || hk_gemm_avx2_
 
 long hk_gemm_packed_count(long n, long k) { return (n + NR - 1) / NR * NR * k; }
 
-/* The AVX-512 layout: each panel [k][32]. */
-static void pack_interleaved(const float *weight, long n, long k, float *packed) {
-    long panels = (n + NR - 1) / NR;
-    for (long p = 0; p < panels; p++) {
-        float *panel = packed + p * k * NR;
+/* Strips of `width` output channels, each [k][width], over the channels padded to whole 32-channel
+   panels with zero weights: width 32 is the AVX-512 layout, width 16 the AVX2 one (a panel's two halves
+   one after the other, the same addresses for the panels). */
+static void pack_strips(const float *weight, long n, long k, long width, float *packed) {
+    long strips = (n + NR - 1) / NR * (NR / width);
+    for (long strip = 0; strip < strips; strip++) {
+        float *out = packed + strip * k * width;
         for (long kk = 0; kk < k; kk++) {
-            for (long j = 0; j < NR; j++) {
-                long col = p * NR + j;
-                panel[kk * NR + j] = col < n ? weight[col * k + kk] : 0.0f;
+            for (long j = 0; j < width; j++) {
+                long col = strip * width + j;
+                out[kk * width + j] = col < n ? weight[col * k + kk] : 0.0f;
             }
         }
     }
@@ -137,7 +139,7 @@ static AVX512 void panels_avx512(const float *a, long lda, long row_begin, long 
 
 void hk_gemm_pack(const float *weight, long n, long k, float *packed) {
     if (hk_gemm_available()) {
-        pack_interleaved(weight, n, k, packed);
+        pack_strips(weight, n, k, NR, packed);
     } else {
         hk_gemm_pack_avx2(weight, n, k, packed);
     }
@@ -155,22 +157,7 @@ void hk_gemm_pack(const float *weight, long n, long k, float *packed) {
 #define HK_AVX2_KC 256
 #define HK_AVX2_MC 144
 
-/* The AVX2 layout: the same 32-channel panels and size as hk_gemm_pack's, each stored as its two
-   16-channel halves one after the other ([k][16] each), so a half panel is contiguous. */
-void hk_gemm_pack_avx2(const float *weight, long n, long k, float *packed) {
-    long panels = (n + NR - 1) / NR;
-    for (long p = 0; p < panels; p++) {
-        for (long h = 0; h < 2; h++) {
-            float *half = packed + p * k * NR + h * k * HALF;
-            for (long kk = 0; kk < k; kk++) {
-                for (long j = 0; j < HALF; j++) {
-                    long col = p * NR + h * HALF + j;
-                    half[kk * HALF + j] = col < n ? weight[col * k + kk] : 0.0f;
-                }
-            }
-        }
-    }
-}
+void hk_gemm_pack_avx2(const float *weight, long n, long k, float *packed) { pack_strips(weight, n, k, HALF, packed); }
 
 /* rows x 16 block over kc values of k: a_packed is [kc][6] (rows <= 6 of each 6 are real), b [kc][16].
    The accumulators start from `start` (rows x 16, ldc apart: the residual on the first k block, the

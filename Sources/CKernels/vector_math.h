@@ -44,4 +44,26 @@ typedef int v16i __attribute__((vector_size(64)));
         (result) = v_ * (v16)(((v16i)positive_ & nonnegative_) | ((v16i)(t_ * positive_) & ~nonnegative_));     \
     } while (0)
 
+/* erf(x) = 1 - erfc(|x|) with x's sign, erfc from Numerical Recipes' erfcc (Chebyshev fit, fractional
+   error < 1.2e-7). */
+#define ERF(result, input)                                                                                       \
+    do {                                                                                                         \
+        v16 x_erf_ = (input);                                                                                    \
+        v16 z_ = __builtin_elementwise_abs(x_erf_);                                                              \
+        v16 t_ = 1.0f / (1.0f + 0.5f * z_);                                                                      \
+        v16 poly_ = (v16){0} + 0.17087277f;                                                                      \
+        poly_ = poly_ * t_ - 0.82215223f;                                                                        \
+        poly_ = poly_ * t_ + 1.48851587f;                                                                        \
+        poly_ = poly_ * t_ - 1.13520398f;                                                                        \
+        poly_ = poly_ * t_ + 0.27886807f;                                                                        \
+        poly_ = poly_ * t_ - 0.18628806f;                                                                        \
+        poly_ = poly_ * t_ + 0.09678418f;                                                                        \
+        poly_ = poly_ * t_ + 0.37409196f;                                                                        \
+        poly_ = poly_ * t_ + 1.00002368f;                                                                        \
+        poly_ = poly_ * t_ - 1.26551223f;                                                                        \
+        v16 e_;                                                                                                  \
+        EXP_NONPOSITIVE(e_, poly_ - z_ * z_);                                                                    \
+        (result) = __builtin_elementwise_copysign(1.0f - t_ * e_, x_erf_);                                       \
+    } while (0)
+
 #endif

@@ -43,9 +43,10 @@ import Testing
     }
 
     /// The AVX2 kernel itself, called directly so it is tested on AVX-512 machines too (where the
-    /// dispatcher picks the AVX-512 one): row counts around its 6-row blocks, half and partial panels.
+    /// dispatcher picks the AVX-512 one): row counts around its 6-row blocks, half and partial panels,
+    /// several k and row blocks, weights large enough for the panel prefetch.
     @Test(.enabled(if: hk_gemm_avx2_available() != 0, "the CPU has no AVX2 + FMA"),
-          arguments: [(1, 3, 5), (7, 16, 17), (13, 64, 40), (61, 96, 33), (130, 320, 1280), (9, 1152, 40), (250, 600, 70)])
+          arguments: [(1, 3, 5), (7, 16, 17), (13, 64, 40), (61, 96, 33), (130, 320, 1280), (9, 1152, 40), (250, 600, 70), (60, 700, 800)])
     func avx2KernelMatchesNaive(rows: Int, inChannels: Int, outChannels: Int) {
         var rng = SeededValues(seed: UInt64(rows * 11 + inChannels * 5 + outChannels))
         let input = rng.array(rows * inChannels), weight = rng.array(outChannels * inChannels).map { $0 * 3 }
