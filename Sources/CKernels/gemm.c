@@ -137,17 +137,20 @@ static AVX512 void panels_avx512(const float *a, long lda, long row_begin, long 
     }
 }
 
-void hk_gemm_pack(const float *weight, long n, long k, float *packed) {
-    if (hk_gemm_available()) {
-        pack_strips(weight, n, k, NR, packed);
-    } else {
-        hk_gemm_pack_avx2(weight, n, k, packed);
-    }
-}
-
 #define AVX2 __attribute__((target("avx2,fma")))
 #define MR2 6
 #define HALF 16
+
+/* The strip width of the kernel hk_gemm_strided runs here: hk_gemm_pack and hk_gemm_packed_offset
+   follow it. */
+static long strip_width(void) { return hk_gemm_available() ? NR : HALF; }
+
+void hk_gemm_pack(const float *weight, long n, long k, float *packed) { pack_strips(weight, n, k, strip_width(), packed); }
+
+long hk_gemm_packed_offset(long o, long i, long k) {
+    long width = strip_width();
+    return o / width * k * width + i * width + o % width;
+}
 /* Cache blocking of the AVX2 kernel (BLIS's shape for this register block): a kc x 16 half panel of B
    (16 KiB) stays in L1 while every 6-row micro-panel of an mc x kc block of A (packed, 144 KiB, in L2)
    passes over it, and that A block stays in L2 while every half panel of the output passes. Before it
@@ -158,6 +161,21 @@ void hk_gemm_pack(const float *weight, long n, long k, float *packed) {
 #define HK_AVX2_MC 144
 
 void hk_gemm_pack_avx2(const float *weight, long n, long k, float *packed) { pack_strips(weight, n, k, HALF, packed); }
+
+/* 8 floats at p: plain when the whole half panel is real (mask then all ones), masked otherwise. On AMD
+   a masked store costs about ten plain ones, and 6 x 2 of them per tile and k block were 15% of the
+   kernel's time. */
+static inline __attribute__((always_inline)) AVX2 __m256 load8(const float *p, int whole, __m256i mask) {
+    return whole ? _mm256_loadu_ps(p) : _mm256_maskload_ps(p, mask);
+}
+
+static inline __attribute__((always_inline)) AVX2 void store8(float *p, int whole, __m256i mask, __m256 v) {
+    if (whole) {
+        _mm256_storeu_ps(p, v);
+    } else {
+        _mm256_maskstore_ps(p, mask, v);
+    }
+}
 
 /* rows x 16 block over kc values of k: a_packed is [kc][6] (rows <= 6 of each 6 are real), b [kc][16].
    The accumulators start from `start` (rows x 16, ldc apart: the residual on the first k block, the
@@ -170,16 +188,11 @@ micro_avx2(const float *a_packed, long kc, const float *b, const float *start, l
     const __m256i mask0 = _mm256_cmpgt_epi32(_mm256_set1_epi32((int)(columns < 8 ? columns : 8)), lanes);
     const __m256i mask1 = _mm256_cmpgt_epi32(_mm256_set1_epi32((int)(columns - 8)), lanes);
     __m256 acc[MR2][2];
-    /* Masked loads and stores only for a partial half panel: on AMD a masked store costs about ten
-       plain ones, and a tile of 6 x 2 of them per k block was 15% of the kernel's time. */
     const int whole = columns == HALF;
     for (int r = 0; r < rows; r++) {
-        if (start != NULL && whole) {
-            acc[r][0] = _mm256_loadu_ps(start + r * ldc);
-            acc[r][1] = _mm256_loadu_ps(start + r * ldc + 8);
-        } else if (start != NULL) {
-            acc[r][0] = _mm256_maskload_ps(start + r * ldc, mask0);
-            acc[r][1] = _mm256_maskload_ps(start + r * ldc + 8, mask1);
+        if (start != NULL) {
+            acc[r][0] = load8(start + r * ldc, whole, mask0);
+            acc[r][1] = load8(start + r * ldc + 8, whole, mask1);
         } else {
             acc[r][0] = acc[r][1] = _mm256_setzero_ps();
         }
@@ -195,32 +208,21 @@ micro_avx2(const float *a_packed, long kc, const float *b, const float *start, l
     }
     if (!last) {
         for (int r = 0; r < rows; r++) {
-            if (whole) {
-                _mm256_storeu_ps(c + r * ldc, acc[r][0]);
-                _mm256_storeu_ps(c + r * ldc + 8, acc[r][1]);
-            } else {
-                _mm256_maskstore_ps(c + r * ldc, mask0, acc[r][0]);
-                _mm256_maskstore_ps(c + r * ldc + 8, mask1, acc[r][1]);
-            }
+            store8(c + r * ldc, whole, mask0, acc[r][0]);
+            store8(c + r * ldc + 8, whole, mask1, acc[r][1]);
         }
         return;
     }
     const __m256 zero = _mm256_setzero_ps(), six = _mm256_set1_ps(6.0f);
-    const __m256 bias0 = whole ? _mm256_loadu_ps(bias) : _mm256_maskload_ps(bias, mask0);
-    const __m256 bias1 = whole ? _mm256_loadu_ps(bias + 8) : _mm256_maskload_ps(bias + 8, mask1);
+    const __m256 bias0 = load8(bias, whole, mask0), bias1 = load8(bias + 8, whole, mask1);
     for (int r = 0; r < rows; r++) {
         __m256 y0 = _mm256_add_ps(acc[r][0], bias0), y1 = _mm256_add_ps(acc[r][1], bias1);
         if (activation == HK_ACTIVATION_RELU6) {
             y0 = _mm256_min_ps(_mm256_max_ps(y0, zero), six);
             y1 = _mm256_min_ps(_mm256_max_ps(y1, zero), six);
         }
-        if (whole) {
-            _mm256_storeu_ps(c + r * ldc, y0);
-            _mm256_storeu_ps(c + r * ldc + 8, y1);
-        } else {
-            _mm256_maskstore_ps(c + r * ldc, mask0, y0);
-            _mm256_maskstore_ps(c + r * ldc + 8, mask1, y1);
-        }
+        store8(c + r * ldc, whole, mask0, y0);
+        store8(c + r * ldc + 8, whole, mask1, y1);
     }
     if (activation == HK_ACTIVATION_QUICK_GELU) {
         /* On the stored block, still in L1: a whole half panel is one 16-float vector. */
@@ -258,10 +260,13 @@ static AVX2 void panels_avx2(const float *a, long lda, long row_begin, long row_
     const int large_weights = n * k * (long)sizeof(float) >= 2L << 20;
     for (long i0 = row_begin; i0 < row_end; i0 += HK_AVX2_MC) {
         long block_rows = row_end - i0 < HK_AVX2_MC ? row_end - i0 : HK_AVX2_MC;
-        const int prefetch = large_weights && (block_rows + MR2 - 1) / MR2 >= 8;
+        const long tiles = (block_rows + MR2 - 1) / MR2;
+        const int prefetch = large_weights && tiles >= 8;
         for (long k0 = 0; k0 < k; k0 += HK_AVX2_KC) {
             long kc = k - k0 < HK_AVX2_KC ? k - k0 : HK_AVX2_KC;
             int last = k0 + kc == k;
+            /* A half panel's k block is kc lines of 64 bytes; each tile prefetches its share of the next. */
+            const long lines = kc * HALF * (long)sizeof(float) / 64, share = (lines + tiles - 1) / tiles;
             pack_a_avx2(a, lda, i0, block_rows, k0, kc, a_packed);
             for (long p = panel_begin; p < panel_end; p++) {
                 for (long h = 0; h < 2; h++) {
@@ -277,8 +282,6 @@ static AVX2 void panels_avx2(const float *a, long lda, long row_begin, long row_
                        (EfficientNet's) it cost 10-15%. */
                     int more = prefetch && (h == 0 ? p * NR + HALF < n : p + 1 < panel_end);
                     const char *next_b = (const char *)(b + k * HALF);
-                    long tiles = (block_rows + MR2 - 1) / MR2, lines = kc * HALF * 4 / 64;
-                    long share = (lines + tiles - 1) / tiles;
                     for (long m = 0; m < block_rows; m += MR2) {
                         long rows = block_rows - m < MR2 ? block_rows - m : MR2;
                         if (more) {
@@ -346,10 +349,4 @@ void hk_gemm_strided(const float *a, long lda, long row_begin, long row_end, lon
         hk_gemm_strided_avx2(a, lda, row_begin, row_end, k, packed, n, bias, residual, activation, c, ldc, panel_begin,
                              panel_end);
     }
-}
-
-long hk_gemm_packed_offset(long o, long i, long k) {
-    long panel = o / NR * k * NR;
-    if (hk_gemm_available()) return panel + i * NR + o % NR;
-    return panel + o % NR / HALF * k * HALF + i * HALF + o % HALF;
 }

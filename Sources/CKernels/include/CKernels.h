@@ -57,7 +57,7 @@ void hk_gemm_strided_avx2(const float *a, long lda, long row_begin, long row_end
                           const float *bias, const float *residual, int activation, float *c, long ldc,
                           long panel_begin, long panel_end);
 
-/// Floats needed to pack W [n, k]: panels of 32 output channels, each [k][32], zero-padded.
+/// Floats needed to pack W [n, k]: k x n rounded up to whole panels of 32 output channels (zero weights).
 long hk_gemm_packed_count(long n, long k);
 
 /// Packs W [n, k] (row-major, PyTorch's [out, in]) for hk_gemm_bias_activation / hk_gemm_strided, in
